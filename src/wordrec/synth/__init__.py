@@ -1,0 +1,1 @@
+"""Synthetic word-image generation (fonts, text sources, rendering, BDA augmentation)."""

@@ -1,0 +1,67 @@
+"""synth: render synthetic English word images into train/val/test LMDBs and check them.
+
+Reads params `synth`; writes OUT/{train,val,test}/ (LMDB), OUT/charset.txt, OUT/fonts.txt,
+REPORT (reports/synth.json) and PLOTS/ (montage and label-length PNGs).
+"""
+
+import time
+from pathlib import Path
+
+from wordrec.charset import Charset
+from wordrec.config import check_keys
+from wordrec.datacheck import check, length_histogram, montage
+from wordrec.io import atomic_dir, write_json
+from wordrec.lmdb_io import LmdbDataset
+from wordrec.stage import stage_main
+from wordrec.synth.fonts import load_fonts
+from wordrec.synth.generate import Generator, generate_split
+from wordrec.synth.text import load_words
+
+KEYS = {"seed", "charset", "n_train", "n_val", "n_test", "workers", "jpeg_quality", "fonts", "text", "render", "bda"}
+
+
+def run(cfg, inputs, outputs):
+    c = cfg.synth
+    check_keys(c, KEYS, "params synth")
+    charset = Charset.from_spec(c.charset)
+    fonts = load_fonts(c.fonts.dirs, charset.chars, c.fonts.min_fonts)
+    words = load_words(c.text.word_lists, c.text.english_words, charset.chars, c.text.max_len)
+    gen = Generator(c, fonts, words, charset.chars)
+
+    out = Path(outputs["out"])
+    sizes = {"train": c.n_train, "val": c.n_val, "test": c.n_test}
+    t0 = time.perf_counter()
+    with atomic_dir(out) as tmp:
+        for split, n in sizes.items():
+            generate_split(gen, split, n, tmp / split, c.workers)
+        charset.to_file(tmp / "charset.txt")
+        (tmp / "fonts.txt").write_text("".join(f + "\n" for f in fonts))
+    seconds = time.perf_counter() - t0
+
+    stats = {split: check(LmdbDataset(out / split), charset) for split in sizes}
+    plots = Path(outputs["plots"])
+    length_histogram(stats, plots / "label_lengths.png")
+    montage(LmdbDataset(out / "train"), plots / "montage_train.png")
+    metrics = {
+        **{split: s["n"] for split, s in stats.items()},
+        "fonts": len(fonts),
+        "words": len(words),
+        "charset_size": len(charset.chars),
+        "charset_coverage_train": stats["train"]["charset_coverage"],
+        "label_len_mean_train": stats["train"]["label_len_mean"],
+        "images_per_second": round(sum(sizes.values()) / seconds, 1),
+        "workers": c.workers,
+    }
+    write_json(outputs["report"], metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    raise SystemExit(
+        stage_main(
+            run,
+            doc=__doc__,
+            inputs={},
+            outputs={"out": "dataset folder", "report": "metrics JSON", "plots": "PNG folder"},
+        )
+    )
