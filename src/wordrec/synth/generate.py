@@ -69,7 +69,8 @@ def generate_split(gen: Generator, split: str, n: int, out_dir, workers: int) ->
     try:
         if workers <= 1:
             return write_lmdb(out_dir, stream(gen.sample(s, i) for s, i in jobs))
-        ctx = mp.get_context("fork")
+        # forkserver, not fork: forking a parent that already runs library threads can deadlock the children.
+        ctx = mp.get_context("forkserver")
         init = (OmegaConf.to_container(gen.cfg), gen.fonts, gen.words, gen.charset)
         with ctx.Pool(workers, initializer=_init, initargs=init) as pool:
             return write_lmdb(out_dir, stream(pool.imap(_work, jobs, chunksize=64)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,17 @@ PUNCT_WRAP = [("(", ")"), ('"', '"'), ("'", "'"), ("[", "]")]
 PUNCT_TAIL = list(".,:;!?'") + ["'s", "...", "-"]
 
 
+@lru_cache(maxsize=4)
+def _load_words(paths: tuple, use_english_words: bool, charset: str, max_len: int) -> tuple:
+    return tuple(_words(paths, use_english_words, charset, max_len))
+
+
 def load_words(paths, use_english_words: bool, charset: str, max_len: int) -> list[str]:
     """Unique words whose characters are all in `charset`, from word-list files and the english-words wheel."""
+    return list(_load_words(tuple(str(p) for p in paths), bool(use_english_words), charset, int(max_len)))
+
+
+def _words(paths, use_english_words: bool, charset: str, max_len: int) -> list[str]:
     allowed = set(charset)
     words: set[str] = set()
     for p in paths:
