@@ -14,7 +14,7 @@ from wordrec.io import atomic_dir, write_json
 from wordrec.lmdb_io import LmdbDataset
 from wordrec.stage import stage_main
 from wordrec.synth.fonts import load_fonts
-from wordrec.synth.generate import Generator, generate_split
+from wordrec.synth.generate import Generator, generate_splits
 from wordrec.synth.text import load_words
 
 KEYS = {"seed", "charset", "n_train", "n_val", "n_test", "workers", "jpeg_quality", "fonts", "text", "render", "bda"}
@@ -32,8 +32,7 @@ def run(cfg, inputs, outputs):
     sizes = {"train": c.n_train, "val": c.n_val, "test": c.n_test}
     t0 = time.perf_counter()
     with atomic_dir(out) as tmp:
-        for split, n in sizes.items():
-            generate_split(gen, split, n, tmp / split, c.workers)
+        generate_splits(gen, sizes, tmp, c.workers)
         charset.to_file(tmp / "charset.txt")
         (tmp / "fonts.txt").write_text("".join(f + "\n" for f in fonts))
     seconds = time.perf_counter() - t0

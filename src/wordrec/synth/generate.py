@@ -57,22 +57,23 @@ def _work(job):
     return _GEN.sample(split, idx)
 
 
-def generate_split(gen: Generator, split: str, n: int, out_dir, workers: int) -> int:
-    jobs = ((split, i) for i in range(n))
-    bar = tqdm(total=n, desc=f"synth {split}", unit="img", mininterval=1.0)
-
-    def stream(results):
+def _progress(results, total: int, desc: str):
+    with tqdm(total=total, desc=desc, unit="img", mininterval=1.0) as bar:
         for r in results:
             bar.update()
             yield r
 
-    try:
-        if workers <= 1:
-            return write_lmdb(out_dir, stream(gen.sample(s, i) for s, i in jobs))
-        # forkserver, not fork: forking a parent that already runs library threads can deadlock the children.
-        ctx = mp.get_context("forkserver")
-        init = (OmegaConf.to_container(gen.cfg), gen.fonts, gen.words, gen.charset)
-        with ctx.Pool(workers, initializer=_init, initargs=init) as pool:
-            return write_lmdb(out_dir, stream(pool.imap(_work, jobs, chunksize=64)))
-    finally:
-        bar.close()
+
+def generate_splits(gen: Generator, sizes: dict[str, int], out_root, workers: int) -> dict[str, int]:
+    """Write one LMDB per split under `out_root`; one process pool serves all splits (start-up is seconds)."""
+    if workers <= 1:
+        return {s: write_lmdb(out_root / s, _progress((gen.sample(s, i) for i in range(n)), n, f"synth {s}"))
+                for s, n in sizes.items()}
+    # forkserver, not fork: forking a parent that already runs library threads can deadlock the children.
+    ctx = mp.get_context("forkserver")
+    init = (OmegaConf.to_container(gen.cfg), gen.fonts, gen.words, gen.charset)
+    with ctx.Pool(workers, initializer=_init, initargs=init) as pool:
+        return {
+            s: write_lmdb(out_root / s, _progress(pool.imap(_work, ((s, i) for i in range(n)), chunksize=64), n, f"synth {s}"))
+            for s, n in sizes.items()
+        }

@@ -1,0 +1,63 @@
+"""End to end: the DVC pipeline on the smoke profile in a fresh copy of the repo (slow; CI runs it)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _sh(cwd, *args):
+    # Stage commands call `python`: make it this interpreter, as `make` does by putting .venv/bin first.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    p = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, f"{args} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p.stdout + p.stderr
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """The repo's tracked + untracked-but-not-ignored files, as a fresh clone would have them."""
+    dst = tmp_path_factory.mktemp("clone") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        if (REPO / f).is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / f, dst / f)
+    _sh(dst, "git", "init", "-q")
+    _sh(dst, "git", "add", "-A")
+    _sh(dst, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "snapshot")
+    _sh(dst, sys.executable, "-m", "wordrec.config", "profile=smoke")
+    return dst
+
+
+def dvc(cwd, *args):
+    return _sh(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def test_smoke_pipeline_runs_then_is_a_noop_then_reruns_only_dependents(clone):
+    out = dvc(clone, "repro")
+    stages = list(yaml.safe_load((clone / "dvc.yaml").read_text())["stages"])
+    assert "Running stage 'synth'" in out
+    rep = json.loads((clone / "reports" / "synth.json").read_text())
+    assert rep["train"] == 800 and rep["fonts"] >= 20
+
+    again = dvc(clone, "repro")
+    assert "Running stage" not in again, again  # second run is a no-op
+    assert "Data and pipelines are up to date" in dvc(clone, "status")
+
+    # Changing one synth parameter reruns synth (and whatever depends on its outputs) and nothing else.
+    _sh(clone, sys.executable, "-m", "wordrec.config", "profile=smoke", "synth.n_val=90")
+    third = dvc(clone, "repro")
+    assert "Running stage 'synth'" in third
+    assert json.loads((clone / "reports" / "synth.json").read_text())["val"] == 90
+    assert len(stages) >= 1
