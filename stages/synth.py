@@ -1,6 +1,6 @@
 """synth: render synthetic English word images into train/val/test LMDBs and check them.
 
-Reads params `synth`; writes OUT/{train,val,test}/ (LMDB), OUT/charset.txt, OUT/fonts.txt,
+Reads params `synth`; writes OUT/{train,val,test}/ (LMDB), OUT/charset.txt, OUT/fonts.txt (Debian package<TAB>font file),
 REPORT (reports/synth.json) and PLOTS/ (montage and label-length PNGs).
 """
 
@@ -13,7 +13,7 @@ from wordrec.datacheck import check, length_histogram, montage
 from wordrec.io import atomic_dir, write_json
 from wordrec.lmdb_io import LmdbDataset
 from wordrec.stage import stage_main
-from wordrec.synth.fonts import load_fonts
+from wordrec.synth.fonts import font_packages, load_fonts
 from wordrec.synth.generate import Generator, generate_splits
 from wordrec.synth.text import load_words
 
@@ -34,7 +34,8 @@ def run(cfg, inputs, outputs):
     with atomic_dir(out) as tmp:
         generate_splits(gen, sizes, tmp, c.workers)
         charset.to_file(tmp / "charset.txt")
-        (tmp / "fonts.txt").write_text("".join(f + "\n" for f in fonts))
+        owner = font_packages(fonts)
+        (tmp / "fonts.txt").write_text("".join(f"{owner[f]}\t{f}\n" for f in fonts))
     seconds = time.perf_counter() - t0
 
     stats = {split: check(LmdbDataset(out / split), charset) for split in sizes}
@@ -44,6 +45,7 @@ def run(cfg, inputs, outputs):
     metrics = {
         **{split: s["n"] for split, s in stats.items()},
         "fonts": len(fonts),
+        "font_packages": len(set(owner.values()) - {"-"}),
         "words": len(words),
         "charset_size": len(charset.chars),
         "charset_coverage_train": stats["train"]["charset_coverage"],

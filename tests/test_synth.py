@@ -49,6 +49,9 @@ def test_layout_and_report(tmp_path):
         assert txn.get(b"image-000000041") is None
     for key in ("train", "val", "test", "fonts", "charset_size", "images_per_second"):
         assert key in m
+    fonts = (out["out"] / "fonts.txt").read_text().splitlines()
+    assert fonts and all(l.startswith("fonts-dejavu") and "\t/usr/share/fonts/" in l for l in fonts)
+    assert m["font_packages"] >= 1
     assert (m["train"], m["val"], m["test"], m["charset_size"]) == (40, 10, 10, 95)
     assert (out["plots"] / "montage_train.png").stat().st_size > 1000
     assert (out["plots"] / "label_lengths.png").is_file()

@@ -74,3 +74,18 @@ def load_fonts(dirs, required: str, min_fonts: int = 1) -> tuple[str, ...]:
             f"expected at least {min_fonts} (install Debian font packages: scripts/setup.sh)"
         )
     return fonts
+
+
+def font_packages(fonts) -> dict[str, str]:
+    """Font path -> Debian package that installed it ('-' when dpkg does not know it, e.g. a user's folder)."""
+    import shutil
+    import subprocess
+
+    owner = {f: "-" for f in fonts}
+    if fonts and shutil.which("dpkg-query"):
+        out = subprocess.run(["dpkg-query", "-S", *fonts], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            pkg, _, path = line.partition(": ")
+            if path in owner:
+                owner[path] = pkg.split(":")[0]
+    return owner
