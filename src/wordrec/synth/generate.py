@@ -34,7 +34,10 @@ class Generator:
         rng = np.random.default_rng([self.cfg.seed, SPLIT_CODE[split], idx])
         text = self.sampler.sample(rng)
         font = self.fonts[rng.integers(len(self.fonts))]
-        img = render_text(text, font, rng, self.cfg.render)
+        context = ()
+        if rng.random() < self.cfg.render.context_p:
+            context = tuple(" ".join(self.sampler.sample(rng) for _ in range(3)) for _ in range(2))
+        img = render_text(text, font, rng, self.cfg.render, context)
         self.bda.set_random_seed(int(rng.integers(2**31)))
         img = self.bda(image=img)["image"]
         return encode_image(img, ".jpg", self.cfg.jpeg_quality), text

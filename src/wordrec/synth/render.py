@@ -62,8 +62,12 @@ def _background(h: int, w: int, bg, rng) -> np.ndarray:
     return base
 
 
-def render_text(text: str, font_path: str, rng, cfg) -> np.ndarray:
-    """Draw `text` and return an RGB uint8 image of height cfg.height (width follows the text, capped)."""
+def render_text(text: str, font_path: str, rng, cfg, context: tuple[str, ...] = ()) -> np.ndarray:
+    """Draw `text` and return an RGB uint8 image of height cfg.height (width follows the text, capped).
+
+    `context` lines are drawn just above and below, so that cut-off parts of neighbouring text show at the
+    crop's edges as they do in real word crops from signs and pages.
+    """
     size = int(rng.integers(cfg.font_size[0], cfg.font_size[1] + 1))
     font = _font(font_path, size)
     spacing = int(round(rng.uniform(*cfg.char_spacing) * size)) if rng.random() < 0.3 else 0
@@ -78,6 +82,8 @@ def render_text(text: str, font_path: str, rng, cfg) -> np.ndarray:
     ascent, descent = font.getmetrics()
     pad_x = int(rng.uniform(*cfg.pad) * size) + stroke
     pad_y = int(rng.uniform(*cfg.pad) * size * 0.5) + stroke
+    if context:
+        pad_y += int(rng.uniform(0.1, 0.35) * size)
     W, H = max(width, 1) + 2 * pad_x, ascent + descent + 2 * pad_y
 
     bg, fg = _colors(rng, cfg.min_contrast)
@@ -90,6 +96,10 @@ def render_text(text: str, font_path: str, rng, cfg) -> np.ndarray:
             x += a
     else:
         draw.text((pad_x, pad_y), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    line = ascent + descent + int(rng.uniform(0.0, 0.25) * size)
+    for k, ctx in enumerate(context[:2]):
+        x = pad_x + int(rng.uniform(-0.5, 0.5) * width)
+        draw.text((x, pad_y - line if k == 0 else pad_y + line), ctx, font=font, fill=255)
     alpha = np.asarray(mask, np.float32)[..., None] / 255.0
 
     canvas = _background(H, W, bg, rng)

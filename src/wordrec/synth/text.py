@@ -52,6 +52,15 @@ class TextSampler:
         self.punct = [c for c in string.punctuation if c in allowed]
         self.alnum = [c for c in string.digits + string.ascii_letters if c in allowed]
         self.digits = [c for c in string.digits if c in allowed]
+        # Real scene words are short (IIIT5K peaks at 3-5 letters) while a dictionary peaks at 7-8, so the
+        # word length is drawn from `length_prior` first and the word uniformly among words of that length.
+        self.by_len: dict[int, list[str]] = {}
+        for w in words:
+            self.by_len.setdefault(len(w), []).append(w)
+        prior = {int(k): float(v) for k, v in dict(cfg.length_prior).items() if int(k) in self.by_len}
+        self.lengths = sorted(prior)
+        lp = np.array([prior[k] for k in self.lengths])
+        self.len_p = lp / lp.sum()
         kinds = dict(cfg.mix)
         self.kinds = list(kinds)
         p = np.array([kinds[k] for k in self.kinds], float)
@@ -65,6 +74,10 @@ class TextSampler:
             return w[:1].upper() + w[1:].lower()
         return w.lower() if rng.random() < 0.7 else w
 
+    def _word(self, rng) -> str:
+        bucket = self.by_len[self.lengths[rng.choice(len(self.lengths), p=self.len_p)]]
+        return bucket[rng.integers(len(bucket))]
+
     def _rand(self, pool, lo, hi, rng) -> str:
         return "".join(pool[i] for i in rng.integers(0, len(pool), rng.integers(lo, hi + 1)))
 
@@ -72,9 +85,9 @@ class TextSampler:
         kind = self.kinds[rng.choice(len(self.kinds), p=self.p)]
         max_len = self.cfg.max_len
         if kind == "word":
-            t = self._case(self.words[rng.integers(len(self.words))], rng)
+            t = self._case(self._word(rng), rng)
         elif kind == "word_punct" and self.punct:
-            t = self._case(self.words[rng.integers(len(self.words))], rng)
+            t = self._case(self._word(rng), rng)
             if rng.random() < 0.3:
                 a, b = PUNCT_WRAP[rng.integers(len(PUNCT_WRAP))]
                 t = a + t + b
@@ -86,7 +99,7 @@ class TextSampler:
             if r < 0.25 and "." in self.charset:
                 t = t + "." + self._rand(self.digits, 2, 2, rng)
             elif r < 0.45:
-                t = t + self._case(self.words[rng.integers(len(self.words))], rng)[:3].upper()
+                t = t + self._case(self._word(rng), rng)[:3].upper()
             elif r < 0.6 and "$" in self.charset:
                 t = "$" + t
         elif kind == "alnum":
