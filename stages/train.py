@@ -52,8 +52,8 @@ def hydra_main() -> None:
         metrics = train_one(cfg, name, cfg.train.sweep.data, out / "model", out / "ckpt", out / "plots")
         params = {k: cfg.train[k] if cfg.train[k] is not None else cfg.train.models[name][k]
                   for k in ("batch_size", "lr", "epochs")}
-        write_json(out / "result.json", {"model": name, "params": params, "model_dir": str(out / "model"),
-                                         **metrics})
+        write_json(out / "result.json", {**metrics, "n_params": metrics["params"], "model": name,
+                                         "params": params, "model_dir": str(out / "model")})
 
     job()
 
