@@ -48,7 +48,8 @@ def write_params(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> Non
     from dvc.utils.hydra import compose_and_dump
 
     compose(overrides)  # validate first so a bad override leaves params.yaml untouched
-    tmp = Path(path).with_suffix(".yaml.tmp")
+    # Keep the .yaml suffix: DVC picks its dumper by suffix, and only the .yaml one writes `null` as to_yaml does.
+    tmp = Path(path).with_name(f".{Path(path).stem}.tmp{Path(path).suffix}")
     compose_and_dump(tmp, str(conf_dir()), None, "config", str(conf_dir() / ".."), list(overrides))
     tmp.replace(path)
 

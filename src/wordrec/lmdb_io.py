@@ -7,6 +7,7 @@ can be opened read-only from DVC's cache.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -17,6 +18,7 @@ import numpy as np
 from wordrec.errors import DataError
 from wordrec.io import atomic_dir
 
+_ENVS: dict = {}  # (pid, path, inode, mtime) -> open read-only environment
 MAP_SIZE = 1 << 40  # virtual reservation only; the file grows with the data on Linux
 
 
@@ -61,7 +63,12 @@ class LmdbDataset:
     def _open(self):
         # Opened lazily so that a dataset object can be sent to DataLoader worker processes.
         if self._env is None:
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False)
+            # py-lmdb refuses to open one environment twice in a process, so datasets share a per-process handle.
+            st = (self.path / "data.mdb").stat()  # a rewritten dataset at the same path gets a new handle
+            key = (os.getpid(), str(self.path.resolve()), st.st_ino, st.st_mtime_ns)
+            if key not in _ENVS:
+                _ENVS[key] = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False)
+            self._env = _ENVS[key]
         return self._env
 
     def __getstate__(self):

@@ -1,0 +1,1 @@
+"""PyTorch recognizers (CRNN, conv-only CRNN-lite): models, data pipeline and training."""

@@ -1,0 +1,135 @@
+"""grid: fine-tune a trained recognizer over batch size x learning rate x epochs (a Hydra multirun).
+
+Reads INIT (the trained model dir, e.g. models/train/crnn), DATA/{train,val} and params `grid` (+ `train` for
+everything not swept). Runs `stages/train.py -m` with the configured Hydra launcher (basic = sequential,
+joblib = local processes, submitit_slurm = a SLURM cluster), each job fine-tuning from INIT's best.pt.
+Runs are ranked by validation accuracy (the synthetic val split; test sets are left to `evaluate`).
+Writes OUT (the best run's complete model dir, same layout as models/train/<name>), REPORT (reports/grid.json:
+{"runs": [{"params", "accuracy", ...}], "best": {...}}) and PLOTS (table.md, grid.png).
+"""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from wordrec.config import check_keys
+from wordrec.errors import ConfigError, DataError
+from wordrec.io import atomic_dir, atomic_file, read_json, write_json
+from wordrec.stage import stage_main
+
+KEYS = {"model", "batch_size", "lr", "epochs", "launcher", "threads", "launcher_params"}
+LAUNCHERS = {"basic", "joblib", "submitit_local", "submitit_slurm"}
+TRAIN_SCRIPT = Path(__file__).resolve().parent / "train.py"
+
+
+def job_config(cfg, init: Path, data: Path, sweep_dir: Path) -> dict:
+    """params.yaml + what the multirun needs: fine-tune from INIT, the launcher, and where jobs write."""
+    g = cfg.grid
+    job = OmegaConf.to_container(cfg, resolve=True)
+    job["train"].update({"init": str(init.resolve()), "threads": int(g.threads),
+                         "sweep": {"model": g.model, "data": str(data.resolve())}})
+    launcher = {"n_jobs": len(g.batch_size) * len(g.lr) * len(g.epochs)} if g.launcher == "joblib" else {}
+    launcher.update(OmegaConf.to_container(g.launcher_params))
+    job["defaults"] = ["_self_", {"override hydra/launcher": g.launcher}]
+    job["hydra"] = {"sweep": {"dir": str(sweep_dir), "subdir": "${hydra.job.num}"}, "job": {"chdir": False},
+                    "launcher": launcher}
+    return job
+
+
+def sweep_overrides(g) -> list[str]:
+    return [f"train.{k}=" + ",".join(str(v) for v in g[k]) for k in ("batch_size", "lr", "epochs")]
+
+
+def table(runs: list[dict]) -> str:
+    lines = ["| batch_size | lr | epochs | val accuracy | val NED | train s |", "|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        p = r["params"]
+        lines.append(f"| {p['batch_size']} | {p['lr']} | {p['epochs']} | {r['accuracy']:.4f} | "
+                     f"{r['ned']:.4f} | {r['train_seconds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[dict], init_acc: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"bs {r['params']['batch_size']}\nlr {r['params']['lr']}\nep {r['params']['epochs']}" for r in runs]
+    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(runs)), 3.5))
+    ax.bar(range(len(runs)), [r["accuracy"] for r in runs])
+    ax.axhline(init_acc, color="k", ls="--", lw=1, label=f"before fine-tuning {init_acc:.3f}")
+    ax.set_xticks(range(len(runs)), labels, fontsize=7)
+    ax.set(ylabel="val accuracy", ylim=(0, 1), title="grid: fine-tuning runs")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def run(cfg, inputs, outputs):
+    g = cfg.grid
+    check_keys(g, KEYS, "params grid")
+    if g.launcher not in LAUNCHERS:
+        raise ConfigError(f"params grid.launcher: expected one of {sorted(LAUNCHERS)}, got {g.launcher!r}")
+    if g.model not in cfg.train.models:
+        raise ConfigError(f"params grid.model: {g.model!r} is not in train.models")
+    init, data = Path(inputs["init"]), Path(inputs["data"])
+    if not (init / "meta.json").is_file():
+        raise DataError(f"{init}: no trained model dir (meta.json missing); run the train stage first")
+    init_meta = read_json(init / "meta.json")
+    if init_meta["name"] != g.model:
+        raise ConfigError(f"params grid.model={g.model!r} but --init {init} holds model {init_meta['name']!r}")
+
+    out = Path(outputs["out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".grid.", dir=out.parent) as tmp:
+        tmp = Path(tmp)
+        (tmp / "job.yaml").write_text(OmegaConf.to_yaml(job_config(cfg, init, data, tmp / "runs")))
+        cmd = [sys.executable, str(TRAIN_SCRIPT), "-m", "--config-dir", str(tmp), "--config-name", "job",
+               *sweep_overrides(g)]
+        print("grid:", " ".join(cmd[1:]), flush=True)
+        proc = subprocess.run(cmd)
+        if proc.returncode != 0:
+            raise DataError(f"grid: a fine-tuning job failed (exit {proc.returncode}); see the log above")
+        results = sorted(tmp.glob("runs/*/result.json"), key=lambda p: int(p.parent.name))
+        n_want = len(g.batch_size) * len(g.lr) * len(g.epochs)
+        if len(results) != n_want:
+            raise DataError(f"grid: {len(results)} of {n_want} runs left a result.json in {tmp / 'runs'}")
+        runs = []
+        for p in results:
+            r = read_json(p)
+            runs.append({"params": r["params"], "accuracy": r["val_accuracy"], "ned": r["val_ned"],
+                         "best_step": r["best_step"], "total_steps": r["total_steps"],
+                         "train_seconds": r["train_seconds"], "images_per_second": r["images_per_second"],
+                         "job": int(p.parent.name)})
+        best = max(runs, key=lambda r: (r["accuracy"], r["ned"], -r["job"]))  # ties: the earliest job
+        src = tmp / "runs" / str(best["job"]) / "model"
+        with atomic_dir(out) as dst:
+            for f in src.iterdir():
+                (dst / f.name).write_bytes(f.read_bytes())
+            meta = read_json(src / "meta.json")
+            meta.update({"grid": best["params"], "init_val_accuracy": init_meta["val_accuracy"]})
+            write_json(dst / "meta.json", meta)
+    report = {"model": g.model, "launcher": g.launcher, "init_val_accuracy": init_meta["val_accuracy"],
+              "runs": runs, "best": best}
+    with atomic_dir(outputs["plots"]) as plots:
+        (plots / "table.md").write_text(table(runs))
+        plot(runs, init_meta["val_accuracy"], plots / "grid.png")
+    write_json(outputs["report"], report)
+    print(table(runs))
+    return {"best": best, "init_val_accuracy": init_meta["val_accuracy"]}
+
+
+if __name__ == "__main__":
+    raise SystemExit(
+        stage_main(
+            run,
+            doc=__doc__,
+            inputs={"init": "trained model dir to fine-tune", "data": "synth dataset folder"},
+            outputs={"out": "best model dir", "report": "grid JSON", "plots": "table + PNG folder"},
+        )
+    )

@@ -1,0 +1,73 @@
+"""Grid stage (Hydra multirun, basic and joblib launchers), the predict command and the ONNX backend."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from test_torch_rec import load_stage, tiny_cfg, tiny_model  # noqa: F401  (module-scoped fixture)
+from wordrec import recognizer
+from wordrec.errors import ConfigError
+from wordrec.lmdb_io import LmdbDataset
+from wordrec.predict import main as predict_main
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_grid_2x1x1_keeps_the_best_run_as_a_model_dir(launcher, tiny_model, synth_data, tmp_path):  # noqa: F811
+    cfg = tiny_cfg(f"grid.launcher={launcher}", "grid.batch_size=[8,16]", "grid.lr=[0.0003]",
+                   "grid.epochs=[0.15]", "grid.threads=1")
+    out = tmp_path / "models" / "grid" / "best"
+    res = load_stage("grid").run(cfg, {"init": tiny_model, "data": synth_data},
+                                 {"out": out, "report": tmp_path / "grid.json", "plots": tmp_path / "plots"})
+    rep = json.loads((tmp_path / "grid.json").read_text())
+    assert [r["params"]["batch_size"] for r in rep["runs"]] == [8, 16]
+    assert all(r["params"]["lr"] == 0.0003 and r["params"]["epochs"] == 0.15 for r in rep["runs"])
+    assert rep["best"]["accuracy"] == max(r["accuracy"] for r in rep["runs"]) and rep["launcher"] == launcher
+    assert res["best"] == rep["best"]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["grid"] == rep["best"]["params"] and meta["init"] == str(tiny_model.resolve())
+    assert recognizer.load(out).meta["name"] == "crnn"
+    assert "| 8 | 0.0003 | 0.15 |" in (tmp_path / "plots" / "table.md").read_text()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["best"]  # the scratch runs are gone
+
+
+def test_grid_rejects_a_model_that_does_not_match_init(tiny_model, synth_data, tmp_path):  # noqa: F811
+    with pytest.raises(ConfigError, match="grid.model"):
+        load_stage("grid").run(tiny_cfg("grid.model=crnn_lite"), {"init": tiny_model, "data": synth_data},
+                               {"out": tmp_path / "o", "report": tmp_path / "g.json", "plots": tmp_path / "p"})
+
+
+def test_predict_reads_a_png_file_and_a_folder(tiny_model, synth_data, tmp_path, capsys):  # noqa: F811
+    img, _ = LmdbDataset(synth_data / "test")[0]
+    (tmp_path / "imgs").mkdir()
+    for name in ("a.png", "b.jpg"):
+        cv2.imwrite(str(tmp_path / "imgs" / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    assert predict_main([str(tiny_model), str(tmp_path / "imgs" / "a.png"), "--threads", "1"]) == 0
+    f, text, conf = capsys.readouterr().out.rstrip("\n").split("\t")
+    assert f.endswith("a.png") and 0.0 <= float(conf) <= 1.0
+    assert text == recognizer.load(tiny_model).predict([img])[0][0]
+    assert predict_main([str(tiny_model), str(tmp_path / "imgs"), "--json", "--threads", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["file"][-5:] for r in rows] == ["a.png", "b.jpg"] and rows[0]["text"] == text
+    assert predict_main([str(tiny_model), str(tmp_path / "missing.png")]) == 2
+    assert "missing.png" in capsys.readouterr().err
+
+
+def test_onnx_backend_matches_torch(tiny_model, synth_data, tmp_path):  # noqa: F811
+    rec = recognizer.load(tiny_model)
+    i = rec.input
+    x = torch.zeros(2, i["channels"], i["height"], i["width"])
+    torch.onnx.export(rec.model, (x,), tmp_path / "model.onnx", dynamo=False,
+                      opset_version=17, input_names=["x"], output_names=["probs"],
+                      dynamic_axes={"x": {0: "n"}, "probs": {0: "n"}})
+    shutil.copy(tiny_model / "meta.json", tmp_path / "meta.json")
+    onnx_rec = recognizer.load(tmp_path / "model.onnx")
+    imgs = [LmdbDataset(synth_data / "test")[k][0] for k in range(3)]
+    xb = rec.prepare(imgs)
+    assert np.allclose(onnx_rec.probs(xb), rec.probs(xb), atol=1e-5)
+    assert [t for t, _ in onnx_rec.predict(imgs)] == [t for t, _ in rec.predict(imgs)]

@@ -1,0 +1,193 @@
+"""CRNN models, CTC decoding, metrics, resumable training, evaluation and the recognizer loader."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, smoke_cfg
+from wordrec import recognizer
+from wordrec.byod import convert
+from wordrec.charset import Charset, ctc_greedy_decode
+from wordrec.errors import ConfigError, DataError
+from wordrec.lmdb_io import LmdbDataset
+from wordrec.metrics import alnum_ci, ned, score
+from wordrec.torch_rec import train as trainer
+from wordrec.torch_rec.models import InferenceWrapper, build_model
+
+
+def load_stage(name):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tiny_cfg(*overrides):
+    # 1 thread and a few steps: the box is shared.
+    return smoke_cfg("train.threads=1", "evaluate.threads=1", "train.models.crnn.val_every=4",
+                     "train.models.crnn.epochs=0.8", "train.models.crnn.val_max=20", *overrides)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(synth_data, tmp_path_factory):
+    torch.set_num_threads(1)
+    cfg = tiny_cfg()
+    root = tmp_path_factory.mktemp("tiny")
+    load_stage("train").train_one(cfg, "crnn", synth_data, root / "crnn", root / "ckpt", root / "plots")
+    return root / "crnn"
+
+
+@pytest.mark.parametrize("kind", ["crnn", "crnn_lite"])
+@pytest.mark.parametrize("width,steps", [(100, 26), (160, 41), (320, 81)])
+def test_forward_shapes_and_probabilities(kind, width, steps):
+    torch.manual_seed(0)
+    arch = {"type": kind, "channels": [8, 8, 16, 16, 16, 16, 16]}
+    arch.update({"hidden": 8} if kind == "crnn" else {"head_channels": 8})
+    model = build_model(arch, 37, 1).eval()
+    x = torch.randn(3, 1, 32, width)
+    logits = model(x)
+    assert logits.shape == (3, steps, 37)
+    p = InferenceWrapper(model)(x)
+    assert torch.allclose(p.sum(2), torch.ones(3, steps), atol=1e-5)
+
+
+def test_classic_crnn_is_the_paper_size_and_lite_has_no_recurrence():
+    crnn = build_model({"type": "crnn"}, 37, 1)
+    assert 8.5e6 < sum(p.numel() for p in crnn.parameters()) < 9e6  # 7 convs 64..512 + 2 BiLSTM 256
+    lite = build_model({"type": "crnn_lite"}, 37, 1)
+    assert not any(isinstance(m, (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)) for m in lite.modules())
+    with pytest.raises(ConfigError, match="arch.type"):
+        build_model({"type": "vit"}, 37, 1)
+    with pytest.raises(ConfigError, match="height"):
+        build_model({"type": "crnn"}, 37, 1, height=40)
+
+
+def test_ctc_greedy_decode_collapses_repeats_and_drops_blanks():
+    cs = Charset.from_spec("alnum_lower")
+    i = {c: cs.chars.index(c) + 1 for c in cs.chars}
+    path = [0, i["h"], i["h"], 0, i["e"], i["l"], i["l"], 0, i["l"], i["o"], 0, 0]
+    assert ctc_greedy_decode(path, cs) == "hello"
+    assert ctc_greedy_decode([0, 0, 0], cs) == ""
+
+
+def test_metrics_exact_alnum_case_insensitive_and_ned():
+    assert alnum_ci("Hello, World-2!") == "helloworld2"
+    m = score(["hello", "WORLD", "abc"], ["hello", "world!", "abd"])
+    assert m["accuracy"] == pytest.approx(1 / 3)
+    assert m["accuracy_alnum_ci"] == pytest.approx(2 / 3)
+    assert ned("abc", "abd") == pytest.approx(1 - 1 / 3)
+    assert ned("", "") == 1.0 and ned("", "ab") == 0.0
+    assert m["ned"] == pytest.approx((1 + ned("WORLD", "world!") + 2 / 3) / 3)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_train_kill_then_resume_equals_uninterrupted_run(synth_data, tmp_path, monkeypatch):
+    train = load_stage("train")
+    cfg = tiny_cfg("train.models.crnn.epochs=1")  # 18 steps, checkpoints every 4
+    torch.set_num_threads(1)
+    a = tmp_path / "a"
+    train.train_one(cfg, "crnn", synth_data, a / "m", a / "ck", a / "p")
+
+    def kill(step):
+        if step == 8:
+            raise Killed
+
+    b = tmp_path / "b"
+    monkeypatch.setattr(trainer, "on_checkpoint", kill)
+    with pytest.raises(Killed):
+        train.train_one(cfg, "crnn", synth_data, b / "m", b / "ck", b / "p")
+    assert not (b / "m").exists()  # the model dir is written atomically at the end only
+    monkeypatch.setattr(trainer, "on_checkpoint", lambda step: None)
+    train.train_one(cfg, "crnn", synth_data, b / "m", b / "ck", b / "p")
+
+    for f in ("best.pt", "last.pt"):
+        sa = torch.load(a / "m" / f, weights_only=True)["state_dict"]
+        sb = torch.load(b / "m" / f, weights_only=True)["state_dict"]
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), f
+    ma, mb = (json.loads((d / "m" / "meta.json").read_text()) for d in (a, b))
+    assert ma["best_step"] == mb["best_step"] and ma["val_accuracy"] == mb["val_accuracy"]
+    ca, cb = ((d / "m" / "curves.csv").read_text().splitlines() for d in (a, b))
+    drop = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731  (images/s differs)
+    assert drop(ca) == drop(cb) and len(ca) == 1 + 5
+
+
+def test_resume_ignores_a_checkpoint_from_another_config(synth_data, tmp_path, capsys):
+    train = load_stage("train")
+    torch.set_num_threads(1)
+    cfg = tiny_cfg("train.models.crnn.epochs=0.25")
+    train.train_one(cfg, "crnn", synth_data, tmp_path / "m", tmp_path / "ck", tmp_path / "p")
+    train.train_one(tiny_cfg("train.models.crnn.epochs=0.25", "train.models.crnn.lr=0.01"), "crnn", synth_data,
+                    tmp_path / "m", tmp_path / "ck", tmp_path / "p")
+    assert "another config" in capsys.readouterr().out
+
+
+def test_unknown_model_key_and_framework_are_config_errors(synth_data, tmp_path):
+    train = load_stage("train")
+    with pytest.raises(ConfigError, match="no model 'nope'"):
+        train.train_one(tiny_cfg(), "nope", synth_data, tmp_path / "m", tmp_path / "c", tmp_path / "p")
+    cfg = tiny_cfg()
+    with pytest.raises(ConfigError, match="unknown key"):
+        trainer.resolve({**cfg.train.models.crnn, "lrr": 1}, cfg.train)
+
+
+def _png_folder(src_lmdb, dst, n):
+    ds = LmdbDataset(src_lmdb)
+    dst.mkdir()
+    lines = []
+    for i in range(n):
+        img, label = ds[i]
+        cv2.imwrite(str(dst / f"{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        lines.append(f"{i}.png\t{label}")
+    (dst / "labels.txt").write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def test_evaluate_scores_synth_test_and_a_byod_lmdb(tiny_model, synth_data, tmp_path):
+    folder = _png_folder(synth_data / "test", tmp_path / "crops", 12)
+    convert(folder, tmp_path / "real" / "mycrops")
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model, models / "crnn")
+    cfg = tiny_cfg("evaluate.models=[crnn]")
+    out = load_stage("evaluate").run(
+        cfg, {"models": models, "data": synth_data, "real": tmp_path / "real"},
+        {"report": tmp_path / "eval.json", "plots": tmp_path / "plots"})
+    rep = json.loads((tmp_path / "eval.json").read_text())
+    assert rep == out and set(rep["crnn"]) == {"synth_test", "mycrops"}
+    assert rep["crnn"]["mycrops"]["n"] == 12 and rep["crnn"]["synth_test"]["n"] == 60
+    assert set(rep["crnn"]["mycrops"]) == {"accuracy", "accuracy_alnum_ci", "ned", "n"}
+    # the same images, so the same predictions on the first 12
+    rec = recognizer.load(models / "crnn")
+    assert (tmp_path / "plots" / "crnn_mistakes.png").stat().st_size > 1000
+    assert rec.meta["framework"] == "torch"
+
+
+def test_recognizer_predicts_text_and_confidence(tiny_model, synth_data):
+    rec = recognizer.load(tiny_model)
+    imgs = [LmdbDataset(synth_data / "test")[i][0] for i in range(5)]
+    out = rec.predict(imgs, batch_size=2)
+    assert len(out) == 5 and all(isinstance(t, str) and 0.0 <= c <= 1.0 for t, c in out)
+    p = rec.probs(rec.prepare(imgs))
+    assert p.shape == (5, rec.meta["seq_len"], rec.charset.num_classes)
+    assert np.allclose(p.sum(2), 1, atol=1e-5)
+
+
+def test_checkpoint_charset_mismatch_is_a_clear_data_error(tiny_model, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    meta = json.loads((bad / "meta.json").read_text())
+    meta["charset"] = "0123456789"
+    (bad / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="charset"):
+        recognizer.load(bad)
+    with pytest.raises(DataError, match="meta.json"):
+        recognizer.load(tmp_path)
