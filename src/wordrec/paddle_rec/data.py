@@ -38,6 +38,13 @@ class RecDataset(paddle.io.Dataset):
         self.bda = build_bda(bda_cfg) if bda_cfg is not None else None
         self.epoch = 0
 
+    def close(self) -> None:
+        # py-lmdb refuses to open one environment twice per process, so a finished (or interrupted) run must
+        # release it before the next run in the same process (tests, sweeps). LmdbDataset has no close().
+        if self.lmdb._env is not None:
+            self.lmdb._env.close()
+            self.lmdb._env = None
+
     def __len__(self) -> int:
         return len(self.items)
 

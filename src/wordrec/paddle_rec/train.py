@@ -26,7 +26,7 @@ from wordrec.errors import ConfigError, DataError
 from wordrec.io import atomic_dir, write_json
 
 KEYS = {"framework", "arch", "charset", "input", "batch_size", "steps", "val_every", "val_images", "lr",
-        "warmup_steps", "l2_decay", "grad_clip", "augment"}
+        "warmup_steps", "l2_decay", "grad_clip", "augment", "threads"}
 CKPT_FILES = ("model.pdparams", "opt.pdopt", "best.pdparams", "state.json")
 
 
@@ -41,11 +41,16 @@ def set_threads(n: int) -> None:
     paddle.device.set_device("cpu")
 
 
+def threads_for(mcfg, tcfg) -> int:
+    """The model's own `threads` if set, else the train stage's."""
+    return int(mcfg.threads if mcfg.get("threads") is not None else tcfg.threads)
+
+
 def config_hash(mcfg, tcfg, data_dir: Path) -> str:
     """What must match for a checkpoint to be resumed: model config, seed, threads and the training data."""
     data = {s: (data_dir / s / "data.mdb").stat().st_size for s in ("train", "val")}
     blob = json.dumps({"m": OmegaConf.to_container(mcfg, resolve=True), "seed": tcfg.seed,
-                       "threads": tcfg.threads, "data": data}, sort_keys=True)
+                       "threads": threads_for(mcfg, tcfg), "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -133,22 +138,44 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
     check_keys(mcfg, KEYS, f"params train.models.{name}")
     if mcfg.framework != "paddle":
         raise ConfigError(f"params train.models.{name}.framework: expected paddle, got {mcfg.framework!r}")
-    set_threads(int(tcfg.threads))
+    threads = threads_for(mcfg, tcfg)
+    set_threads(threads)
+    from wordrec.paddle_rec.data import RecDataset
+    from wordrec.paddle_rec.model import time_steps
+
+    data_dir, out_dir, ckpt_dir, plots_dir = map(Path, (data_dir, out_dir, ckpt_dir, plots_dir))
+    charset = Charset.from_spec(mcfg.charset)
+    check_charset(charset)
+    steps_t = time_steps(mcfg.input.width)
+    train_ds = RecDataset(data_dir / "train", charset, mcfg.input, steps_t, mcfg.augment, int(tcfg.seed))
+    try:
+        val_ds = RecDataset(data_dir / "val", charset, mcfg.input, steps_t)
+    except BaseException:
+        train_ds.close()
+        raise
+    import paddle
+
+    try:
+        # Optimizer state is keyed by generated parameter/accumulator names; a fresh name scope makes them the
+        # same in every run (also several runs in one process), so a checkpoint can be resumed.
+        with paddle.utils.unique_name.guard():
+            return _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, charset, train_ds,
+                        val_ds)
+    finally:
+        train_ds.close()
+        val_ds.close()
+
+
+def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, charset, train_ds, val_ds) -> dict:
     import paddle
     import paddle.nn.functional as F
     from tqdm import tqdm
 
-    from wordrec.paddle_rec.data import RecDataset
     from wordrec.paddle_rec.export import save_inference
-    from wordrec.paddle_rec.model import ARCH, build, time_steps
+    from wordrec.paddle_rec.model import ARCH, build
 
-    data_dir, out_dir, ckpt_dir, plots_dir = map(Path, (data_dir, out_dir, ckpt_dir, plots_dir))
     inp, seed, bs = mcfg.input, int(tcfg.seed), int(mcfg.batch_size)
-    charset = Charset.from_spec(mcfg.charset)
-    check_charset(charset)
-    steps_t = time_steps(inp.width)
-    train_ds = RecDataset(data_dir / "train", charset, inp, steps_t, mcfg.augment, seed)
-    val_ds = RecDataset(data_dir / "val", charset, inp, steps_t)
+    steps_t = train_ds.steps
     if len(train_ds) < bs:
         raise DataError(f"{data_dir / 'train'}: {len(train_ds)} usable samples, fewer than batch_size {bs}")
     if len(val_ds) == 0:
@@ -226,7 +253,7 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
         "steps": total, "batch_size": bs, "resumed_from_step": resumed_from,
         "train_seconds_this_run": round(train_seconds, 1),
         "images_per_s": round(float(np.median([h["images_per_s"] for h in history])), 2),
-        "threads": int(tcfg.threads), "skipped_train": train_ds.skipped, "skipped_val": val_ds.skipped,
+        "threads": threads, "skipped_train": train_ds.skipped, "skipped_val": val_ds.skipped,
     }
     with atomic_dir(out_dir) as tmp:
         paddle.save(model.state_dict(), str(tmp / "best.pdparams"))
