@@ -137,10 +137,12 @@ def scrambled_model(src, dst, images):
     w = model.head.fc2.weight
     w.set_value(np.random.default_rng(0).normal(0, 1.0, w.shape).astype("float32"))
     x = paddle.to_tensor(prepare_batch(images, 3, 32, 320, True))
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.BatchNorm2D):
+            layer._momentum = 0.0  # running statistics := this batch's
     model.train()
     with paddle.no_grad():
-        for _ in range(12):
-            model(x)
+        model(x)
     shutil.copytree(src, dst)
     shutil.rmtree(dst / "inference")
     save_inference(model, dst / "inference", Charset.from_spec(meta["charset"]), OmegaConf.create(meta["input"]))
@@ -161,7 +163,7 @@ def test_paddleocr_round_trip_offline(trained, test_images, tmp_path, monkeypatc
     monkeypatch.setattr(socket.socket, "connect", no_network)
     model_dir = scrambled_model(trained[0], tmp_path / "scrambled", test_images)
     ours = load(model_dir).predict(test_images, batch_size=8)
-    assert len({t for t, _ in ours}) >= 4 and max(len(t) for t, _ in ours) >= 5  # not one collapsed output
+    assert len({t for t, _ in ours}) >= len(ours) // 2 and max(len(t) for t, _ in ours) >= 5  # not collapsed
 
     from paddleocr import TextRecognition
 
