@@ -224,4 +224,4 @@ def test_dictionary_checkpoint_mismatch(trained, tmp_path):
 
 def test_unknown_key_rejected(synth_data, tmp_path):
     with pytest.raises(ConfigError, match="unknown key"):
-        run_fit(tmp_path, synth_data, **{"+epochs": 3})
+        run_fit(tmp_path, synth_data, epochs=3)

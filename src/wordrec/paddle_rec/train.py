@@ -54,6 +54,13 @@ def config_hash(mcfg, tcfg, data_dir: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def check_input(inp) -> None:
+    # PaddleOCR's RecResizeImg feeds 3-channel, ratio-keeping, right-padded crops; the export must match it.
+    if int(inp.channels) != 3 or not inp.keep_ratio:
+        raise ConfigError(f"svtr input: expected channels 3 and keep_ratio true (PaddleOCR's preprocessing), got "
+                          f"channels {inp.channels}, keep_ratio {inp.keep_ratio}")
+
+
 def check_charset(charset: Charset) -> None:
     # PaddleOCR's CTCLabelDecode always appends the space class last; a space elsewhere would shift its indices.
     if " " in charset.chars[:-1]:
@@ -146,6 +153,7 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
     data_dir, out_dir, ckpt_dir, plots_dir = map(Path, (data_dir, out_dir, ckpt_dir, plots_dir))
     charset = Charset.from_spec(mcfg.charset)
     check_charset(charset)
+    check_input(mcfg.input)
     steps_t = time_steps(mcfg.input.width)
     train_ds = RecDataset(data_dir / "train", charset, mcfg.input, steps_t, mcfg.augment, int(tcfg.seed))
     try:
