@@ -189,6 +189,10 @@ def test_onnx_parity(trained, test_images, tmp_path):
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 32, 320]
     assert not {n.op_type for n in m.graph.node} & {"LSTM", "GRU", "Loop", "If"}
     assert out["nodes"] == len(m.graph.node) and out["onnx_bytes"] > 0
+    # Downstream (compile stage) imports it into TVM Relax: every op must be one its ONNX frontend knows.
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from_onnx(m, shape_dict={"x": [1, 3, 32, 320]}, keep_params_in_input=False)
 
 
 def test_onnx_parity_gate_fails(trained, test_images, tmp_path, monkeypatch):
