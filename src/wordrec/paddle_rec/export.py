@@ -19,6 +19,8 @@ def save_inference(model, out: Path, charset: Charset, inp) -> None:
     """`out/inference.json|.pdiparams|.yml`: what PaddleOCR 3.x `TextRecognition(model_dir=out)` serves offline.
 
     The width stays dynamic, as in PaddleOCR's own rec exports: its predictor widens the canvas for long words.
+    Load it with `TextRecognition(model_dir=out, model_name="PP-OCRv3_mobile_rec")`: PaddleOCR 3.7 checks the
+    name against `Global.model_name` and otherwise assumes its default model (and refuses the dir).
     """
     import paddle
 
