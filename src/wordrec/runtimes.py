@@ -121,7 +121,10 @@ class OvRunner:
         except Exception as e:
             raise DataError(f"{path}: OpenVINO cannot read the model ({str(e).splitlines()[0]})") from None
         self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                          "PERFORMANCE_HINT": hint})
+                                                          "PERFORMANCE_HINT": hint,
+                                                          # f32: on CPUs with bf16 OV would otherwise
+                                                          # silently run "FP32" models in bf16.
+                                                          "INFERENCE_PRECISION_HINT": "f32"})
         self.request = self.compiled.create_infer_request()
 
     def probs(self, x: np.ndarray) -> np.ndarray:
