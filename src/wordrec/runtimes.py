@@ -71,23 +71,25 @@ def load_torch(model_dir: str | Path):
 
 
 class TorchRunner:
-    def __init__(self, module, threads: int | None = None, static_batch: int | None = None):
+    """`pad_to`: allowed batch sizes for a static-shape (compiled) graph; other batches are padded/chunked."""
+
+    def __init__(self, module, threads: int | None = None, pad_to: tuple[int, ...] = ()):
         import torch
 
         if threads:
             torch.set_num_threads(threads)
-        self.module, self.static_batch = module, static_batch
+        self.module, self.pad_to = module, tuple(sorted(pad_to))
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         import torch
 
         n = len(x)
-        if self.static_batch and n != self.static_batch:
-            # Compiled INT8 graphs have static shapes (dynamic batch failed in inductor): pad, then cut.
-            if n > self.static_batch:
-                return np.concatenate([self.probs(x[i:i + self.static_batch])
-                                       for i in range(0, n, self.static_batch)])
-            x = np.concatenate([x, np.zeros((self.static_batch - n, *x.shape[1:]), x.dtype)])
+        if self.pad_to and n not in self.pad_to:
+            top = self.pad_to[-1]
+            if n > top:
+                return np.concatenate([self.probs(x[i:i + top]) for i in range(0, n, top)])
+            size = next(b for b in self.pad_to if b >= n)
+            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
         with torch.no_grad():
             return self.module(torch.from_numpy(np.ascontiguousarray(x))).numpy()[:n]
 
