@@ -63,7 +63,9 @@ def check_onnx(path: str | Path, meta: dict):
     t = inputs[0].type.tensor_type
     dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
     want = list(input_shape(meta, 0))[1:]
-    if t.elem_type != onnx.TensorProto.FLOAT or len(dims) != 4 or dims[1:] != want:
+    # A symbolic dim (None) accepts any size, e.g. a dynamic width from paddle2onnx.
+    fits = len(dims) == 4 and all(d is None or d == w for d, w in zip(dims[1:], want))
+    if t.elem_type != onnx.TensorProto.FLOAT or not fits:
         raise DataError(f"{path}: input {inputs[0].name!r} has shape {dims} ({onnx.TensorProto.DataType.Name(t.elem_type)}); "
                         f"meta.json expects float32 [N, {', '.join(map(str, want))}]")
     return model
