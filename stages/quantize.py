@@ -7,7 +7,6 @@ DATA/val (calibration) and DATA/test + REAL/*/ (test sets, as in `evaluate`). Wr
 synth test. Fails when any backend loses more than `max_accuracy_drop` points on a `gate_sets` test set.
 """
 
-import logging
 from pathlib import Path
 
 from tqdm import tqdm
@@ -78,7 +77,6 @@ def run(cfg, inputs, outputs):
     unknown = set(c.backends) - set(BACKENDS)
     if unknown:
         raise ConfigError(f"params quantize.backends: unknown {sorted(unknown)}; expected some of {BACKENDS}")
-    logging.getLogger("neural_compressor").setLevel(logging.WARNING)
     sets = test_sets(inputs["data"], inputs.get("real"), c.n_test)
     calib_images = calibration_images(inputs["data"], c.calibration.n_images, c.calibration.mode)
     report = {}

@@ -1,7 +1,8 @@
 """Latency/throughput measurement, the runtime registry and the accuracy-vs-latency plot for the bench stage.
 
-A runtime is a factory `(artefacts, precision, threads) -> runner | None` (None: that runtime has no such
-variant for this model). torch, onnxruntime and OpenVINO are registered here; another backend (TVM on the host)
+A runtime is a factory `(artefacts, precision, threads, batch, **options) -> runner | None` (a runner has
+`.probs(NCHW) -> NTK`; None: that runtime has no such variant for this model; `batch` is the throughput batch,
+for runtimes that compile static shapes). torch, onnxruntime and OpenVINO are registered here; another backend (TVM on the host)
 joins with `register_runtime("tvm", factory)` and then appears in bench.json and the plot as tvm-<precision>.
 """
 

@@ -7,6 +7,7 @@ eager mode; for speed it is `torch.compile`d per static batch shape (a dynamic b
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ def quantize(module, calib: np.ndarray, batch: int = 8):
     from neural_compressor.torch.export import export
     from neural_compressor.torch.quantization import StaticQuantConfig, convert, prepare
 
+    # INC sets its logger to INFO on import and then logs every rewrite pass; keep warnings only.
+    logging.getLogger("neural_compressor").setLevel(logging.WARNING)
     x = torch.from_numpy(np.ascontiguousarray(calib))
     exported = export(module.eval(), (x[:batch],), dynamic_shapes=_batch_dim())
     prepared = prepare(exported, StaticQuantConfig())
