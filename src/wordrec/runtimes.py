@@ -22,6 +22,8 @@ INPUT_KEYS = ("channels", "height", "width", "keep_ratio")
 def read_meta(path: str | Path) -> dict:
     """meta.json of a model dir (or the one beside a model file), checked for the keys every stage needs."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: model not found (expected a model dir or a model file with meta.json beside it)")
     f = path / "meta.json" if path.is_dir() else path.parent / "meta.json"
     if not f.is_file():
         raise DataError(f"{f}: model metadata not found (expected meta.json beside the model)")
