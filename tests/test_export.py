@@ -70,3 +70,32 @@ def test_wrong_input_shape_is_a_clear_error(tiny_exported):
     wrong = {**meta, "input": {**meta["input"], "channels": 3, "width": 320}}
     with pytest.raises(DataError, match=r"expects float32 \[N, 3, 32, 320\]"):
         check_onnx(tiny_exported / "tiny_lite" / "model.onnx", wrong)
+
+
+@pytest.mark.parametrize("agreement, ok", [(1.0, True), (0.9, False)])
+def test_paddle_branch_checks_and_gates(agreement, ok, tiny_exported, tiny_task, tmp_path, monkeypatch):
+    """Paddle dirs go through the svtr helper's to_onnx (stubbed here: Paddle parity is tested there); its ONNX
+    is still checked and its parity numbers still gate the stage."""
+    import shutil
+
+    model_dir = tmp_path / "train" / "svtr_tiny"
+    model_dir.mkdir(parents=True)
+    meta = {**read_meta(tiny_exported / "tiny_lite"), "name": "svtr_tiny", "framework": "paddle"}
+    (model_dir / "meta.json").write_text(json.dumps(meta))
+    calls = []
+
+    def fake_to_onnx(src, onnx_path, images, max_abs_diff):
+        calls.append((src, images.shape, max_abs_diff))
+        shutil.copy(tiny_exported / "tiny_lite" / "model.onnx", onnx_path)
+        return {"max_abs_diff": 1e-6, "text_agreement": agreement, "onnx_bytes": 1, "nodes": 1}
+
+    stage = load_stage("export")
+    monkeypatch.setattr(stage, "export_paddle", lambda *a: fake_to_onnx(*a))
+    io = ({"models": str(model_dir), "data": tiny_task}, {"out": tmp_path / "e", "report": tmp_path / "e.json"})
+    if ok:
+        report = stage.run(smoke(), *io)
+        assert report["svtr_tiny"]["text_agreement"] == 1.0 and report["svtr_tiny"]["nodes"] > 1
+        assert calls[0][1] == (16, 1, 32, 100)  # smoke profile: 16 preprocessed NCHW parity images
+    else:
+        with pytest.raises(DataError, match="decoded texts agree on 0.900"):
+            stage.run(smoke(), *io)
