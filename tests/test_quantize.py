@@ -7,14 +7,14 @@ import pytest
 
 from fixtures.quant_fixtures import load_stage, smoke
 from wordrec.errors import ConfigError, DataError
-from wordrec.ov_backend import OpenVINORecognizer
 from wordrec.evalsets import load_split
+from wordrec.ov_backend import OpenVINORecognizer
 
 
 def _run(tmp_path, models, export, data, *overrides):
     cfg = smoke("quantize.calibration.n_images=32", *overrides)
-    return load_stage("quantize").run(cfg, {"models": models, "export": export, "data": data, "real": tmp_path / "none"},
-                                      {"out": tmp_path / "quant", "report": tmp_path / "quantize.json"})
+    inputs = {"models": models, "export": export, "data": data, "real": tmp_path / "none"}
+    return load_stage("quantize").run(cfg, inputs, {"out": tmp_path / "quant", "report": tmp_path / "quantize.json"})
 
 
 def test_all_backends_pass_the_gate(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):

@@ -2,8 +2,9 @@
 
 A runtime is a factory `(artefacts, precision, threads, batch, **options) -> runner | None` (a runner has
 `.probs(NCHW) -> NTK`; None: that runtime has no such variant for this model; `batch` is the throughput batch,
-for runtimes that compile static shapes). torch, onnxruntime and OpenVINO are registered here; another backend (TVM on the host)
-joins with `register_runtime("tvm", factory)` and then appears in bench.json and the plot as tvm-<precision>.
+for runtimes that compile static shapes). torch, onnxruntime and OpenVINO are registered here; another backend
+(TVM on the host) joins with `register_runtime("tvm", factory)` and then appears in bench.json and the plot as
+`tvm-<precision>`.
 """
 
 from __future__ import annotations

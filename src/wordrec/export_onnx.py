@@ -66,7 +66,8 @@ def check_onnx(path: str | Path, meta: dict):
     # A symbolic dim (None) accepts any size, e.g. a dynamic width from paddle2onnx.
     fits = len(dims) == 4 and all(d is None or d == w for d, w in zip(dims[1:], want))
     if t.elem_type != onnx.TensorProto.FLOAT or not fits:
-        raise DataError(f"{path}: input {inputs[0].name!r} has shape {dims} ({onnx.TensorProto.DataType.Name(t.elem_type)}); "
+        dtype = onnx.TensorProto.DataType.Name(t.elem_type)
+        raise DataError(f"{path}: input {inputs[0].name!r} has shape {dims} ({dtype}); "
                         f"meta.json expects float32 [N, {', '.join(map(str, want))}]")
     return model
 
