@@ -16,6 +16,9 @@ FEW_FONTS = "/usr/share/fonts/truetype/dejavu"
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+# Tiny models + exports shared by the export/quantize/bench tests.
+pytest_plugins = ["fixtures.quant_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _repo_cwd(monkeypatch):

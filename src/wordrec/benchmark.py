@@ -1,0 +1,138 @@
+"""Latency/throughput measurement, the runtime registry and the accuracy-vs-latency plot for the bench stage.
+
+A runtime is a factory `(artefacts, precision, threads, batch, **options) -> runner | None` (a runner has
+`.probs(NCHW) -> NTK`; None: that runtime has no such variant for this model; `batch` is the throughput batch,
+for runtimes that compile static shapes). torch, onnxruntime and OpenVINO are registered here; another backend
+(TVM on the host) joins with `register_runtime("tvm", factory)` and then appears in bench.json and the plot as
+`tvm-<precision>`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from wordrec.runtimes import OrtRunner, OvRunner, TorchRunner, load_torch
+
+
+@dataclass
+class Artefacts:
+    """Everything the earlier stages produced for one model (paths are None when a stage skipped it)."""
+
+    name: str
+    meta: dict
+    train_dir: Path
+    onnx: Path
+    onnx_int8: Path | None = None
+    ov_int8: Path | None = None
+    inc_int8: Path | None = None
+
+
+RUNTIMES: dict[str, Callable] = {}
+
+
+def register_runtime(name: str, factory: Callable) -> None:
+    RUNTIMES[name] = factory
+
+
+def _torch(a: Artefacts, precision: str, threads: int, batch: int, compile_fp32: bool = False):
+    import torch
+
+    if a.meta["framework"] != "torch":
+        return None
+    if precision == "fp32":
+        module = load_torch(a.train_dir)[0]
+        return TorchRunner(torch.compile(module, dynamic=False) if compile_fp32 else module, threads,
+                           pad_to=(1, batch) if compile_fp32 else ())
+    if a.inc_int8 is None:
+        return None
+    from wordrec.quant import inc_ptq
+
+    # INC's PT2E output is only fast through inductor, which needs static shapes: pad to one of two batch sizes.
+    return TorchRunner(inc_ptq.load(a.inc_int8, compile_model=True), threads, pad_to=(1, batch))
+
+
+def _onnxruntime(a: Artefacts, precision: str, threads: int, batch: int, **_):
+    path = a.onnx if precision == "fp32" else a.onnx_int8
+    return OrtRunner(path, threads) if path else None
+
+
+def _openvino(a: Artefacts, precision: str, threads: int, batch: int, **_):
+    path = a.onnx if precision == "fp32" else a.ov_int8
+    return OvRunner(path, threads) if path else None
+
+
+register_runtime("torch", _torch)
+register_runtime("onnxruntime", _onnxruntime)
+register_runtime("openvino", _openvino)
+
+
+def median_seconds(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def time_runner(runner, x1: np.ndarray, xb: np.ndarray, warmup: int, repeats: int) -> dict:
+    """Median latency of one image and images/s of a `len(xb)` batch."""
+    lat = median_seconds(lambda: runner.probs(x1), warmup, repeats)
+    tput = median_seconds(lambda: runner.probs(xb), warmup, repeats)
+    return {"latency_ms_b1": round(1000 * lat, 3), "throughput_fps": round(len(xb) / tput, 1)}
+
+
+def machine(threads: int) -> dict:
+    import cpuinfo
+
+    info = cpuinfo.get_cpu_info()
+    versions = {}
+    for pkg in ("torch", "onnxruntime", "openvino", "nncf", "neural_compressor", "rapidocr_onnxruntime"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cpu": info.get("brand_raw", platform.processor()), "logical_cores": os.cpu_count(),
+            "flags_avx512_vnni": "avx512_vnni" in info.get("flags", []),
+            "flags_amx": any(f.startswith("amx") for f in info.get("flags", [])),
+            "threads": threads, "python": platform.python_version(), "versions": versions}
+
+
+def plot(report: dict, mach: dict, path: Path) -> None:
+    """Accuracy (alnum, case-insensitive: fair across charsets and peers) against batch-1 latency, log x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    markers = {"fp32": "o", "int8": "s"}
+    for i, (model, variants) in enumerate(report.items()):
+        color = f"C{i % 10}"
+        for key, r in variants.items():
+            prec = key.rsplit("-", 1)[-1]
+            ax.scatter(r["latency_ms_b1"], r["accuracy_alnum_ci"], marker=markers.get(prec, "^"), s=40, c=color,
+                       label=model if key == next(iter(variants)) else None)
+            ax.annotate(key, (r["latency_ms_b1"], r["accuracy_alnum_ci"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points", color=color)
+    ax.legend(fontsize=7, title="circle FP32, square INT8", title_fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency at batch 1 (ms, median, log scale)")
+    ax.set_ylabel("word accuracy, alnum case-insensitive (%)")
+    ax.set_title(f"{mach['cpu']}, {mach['threads']} thread(s)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

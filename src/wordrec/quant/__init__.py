@@ -1,0 +1,1 @@
+"""Post-training INT8 quantization backends: Intel Neural Compressor (torch PT2E) and NNCF (OpenVINO IR, ONNX QDQ)."""

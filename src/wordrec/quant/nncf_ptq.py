@@ -1,0 +1,49 @@
+"""NNCF post-training quantization: ONNX -> INT8 OpenVINO IR, and ONNX -> INT8 QDQ ONNX.
+
+OpenVINO's POT is gone upstream and cannot share this environment; NNCF is its successor and the only path seen
+here that also quantizes the LSTM (shared/NOTES.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _settings(preset: str, fast_bias_correction: bool, n: int) -> dict:
+    import nncf
+
+    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
+    return {"preset": presets[preset], "subset_size": n, "fast_bias_correction": fast_bias_correction}
+
+
+def to_openvino_int8(onnx_path: Path, xml_path: Path, calib: np.ndarray, preset: str = "performance",
+                     fast_bias_correction: bool = True) -> Path:
+    """Calibrate on `calib` (N x C x H x W, one image per NNCF sample) and save the INT8 IR (.xml + .bin)."""
+    import nncf
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    dataset = nncf.Dataset([x[None] for x in calib])
+    q = nncf.quantize(model, dataset, **_settings(preset, fast_bias_correction, len(calib)))
+    ov.save_model(q, str(xml_path), compress_to_fp16=False)
+    return xml_path
+
+
+def to_onnx_qdq(onnx_path: Path, out_path: Path, calib: np.ndarray, preset: str = "performance",
+                fast_bias_correction: bool = True) -> Path:
+    """INT8 QuantizeLinear/DequantizeLinear ONNX: runs in onnxruntime and OpenVINO, and feeds the MCU path."""
+    import nncf
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    name = model.graph.input[0].name
+    dataset = nncf.Dataset([x[None] for x in calib], lambda x: {name: x})
+    q = nncf.quantize(model, dataset, **_settings(preset, fast_bias_correction, len(calib)))
+    onnx.save(q, str(out_path))
+    return out_path
+
+
+def ir_bytes(xml_path: Path) -> int:
+    return xml_path.stat().st_size + xml_path.with_suffix(".bin").stat().st_size

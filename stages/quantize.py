@@ -1,0 +1,102 @@
+"""quantize: INT8 post-training quantization of every exported model, gated on the FP32 -> INT8 accuracy drop.
+
+Reads params `quantize`, trained dirs MODELS (comma-separated; torch ones feed INC), EXPORT/<name>/model.onnx,
+DATA/val (calibration) and DATA/test + REAL/*/ (test sets, as in `evaluate`). Writes OUT/<name>/<backend>/
+(inc: model.pt2, openvino: model.xml/.bin, onnx_qdq: model.onnx; each with meta.json) and REPORT
+(reports/quantize.json: {name: {backend: {accuracy_fp32, accuracy_int8, bytes, sets}}}), accuracies in percent on
+synth test. Fails when any backend loses more than `max_accuracy_drop` points on a `gate_sets` test set.
+"""
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from wordrec.config import check_keys
+from wordrec.errors import ConfigError, DataError
+from wordrec.evalsets import calibration_images, tensors, test_sets
+from wordrec.io import atomic_dir, write_json
+from wordrec.quant import inc_ptq, nncf_ptq
+from wordrec.runtimes import (OrtRunner, OvRunner, TorchRunner, accuracy, charset_of, load_torch, predict,
+                              read_meta)
+from wordrec.stage import stage_main
+
+KEYS = {"backends", "threads", "batch", "n_test", "calibration", "max_accuracy_drop", "gate_sets", "nncf", "inc"}
+BACKENDS = ("inc", "openvino", "onnx_qdq")
+
+
+def _quantize(backend, c, model_dir, onnx_path, calib, dest: Path):
+    """-> (fp32 runner, int8 runner, int8 artefact path, bytes)."""
+    dest.mkdir()
+    nn = {"preset": c.nncf.preset, "fast_bias_correction": bool(c.nncf.fast_bias_correction)}
+    if backend == "inc":
+        module, _ = load_torch(model_dir)
+        q = inc_ptq.quantize(module, calib, c.inc.batch)
+        path = inc_ptq.save(q, calib[:2], dest / "model.pt2")
+        return TorchRunner(module, c.threads), TorchRunner(q, c.threads), path, path.stat().st_size
+    if backend == "openvino":
+        path = nncf_ptq.to_openvino_int8(onnx_path, dest / "model.xml", calib, **nn)
+        return OvRunner(onnx_path, c.threads), OvRunner(path, c.threads), path, nncf_ptq.ir_bytes(path)
+    path = nncf_ptq.to_onnx_qdq(onnx_path, dest / "model.onnx", calib, **nn)
+    return OrtRunner(onnx_path, c.threads), OrtRunner(path, c.threads), path, path.stat().st_size
+
+
+def quantize_model(c, model_dir: Path, export_dir: Path, sets, calib_images, dest: Path) -> dict:
+    meta = read_meta(export_dir)
+    onnx_path = export_dir / "model.onnx"
+    charset, calib = charset_of(meta), tensors(calib_images, meta)
+    xs = {name: (tensors(images, meta), labels) for name, (images, labels) in sets.items()}
+    out = {}
+    for backend in c.backends:
+        if backend == "inc" and meta["framework"] != "torch":
+            continue  # INC's PT2E path is torch-only; Paddle models are covered through their ONNX
+        fp32, int8, path, size = _quantize(backend, c, model_dir, onnx_path, calib, dest / backend)
+        write_json(path.parent / "meta.json", {**meta, "quantize": {"backend": backend, "precision": "int8",
+                                                                    "calibration": dict(c.calibration)}})
+        accs = {}
+        for set_name, (x, labels) in tqdm(xs.items(), desc=f"{meta['name']} {backend}", leave=False):
+            accs[set_name] = {"fp32": accuracy(predict(fp32, x, charset, c.batch), labels, charset),
+                              "int8": accuracy(predict(int8, x, charset, c.batch), labels, charset)}
+        out[backend] = {"accuracy_fp32": accs["synth_test"]["fp32"], "accuracy_int8": accs["synth_test"]["int8"],
+                        "bytes": size, "sets": accs}
+        print(f"quantize {meta['name']} {backend}: {accs}")
+    return out
+
+
+def gate(report: dict, c) -> None:
+    bad = [f"{m}/{b} on {s}: {a['fp32']:.2f} -> {a['int8']:.2f}"
+           for m, backends in report.items() for b, r in backends.items()
+           for s, a in r["sets"].items() if s in c.gate_sets and a["fp32"] - a["int8"] > c.max_accuracy_drop]
+    if bad:
+        raise DataError(f"INT8 accuracy drop > quantize.max_accuracy_drop={c.max_accuracy_drop} points: "
+                        + "; ".join(bad))
+
+
+def run(cfg, inputs, outputs):
+    c = cfg.quantize
+    check_keys(c, KEYS, "params quantize")
+    unknown = set(c.backends) - set(BACKENDS)
+    if unknown:
+        raise ConfigError(f"params quantize.backends: unknown {sorted(unknown)}; expected some of {BACKENDS}")
+    sets = test_sets(inputs["data"], inputs.get("real"), c.n_test)
+    calib_images = calibration_images(inputs["data"], c.calibration.n_images, c.calibration.mode)
+    report = {}
+    with atomic_dir(outputs["out"]) as tmp:
+        for model_dir in [Path(p) for p in str(inputs["models"]).split(",") if p.strip()]:
+            name = read_meta(model_dir)["name"]
+            export_dir = Path(inputs["export"]) / name
+            if not (export_dir / "model.onnx").is_file():
+                raise DataError(f"{export_dir}/model.onnx: not found (run the export stage for {model_dir})")
+            (tmp / name).mkdir()
+            report[name] = quantize_model(c, model_dir, export_dir, sets, calib_images, tmp / name)
+        gate(report, c)
+    write_json(outputs["report"], report)
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(stage_main(
+        run, doc=__doc__,
+        inputs={"models": "comma-separated trained model dirs", "export": "export dir (models/export)",
+                "data": "synth dataset dir (val/ calibrates, test/ evaluates)", "real": "dir of real LMDBs"},
+        outputs={"out": "INT8 models dir (models/quant)", "report": "metrics JSON"},
+    ))

@@ -1,0 +1,71 @@
+"""bench stage on tiny models: JSON keys per runtime/precision, the plot and machine notes (no timing asserts)."""
+
+import json
+
+import pytest
+
+from fixtures.quant_fixtures import load_stage, smoke
+from wordrec.benchmark import RUNTIMES
+from wordrec.errors import ConfigError
+from wordrec.runtimes import OrtRunner
+
+PEERS = ("bench.peers.n_images=3", "bench.peers.repeats=1")
+
+
+@pytest.fixture
+def quantized(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
+    cfg = smoke("quantize.backends=[openvino,onnx_qdq]", "quantize.calibration.n_images=16",
+                "quantize.max_accuracy_drop=4")
+    load_stage("quantize").run(cfg, {"models": tiny_models_dirs, "export": tiny_exported, "data": tiny_task,
+                                     "real": tmp_path / "none"},
+                               {"out": tmp_path / "quant", "report": tmp_path / "quantize.json"})
+    return tmp_path / "quant"
+
+
+def _bench(tmp_path, models, export, quant, data, *overrides):
+    return load_stage("bench").run(smoke(*PEERS, *overrides),
+                                   {"models": models, "export": export, "quant": quant, "data": data},
+                                   {"report": tmp_path / "bench.json", "plots": tmp_path / "bench"})
+
+
+def test_bench_writes_json_and_plot(tiny_models_dirs, tiny_exported, quantized, tiny_task, tmp_path, monkeypatch):
+    # A runtime added through the hook (as TVM-host will be) appears like the built-in ones.
+    monkeypatch.setitem(RUNTIMES, "extra", lambda a, precision, threads, batch, **_:
+                        OrtRunner(a.onnx, threads) if precision == "fp32" else None)
+    report = _bench(tmp_path, tiny_models_dirs, tiny_exported, quantized, tiny_task,
+                    "bench.runtimes=[torch,onnxruntime,openvino,extra]")
+    assert json.loads((tmp_path / "bench.json").read_text()) == report
+    want = {"torch-fp32", "onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8", "extra-fp32"}
+    for name in ("tiny_crnn", "tiny_lite"):
+        assert set(report[name]) == want  # no torch-int8: INC was not run for this fixture
+        for r in report[name].values():
+            assert set(r) == {"latency_ms_b1", "throughput_fps", "throughput_vs_onnxruntime_fp32", "accuracy",
+                              "accuracy_alnum_ci"}
+            assert r["latency_ms_b1"] > 0 and r["throughput_fps"] > 0 and r["accuracy"] >= 80
+        assert report[name]["onnxruntime-fp32"]["throughput_vs_onnxruntime_fp32"] == 1.0
+    for peer in ("tesseract", "rapidocr_ppocrv4"):  # installed on this box; skipped elsewhere
+        if peer in report:
+            (r,) = report[peer].values()
+            assert set(r) == {"latency_ms_b1", "throughput_fps", "accuracy", "accuracy_alnum_ci"}
+    assert (tmp_path / "bench" / "accuracy_latency.png").stat().st_size > 10_000
+    mach = json.loads((tmp_path / "bench" / "machine.json").read_text())
+    assert mach["threads"] == 1 and mach["logical_cores"] >= 1 and "onnxruntime" in mach["versions"]
+
+
+def test_unknown_runtime(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
+    with pytest.raises(ConfigError, match="tvm"):
+        _bench(tmp_path, tiny_models_dirs, tiny_exported, tmp_path, tiny_task, "bench.runtimes=[tvm]")
+
+
+@pytest.mark.slow
+def test_bench_inc_int8_compiled(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
+    """INC's INT8 graph through torch.compile (inductor compiles two static batch shapes: slow)."""
+    models = tiny_models_dirs.split(",")[1]  # tiny_lite
+    load_stage("quantize").run(smoke("quantize.backends=[inc]", "quantize.calibration.n_images=16",
+                                     "quantize.max_accuracy_drop=4"),
+                               {"models": models, "export": tiny_exported, "data": tiny_task, "real": tmp_path / "x"},
+                               {"out": tmp_path / "quant", "report": tmp_path / "quantize.json"})
+    report = _bench(tmp_path, models, tiny_exported, tmp_path / "quant", tiny_task, "bench.runtimes=[torch]",
+                    "bench.peers.tesseract=false", "bench.peers.rapidocr=false")
+    assert set(report["tiny_lite"]) == {"torch-fp32", "torch-int8"}
+    assert report["tiny_lite"]["torch-int8"]["accuracy"] >= 80

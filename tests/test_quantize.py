@@ -1,0 +1,55 @@
+"""quantize stage: each backend passes the accuracy-drop gate with a proper calibration and fails it with a
+deliberately broken one (flat grey calibration images)."""
+
+import json
+
+import pytest
+
+from fixtures.quant_fixtures import load_stage, smoke
+from wordrec.errors import ConfigError, DataError
+from wordrec.evalsets import load_split
+from wordrec.ov_backend import OpenVINORecognizer
+
+
+def _run(tmp_path, models, export, data, *overrides):
+    cfg = smoke("quantize.calibration.n_images=32", *overrides)
+    inputs = {"models": models, "export": export, "data": data, "real": tmp_path / "none"}
+    return load_stage("quantize").run(cfg, inputs, {"out": tmp_path / "quant", "report": tmp_path / "quantize.json"})
+
+
+def test_all_backends_pass_the_gate(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
+    # 60 test images: one image is 1.7 points, so the gate here allows up to two flips (the default is 0.5).
+    report = _run(tmp_path, tiny_models_dirs, tiny_exported, tiny_task, "quantize.max_accuracy_drop=4")
+    assert json.loads((tmp_path / "quantize.json").read_text()) == report
+    for name in ("tiny_crnn", "tiny_lite"):
+        assert set(report[name]) == {"inc", "openvino", "onnx_qdq"}
+        for backend, r in report[name].items():
+            assert r["accuracy_fp32"] >= 80, "the tiny task is learnable: FP32 must be well above chance"
+            assert r["accuracy_fp32"] - r["accuracy_int8"] <= 4 and r["bytes"] > 0
+    q = tmp_path / "quant" / "tiny_crnn"
+    assert {p.name for p in (q / "openvino").iterdir()} == {"model.xml", "model.bin", "meta.json"}
+    ops = {n.op_type for n in __import__("onnx").load(str(q / "onnx_qdq" / "model.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    # The INT8 IR serves predictions through the OpenVINO recognizer backend.
+    images, labels = load_split(tiny_task / "test", 20)
+    rec = OpenVINORecognizer(q / "openvino" / "model.xml")
+    preds = rec.predict(images, batch_size=8)
+    assert sum(t == lab for (t, _), lab in zip(preds, labels)) >= 15 and all(0 < c <= 1 for _, c in preds)
+
+
+@pytest.mark.parametrize("backend", ["inc", "openvino", "onnx_qdq"])
+def test_broken_calibration_fails_the_gate(backend, tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
+    models = tiny_models_dirs.split(",")[0]  # tiny_crnn (conv + BiLSTM)
+    with pytest.raises(DataError, match=f"INT8 accuracy drop.*tiny_crnn/{backend}"):
+        _run(tmp_path, models, tiny_exported, tiny_task, f"quantize.backends=[{backend}]",
+             "quantize.calibration.mode=constant", "quantize.max_accuracy_drop=4")
+    assert not (tmp_path / "quant").exists() and not (tmp_path / "quantize.json").exists()
+
+
+def test_bad_config(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
+    with pytest.raises(ConfigError, match="tflite"):
+        _run(tmp_path, tiny_models_dirs, tiny_exported, tiny_task, "quantize.backends=[tflite]")
+    with pytest.raises(ConfigError, match="calibration mode"):
+        _run(tmp_path, tiny_models_dirs, tiny_exported, tiny_task, "quantize.calibration.mode=random")
+    with pytest.raises(DataError, match="run the export stage"):
+        _run(tmp_path, tiny_models_dirs, tmp_path / "no_export", tiny_task)
