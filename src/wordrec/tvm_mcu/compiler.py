@@ -1,0 +1,53 @@
+"""One call from an ONNX file to a compile directory: host module + device C sources + facts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from wordrec.errors import DataError
+from wordrec.tvm_mcu import emit, frontend, host, macs, plan
+
+
+def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, parity_tol: float,
+                 parity_inputs: int = 2, seed: int = 0) -> dict:
+    """Write out/{device/*.c,*.h, host/model.so} and return facts (sizes, MACs, parity).
+
+    Raises DataError when the host module differs from onnxruntime by more than `parity_tol` (max |diff| of
+    the softmax probabilities over `parity_inputs` random inputs in [-1, 1]).
+    """
+    t0 = time.perf_counter()
+    model = frontend.load_onnx(onnx_path)
+    mod = frontend.import_relax(model, shape, str(onnx_path))
+
+    ex = host.build(mod, threads)
+    run = host.HostModule(ex)
+    diff = 0.0
+    for i in range(parity_inputs):
+        x = frontend.random_input(shape, seed + i)
+        diff = max(diff, float(np.abs(run(x) - host.onnxruntime_probs(onnx_path, x, threads)).max()))
+    if not diff <= parity_tol:
+        raise DataError(f"{onnx_path}: TVM host module differs from onnxruntime by {diff:.3g} "
+                        f"(> compile.parity_tol {parity_tol})")
+
+    planned = plan.extract(plan.lower_memory(mod))
+    kernels = emit.build_kernels(plan.lower_memory(mod))
+    emit.emit(planned, kernels, out / "device")
+    (out / "host").mkdir(parents=True, exist_ok=True)
+    ex.export_library(str(out / "host" / "model.so"))
+    unplanned = int(sum(int(np.prod(t.shape)) * 4 for t in planned.tensors if t.base == "arena"))
+    return {
+        "input_shape": list(shape),
+        "output_shape": list(planned.tensors[planned.output].shape),
+        "arena_bytes": planned.arena_bytes,
+        "arena_bytes_without_reuse": unplanned,
+        "weight_bytes": planned.weight_bytes,
+        "kernel_calls": len(planned.calls),
+        "kernels": len({c[0] for c in planned.calls}),
+        "macs": macs.count_macs(model, shape),
+        "host_vs_onnxruntime_max_abs_diff": diff,
+        "qdq_model": frontend.is_qdq(model),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
