@@ -22,6 +22,7 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
     model = frontend.load_onnx(onnx_path)
     mod = frontend.import_relax(model, shape, str(onnx_path))
 
+    dtypes = [str(d) for d in mod.attrs["wordrec_compute_dtypes"]]
     ex = host.build(mod, threads)
     run = host.HostModule(ex)
     diff = 0.0
@@ -49,5 +50,7 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
         "macs": macs.count_macs(model, shape),
         "host_vs_onnxruntime_max_abs_diff": diff,
         "qdq_model": frontend.is_qdq(model),
+        "mac_op_dtypes": dtypes,
+        "device_kernels": "integer" if any(d.startswith(("int", "uint")) for d in dtypes) else "float",
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -7,6 +7,7 @@ at its consumer, so each intermediate shrinks to a few scalars (stack) and the R
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +64,28 @@ def import_relax(model: onnx.ModelProto, shape: list[int], where: str):
         mod = from_onnx(model, shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
     except Exception as e:  # the frontend raises bare Exception/ValueError/AssertionError
         raise DataError(f"{where}: TVM Relax could not import the graph at input shape {shape}: {e}") from e
+    kinds = compute_dtypes(mod)
     mod = relax.get_pipeline("zero")(mod)
+    mod = mod.with_attr("wordrec_compute_dtypes", sorted(kinds))
     for gv, func in list(mod.functions.items()):
         if isinstance(func, tvm.tirx.PrimFunc):
             mod[gv] = localize(func, gv.name_hint)
     return mod
+
+
+MAC_OPS = ("R.nn.conv1d(", "R.nn.conv2d(", "R.nn.conv2d_transpose(", "R.matmul(", "R.linear(")
+
+
+def compute_dtypes(mod) -> set[str]:
+    """Result dtypes of the MAC-heavy ops as imported (before legalization). Relax imports QDQ ONNX as
+    quantize/dequantize around float ops, so a QDQ model still yields {'float32'}: the device kernels are float."""
+    kinds = set()
+    for line in mod["main"].script().splitlines():
+        if "=" in line and any(op in line.split("=", 1)[1] for op in MAC_OPS):
+            m = re.search(r'dtype="(\w+)"', line.split(") =", 1)[0])
+            if m:
+                kinds.add(m.group(1))
+    return kinds
 
 
 def localize(func, name: str):
