@@ -25,7 +25,7 @@ from wordrec.preprocess import prepare
 from wordrec.stage import stage_main
 from wordrec.tvm_mcu.host import HostModule
 
-KEYS = {"runner", "images", "opt", "extra_cflags", "arena_region", "timeout_s", "max_abs_diff_tol", "plugin_dir",
+KEYS = {"runner", "images", "opt", "extra_cflags", "arena_region", "weights_region", "timeout_s", "max_abs_diff_tol", "plugin_dir",
         "samples"}
 BOARDS = {"qemu": "Corstone-300 (SSE-300, Cortex-M55) as QEMU 7.2 mps3-an547",
           "fvp": "Corstone-300 FVP_Corstone_SSE-300_Ethos-U55"}
@@ -80,7 +80,8 @@ def run(cfg, inputs, outputs):
 
     out = Path(outputs["out"])
     with atomic_dir(out) as tmp:  # the ELF is kept only if the device agrees with the host
-        toolchain.build_elf(compiled / "device", tmp / "app.elf", c.opt, list(c.extra_cflags), c.arena_region)
+        build = toolchain.build_elf(compiled / "device", tmp / "app.elf", c.opt, list(c.extra_cflags),
+                                    c.arena_region, c.weights_region)
         with tempfile.TemporaryDirectory(prefix="wordrec-mcu-") as work:
             res = sim.run(tmp / "app.elf", xs, Path(work), runner=c.runner, timeout_s=float(c.timeout_s),
                           plugin_dir=Path(c.plugin_dir))
@@ -108,6 +109,7 @@ def run(cfg, inputs, outputs):
         "arena_bytes": facts["arena_bytes"], "weight_bytes": facts["weight_bytes"], **sizes,
         "device_kernels": facts["device_kernels"], "qdq_model": facts["qdq_model"],
         "host_word_accuracy": sum(r["host"] == charset.filter(lb) for r, lb in zip(rows, labels)) / n,
+        "arena_region": build["arena_region"], "weights_region": build["weights_region"],
         "input_shape": facts["input_shape"], "cflags": [c.opt, *c.extra_cflags],
     }
     metrics = {name: report}

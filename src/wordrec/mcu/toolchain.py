@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from importlib import resources
@@ -27,31 +28,47 @@ def firmware_file(name: str) -> Path:
     return Path(str(resources.files("wordrec.mcu") / "firmware" / name))
 
 
-REGIONS = {"dtcm": "DTCM", "isram": "ISRAM"}
+# AN547 regions (see firmware/an547.ld) and what `auto` picks: the on-chip home when it fits, else the next one.
+ARENA_REGIONS = {"dtcm": ("DTCM", 512 * 1024), "isram": ("ISRAM", 3 * 1024 * 1024)}
+WEIGHT_REGIONS = {"sram": ("SRAM", 2 * 1024 * 1024), "ddr": ("DDR", 256 * 1024 * 1024)}
 
 
-def build_elf(device_dir: Path, out_elf: Path, opt: str, extra_cflags: list[str], arena_region: str = "dtcm") -> list[str]:
-    """Compile kernels + weights + runner + start-up + main into one ELF; returns the command used."""
-    if arena_region not in REGIONS:
-        raise ConfigError(f"mcu.arena_region: {arena_region!r}, expected one of {sorted(REGIONS)}")
+def pick_region(choice: str, need: int, regions: dict, key: str) -> str:
+    if choice == "auto":
+        return next((name for name, (_, cap) in regions.items() if need <= cap), list(regions)[-1])
+    if choice not in regions:
+        raise ConfigError(f"{key}: {choice!r}, expected auto or one of {sorted(regions)}")
+    return choice
+
+
+def build_elf(device_dir: Path, out_elf: Path, opt: str, extra_cflags: list[str], arena_region: str = "dtcm",
+              weights_region: str = "sram") -> dict:
+    """Compile kernels + weights + runner + start-up + main into one ELF; returns the regions and command."""
     gcc = require(GCC, "gcc-arm-none-eabi (+ libnewlib-arm-none-eabi)")
     device_dir = Path(device_dir)
-    if not (device_dir / "wordrec_model.h").is_file():
+    header = device_dir / "wordrec_model.h"
+    if not header.is_file():
         raise DataError(f"{device_dir}: no wordrec_model.h (expected the compile stage's device/ directory)")
+    defs = dict(re.findall(r"#define (WORDREC_\w+) (\d+)", header.read_text()))
+    arena_region = pick_region(arena_region, int(defs["WORDREC_ARENA_BYTES"]), ARENA_REGIONS, "mcu.arena_region")
+    weights_region = pick_region(weights_region, int(defs["WORDREC_WEIGHT_BYTES"]), WEIGHT_REGIONS,
+                                 "mcu.weights_region")
     sources = sorted(str(p) for p in device_dir.glob("*.c"))
     sources += [str(firmware_file("startup.c")), str(firmware_file("main.c"))]
     out_elf = Path(out_elf)
     ld = out_elf.with_name("an547.ld")
-    ld.write_text(firmware_file("an547.ld").read_text().replace("@ARENA_REGION@", REGIONS[arena_region]))
+    ld.write_text(firmware_file("an547.ld").read_text()
+                  .replace("@ARENA_REGION@", ARENA_REGIONS[arena_region][0])
+                  .replace("@WEIGHTS_REGION@", WEIGHT_REGIONS[weights_region][0]))
     cmd = [gcc, *ARCH_FLAGS, opt, "-ffunction-sections", "-fdata-sections", "-I", str(device_dir),
            *extra_cflags, "-T", str(ld), "-o", str(out_elf), *sources, *LINK_FLAGS]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         tail = "\n".join(res.stderr.strip().splitlines()[-15:])
-        hint = (" (the model does not fit the AN547 memory map: see the region named above; mcu.arena_region=isram "
-                "takes a larger arena)" if "overflowed by" in res.stderr else "")
+        hint = (" (the model does not fit the AN547 memory map: see the region named above; mcu.arena_region / "
+                "mcu.weights_region choose larger ones)" if "overflowed by" in res.stderr else "")
         raise DataError(f"{GCC} failed building {out_elf} from {device_dir}{hint}:\n{tail}")
-    return cmd
+    return {"arena_region": arena_region, "weights_region": weights_region, "cmd": cmd}
 
 
 def symbol(elf: Path, name: str) -> int:
