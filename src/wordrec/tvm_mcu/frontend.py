@@ -117,7 +117,25 @@ def localize(func, name: str):
                 break
             except s_tir.schedule.ScheduleError:
                 continue
+    _hoist_inits(sch, root)
     return sch.mod["main"].with_attr("global_symbol", name)
+
+
+def _hoist_inits(sch, root) -> None:
+    """Move each reduction's init out of its reduction loops, so the innermost (MAC) loop has no init branch."""
+    from tvm import s_tir
+
+    for block in sch.get_child_blocks(root):
+        blk = sch.get(block)
+        if blk.init is None:
+            continue
+        n_red = sum(1 for iv in blk.iter_vars if int(iv.iter_type) == 2)  # IterVar.CommReduce
+        loops = sch.get_loops(block)
+        if 0 < n_red <= len(loops):
+            try:
+                sch.decompose_reduction(block, loops[-n_red])  # legalized reductions keep their loops innermost
+            except s_tir.schedule.ScheduleError:
+                pass  # leave the init inline: correct, just a branch per iteration
 
 
 def random_input(shape, seed: int = 0) -> np.ndarray:
