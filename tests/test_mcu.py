@@ -190,3 +190,62 @@ def test_missing_toolchain_and_simulators(compiled, tmp_path, monkeypatch):
         sim.run(elf, xs, tmp_path / "w", runner="qemu", timeout_s=30, plugin_dir=tmp_path / "p")
     with pytest.raises(ConfigError, match="FVP_Corstone_SSE-300_Ethos-U55 is not on PATH"):
         sim.run(elf, xs, tmp_path / "w", runner="fvp", timeout_s=30, plugin_dir=tmp_path / "p")
+
+
+def ppocr_like_onnx(path: Path, classes: int) -> Path:
+    """A slim PP-OCRv3-style net (depthwise k3/k5 + hardswish, SE with hardsigmoid, avg pool, reshape neck,
+    two linear heads) at the seed's 1x3x32x320."""
+    import torch
+    from torch import nn
+
+    def cbh(i, o, k, s, g=1):
+        return nn.Sequential(nn.Conv2d(i, o, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(o), nn.Hardswish())
+
+    class SE(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(c, c // 4, 1), nn.Conv2d(c // 4, c, 1)
+
+        def forward(self, x):
+            s = nn.functional.adaptive_avg_pool2d(x, 1)
+            return x * nn.functional.hardsigmoid(self.b(torch.relu(self.a(s))))
+
+    def dws(i, o, s, k=3, se=False):
+        return nn.Sequential(cbh(i, i, k, s, i), *([SE(i)] if se else []), cbh(i, o, 1, 1))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(cbh(3, 8, 3, 2), dws(8, 16, 1), dws(16, 32, (2, 1)), dws(32, 64, (2, 1), 5),
+                                   dws(64, 64, (2, 1), 5, True))
+            self.pool = nn.AvgPool2d(2, 2)
+            self.fc1, self.fc2 = nn.Linear(64, 24), nn.Linear(24, classes)
+
+        def forward(self, x):
+            x = self.pool(self.f(x))
+            n, c, h, w = x.shape
+            return torch.softmax(self.fc2(self.fc1(x.reshape(n, c * h, w).transpose(1, 2))) * 4, -1)
+
+    torch.manual_seed(1)
+    torch.onnx.export(Net().eval(), torch.randn(1, 3, 32, 320), str(path), dynamo=False, opset_version=17,
+                      input_names=["x"], output_names=["probs"], dynamic_axes={"x": {0: "N"}, "probs": {0: "N"}})
+    return path
+
+
+@pytest.mark.slow
+def test_seed_shape_ppocr_like_end_to_end(synth_data, tmp_path):
+    """compile + mcu stages at 1x3x32x320 on a PP-OCR-like graph (SE, hardswish, depthwise k5)."""
+    from wordrec.charset import EN_CHARS
+
+    exp = tmp_path / "export" / "svtr"
+    exp.mkdir(parents=True)
+    ppocr_like_onnx(exp / "model.onnx", len(EN_CHARS) + 1)
+    (exp / "meta.json").write_text(json.dumps({"name": "svtr", "charset": EN_CHARS, "input": {
+        "channels": 3, "height": 32, "width": 320, "keep_ratio": True}}))
+    c = _stage("compile").run(smoke_cfg(), {"model": exp}, {"out": tmp_path / "c", "report": tmp_path / "c.json"})
+    assert c["input_shape"] == [1, 3, 32, 320] and c["output_shape"] == [1, 80, len(EN_CHARS) + 1]
+    assert c["arena_bytes"] < c["arena_bytes_without_reuse"] and c["within_targets"]
+    cfg = smoke_cfg("mcu.images=2", f"mcu.plugin_dir={tmp_path / 'plugin'}")
+    m = _stage("mcu").run(cfg, {"compiled": tmp_path / "c", "data": synth_data / "test"},
+                          {"out": tmp_path / "m", "report": tmp_path / "m.json", "plots": tmp_path / "p"})["svtr"]
+    assert m["text_agreement"] == 1.0 and m["arena_region"] == "dtcm" and m["weights_region"] == "sram"
