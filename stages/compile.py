@@ -17,7 +17,7 @@ from wordrec.io import atomic_dir, write_json
 from wordrec.stage import stage_main
 from wordrec.tvm_mcu.compiler import compile_onnx
 
-KEYS = {"width", "threads", "seed", "parity_inputs", "parity_tol", "targets"}
+KEYS = {"width", "threads", "seed", "parity_inputs", "parity_tol", "pad_in_arena", "targets"}
 
 
 def load_meta(model_dir: Path) -> dict:
@@ -47,7 +47,8 @@ def run(cfg, inputs, outputs):
     out = Path(outputs["out"])
     with atomic_dir(out) as tmp:
         facts = compile_onnx(model_dir / "model.onnx", shape, tmp, threads=int(c.threads),
-                             parity_tol=float(c.parity_tol), parity_inputs=int(c.parity_inputs), seed=int(c.seed))
+                             parity_tol=float(c.parity_tol), parity_inputs=int(c.parity_inputs), seed=int(c.seed),
+                             pad_in_arena=c.pad_in_arena, arena_target=int(c.targets.arena_bytes))
         facts["within_targets"] = bool(facts["arena_bytes"] <= c.targets.arena_bytes
                                        and facts["weight_bytes"] <= c.targets.weight_bytes)
         meta = {**meta, "input": {**meta["input"], "width": width}, "compile": facts}

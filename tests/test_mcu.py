@@ -85,16 +85,9 @@ def ort(onnx_path, x):
     return onnxruntime.InferenceSession(str(onnx_path)).run(None, {"x": x})[0]
 
 
-def test_runner_on_host_matches_onnxruntime(compiled, tmp_path):
+def _host_runner_matches_onnxruntime(dev: Path, onnx_path: Path, tmp_path: Path) -> None:
     """The generated runner + TVM C kernels, built by the host gcc, against onnxruntime."""
-    dev = compiled / "device"
-    src = (dev / "kernels.c").read_text()
-    assert "TVMBackendAllocWorkspace" not in src  # all intermediates are in the planned arena or on the stack
-    facts = json.loads((compiled / "meta.json").read_text())["compile"]
-    assert 0 < facts["arena_bytes"] < facts["arena_bytes_without_reuse"]  # Relax's plan reuses storage
-    assert facts["weight_bytes"] > 0 and facts["device_kernels"] == "float"
-    # MACs by hand: conv 8*27*32*64 + depthwise 16*9*16*32 + matmul 32*128*11
-    assert facts["macs"] == 8 * 27 * 32 * 64 + 16 * 9 * 16 * 32 + 32 * 128 * 11
+    assert "TVMBackendAllocWorkspace" not in (dev / "kernels.c").read_text()  # no memory outside the arena
     lib = tmp_path / "librunner.so"
     subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(lib), *map(str, dev.glob("*.c")), "-lm"],
                    check=True, capture_output=True)
@@ -103,7 +96,28 @@ def test_runner_on_host_matches_onnxruntime(compiled, tmp_path):
         x = np.random.default_rng(seed).uniform(-1, 1, SHAPE).astype(np.float32)
         y = np.zeros((1, 32, len(CHARS) + 1), np.float32)
         assert run(x.ctypes.data_as(ctypes.c_void_p), y.ctypes.data_as(ctypes.c_void_p)) == 0
-        np.testing.assert_allclose(y, ort(compiled / "model.onnx", x), atol=1e-5)
+        np.testing.assert_allclose(y, ort(onnx_path, x), atol=1e-5)
+
+
+def test_runner_on_host_matches_onnxruntime(compiled, tmp_path):
+    facts = json.loads((compiled / "meta.json").read_text())["compile"]
+    assert facts["pad_in_arena"] is True  # auto: the tiny arena stays within the 512 KB target either way
+    assert 0 < facts["arena_bytes"] < facts["arena_bytes_without_reuse"]  # Relax's plan reuses storage
+    assert facts["weight_bytes"] > 0 and facts["device_kernels"] == "float"
+    # MACs by hand: conv 8*27*32*64 + depthwise 16*9*16*32 + matmul 32*128*11
+    assert facts["macs"] == 8 * 27 * 32 * 64 + 16 * 9 * 16 * 32 + 32 * 128 * 11
+    _host_runner_matches_onnxruntime(compiled / "device", compiled / "model.onnx", tmp_path)
+
+
+def test_compact_variant_runner_on_host(tiny, compiled, tmp_path):
+    """pad_in_arena=false: padding stays inside the conv kernels, so the arena is smaller."""
+    from wordrec.tvm_mcu.compiler import compile_onnx
+
+    facts = compile_onnx(tiny / "model.onnx", SHAPE, tmp_path / "c", threads=1, parity_tol=1e-5,
+                         pad_in_arena=False)
+    fast = json.loads((compiled / "meta.json").read_text())["compile"]
+    assert facts["pad_in_arena"] is False and facts["arena_bytes"] < fast["arena_bytes"]
+    _host_runner_matches_onnxruntime(tmp_path / "c" / "device", tiny / "model.onnx", tmp_path)
 
 
 def test_elf_on_qemu_and_deterministic_counts(compiled, tmp_path):

@@ -29,7 +29,9 @@ def firmware_file(name: str) -> Path:
 
 
 # AN547 regions (see firmware/an547.ld) and what `auto` picks: the on-chip home when it fits, else the next one.
-ARENA_REGIONS = {"dtcm": ("DTCM", 512 * 1024), "isram": ("ISRAM", 3 * 1024 * 1024)}
+# ISRAM also holds .data/.bss, the heap and the stack: 256 KB of its 4 MB are kept for them.
+ARENA_REGIONS = {"dtcm": ("DTCM", 512 * 1024), "isram": ("ISRAM", (4096 - 256) * 1024),
+                 "ddr": ("DDR", 128 * 1024 * 1024)}
 WEIGHT_REGIONS = {"sram": ("SRAM", 2 * 1024 * 1024), "ddr": ("DDR", 256 * 1024 * 1024)}
 
 

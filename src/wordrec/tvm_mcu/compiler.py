@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from wordrec.errors import DataError
+from wordrec.errors import ConfigError, DataError
 from wordrec.tvm_mcu import emit, frontend, host, macs, plan
 
 
 def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, parity_tol: float,
-                 parity_inputs: int = 2, seed: int = 0) -> dict:
+                 parity_inputs: int = 2, seed: int = 0, pad_in_arena: str | bool = False,
+                 arena_target: int = 512 * 1024) -> dict:
     """Write out/{device/*.c,*.h, host/model.so} and return facts (sizes, MACs, parity).
 
     Raises DataError when the host module differs from onnxruntime by more than `parity_tol` (max |diff| of
@@ -20,7 +21,7 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
     """
     t0 = time.perf_counter()
     model = frontend.load_onnx(onnx_path)
-    mod = frontend.import_relax(model, shape, str(onnx_path))
+    mod, pad_choice = _choose_variant(model, shape, str(onnx_path), pad_in_arena, arena_target)
 
     dtypes = [str(d) for d in mod.attrs["wordrec_compute_dtypes"]]
     ex = host.build(mod, threads)
@@ -42,6 +43,7 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
     return {
         "input_shape": list(shape),
         "output_shape": list(planned.tensors[planned.output].shape),
+        "pad_in_arena": pad_choice,
         "arena_bytes": planned.arena_bytes,
         "arena_bytes_without_reuse": unplanned,
         "weight_bytes": planned.weight_bytes,
@@ -54,3 +56,19 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
         "device_kernels": "integer" if any(d.startswith(("int", "uint")) for d in dtypes) else "float",
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def _choose_variant(model, shape, where, pad_in_arena, arena_target: int):
+    """pad_in_arena True/False, or "auto": take the faster padded variant unless it pushes an arena that meets
+    the target over it (when the compact plan misses the target anyway, the speed is worth the memory)."""
+    if pad_in_arena in (True, False):
+        return frontend.import_relax(model, shape, where, pad_in_arena), bool(pad_in_arena)
+    if pad_in_arena != "auto":
+        raise ConfigError(f"compile.pad_in_arena: {pad_in_arena!r}, expected true, false or auto")
+    compact = frontend.import_relax(model, shape, where, False)
+    if plan.extract(plan.lower_memory(compact)).arena_bytes > arena_target:
+        return frontend.import_relax(model, shape, where, True), True
+    fast = frontend.import_relax(model, shape, where, True)
+    if plan.extract(plan.lower_memory(fast)).arena_bytes <= arena_target:
+        return fast, True
+    return compact, False

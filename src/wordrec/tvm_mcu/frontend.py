@@ -52,8 +52,13 @@ def is_qdq(model: onnx.ModelProto) -> bool:
     return any(n.op_type in QDQ_OPS for n in model.graph.node)
 
 
-def import_relax(model: onnx.ModelProto, shape: list[int], where: str):
-    """Relax module after the 'zero' pipeline (legalized + fused TIR), with every kernel localized."""
+def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_arena: bool = False):
+    """Relax module after the 'zero' pipeline (legalized + fused TIR), with every kernel localized.
+
+    pad_in_arena: give each padded conv its own `pad` kernel whose output Relax plans into the arena, and compute
+    conv outputs ACC_WIDTH at a time. The conv's loads are then unguarded and gcc vectorizes the inner loop with
+    MVE: measured 2.3-3.3x fewer executed instructions, identical outputs, but a larger arena (padded copies).
+    """
     import tvm
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
@@ -65,11 +70,37 @@ def import_relax(model: onnx.ModelProto, shape: list[int], where: str):
     except Exception as e:  # the frontend raises bare Exception/ValueError/AssertionError
         raise DataError(f"{where}: TVM Relax could not import the graph at input shape {shape}: {e}") from e
     kinds = compute_dtypes(mod)
+    if pad_in_arena:
+        mod = split_conv_padding(mod)
     mod = relax.get_pipeline("zero")(mod)
     mod = mod.with_attr("wordrec_compute_dtypes", sorted(kinds))
     for gv, func in list(mod.functions.items()):
         if isinstance(func, tvm.tirx.PrimFunc):
-            mod[gv] = localize(func, gv.name_hint)
+            mod[gv] = localize(func, gv.name_hint, ACC_WIDTH if pad_in_arena else 0)
+    return mod
+
+
+ACC_WIDTH = 16  # conv outputs per accumulator row: 16 floats = 4 MVE vectors; 8 and 32 measured slower
+
+
+def split_conv_padding(mod):
+    """conv2d(x, padding=p) -> conv2d(pad(x, p), padding=0): the pad becomes a separate, planned kernel."""
+    from tvm import relax
+    from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+    x, w = wildcard(), wildcard()
+
+    def rewrite(call, m):
+        a = call.attrs
+        top, left, bottom, right = (int(v) for v in a.padding)
+        if not (top or left or bottom or right):
+            return call
+        padded = relax.op.nn.pad(m[x], [0, 0, 0, 0, top, bottom, left, right])
+        return relax.op.nn.conv2d(padded, m[w], strides=a.strides, padding=[0, 0, 0, 0], dilation=a.dilation,
+                                  groups=a.groups, data_layout=a.data_layout, kernel_layout=a.kernel_layout,
+                                  out_layout=a.out_layout, out_dtype=a.out_dtype)
+
+    mod["main"] = rewrite_call(is_op("relax.nn.conv2d")(x, w), rewrite, mod["main"])
     return mod
 
 
@@ -88,8 +119,11 @@ def compute_dtypes(mod) -> set[str]:
     return kinds
 
 
-def localize(func, name: str):
-    """Inline (or compute-at-consumer) every non-output block so no workspace buffer remains."""
+def localize(func, name: str, acc_width: int = 0):
+    """Inline (or compute-at-consumer) every non-output block so no workspace buffer remains.
+
+    acc_width > 0: a conv/pool-like reduction (rank >= 3) is computed acc_width outputs at a time with the
+    output-width loop innermost (same summation order per output, so results are unchanged)."""
     from tvm import s_tir
 
     sch = s_tir.Schedule(func)
@@ -108,6 +142,11 @@ def localize(func, name: str):
         if not consumers:
             continue
         loops = sch.get_loops(consumers[0])
+        if acc_width:
+            trial = sch.copy()  # same random variables; a failed attempt leaves `sch` untouched
+            if _row_accumulate(trial, block, blk, trial.get_loops(consumers[0]), acc_width):
+                sch = trial
+                continue
         # Attach at the consumer loop matching the block's output rank: the intermediate shrinks to one
         # element per output point without recomputation (deeper would recompute, shallower would grow it).
         rank = len(blk.writes[0].region)
@@ -119,6 +158,27 @@ def localize(func, name: str):
                 continue
     _hoist_inits(sch, root)
     return sch.mod["main"].with_attr("global_symbol", name)
+
+
+def _row_accumulate(sch, block, blk, loops, width: int) -> bool:
+    from tvm import s_tir
+
+    rank = len(blk.writes[0].region)
+    n_red = sum(1 for iv in blk.iter_vars if int(iv.iter_type) == 2)
+    if rank < 3 or not n_red or len(loops) < rank:
+        return False
+    extent = int(sch.get(loops[rank - 1]).extent)
+    if extent % width or extent <= width:
+        return False
+    try:
+        outer, _ = sch.split(loops[rank - 1], [None, width])
+        sch.compute_at(block, outer, preserve_unit_loops=True)
+        own = sch.get_loops(block)
+        sch.reorder(*own[-n_red:], own[-n_red - 1])  # reduction loops outside, the width loop innermost
+        sch.decompose_reduction(block, sch.get_loops(block)[-n_red - 1])
+        return True
+    except s_tir.schedule.ScheduleError:
+        return False  # the caller discards this schedule copy and falls back to plain compute_at
 
 
 def _hoist_inits(sch, root) -> None:
