@@ -63,6 +63,7 @@ def run(cfg, inputs, outputs):
     check_keys(c, KEYS, "params mcu")
     if c.runner not in BOARDS:
         raise ConfigError(f"mcu.runner: {c.runner!r}, expected one of {sorted(BOARDS)}")
+    sim.check_runner(c.runner)
     if int(c.images) < 1:
         raise ConfigError(f"mcu.images: {c.images}, expected >= 1")
     compiled = Path(inputs["compiled"])

@@ -285,3 +285,11 @@ def test_qdq_model_is_reported_as_float_kernels(tiny, tmp_path):
     # TVM's float fake-quant vs onnxruntime's int8 kernels differ by rounding only (measured ~4e-3).
     facts = compile_onnx(qdq, SHAPE, tmp_path / "c", threads=1, parity_tol=5e-2)
     assert facts["qdq_model"] and facts["device_kernels"] == "float" and facts["mac_op_dtypes"] == ["float32"]
+
+
+def test_mcu_stage_checks_the_runner_first(compiled, tmp_path):
+    out = {"out": tmp_path / "o", "report": tmp_path / "r.json", "plots": tmp_path / "p"}
+    with pytest.raises(ConfigError, match="FVP_Corstone_SSE-300_Ethos-U55 is not on PATH"):
+        _stage("mcu").run(smoke_cfg("mcu.runner=fvp"), {"compiled": compiled, "data": tmp_path / "none"}, out)
+    with pytest.raises(ConfigError, match="mcu.runner: 'fpga'"):
+        _stage("mcu").run(smoke_cfg("mcu.runner=fpga"), {"compiled": compiled, "data": tmp_path / "none"}, out)

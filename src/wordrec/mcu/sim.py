@@ -43,6 +43,19 @@ def build_plugin(build_dir: Path) -> Path:
     return so
 
 
+def check_runner(runner: str) -> None:
+    """Fail before any work when the chosen simulator (or the device toolchain) is missing."""
+    toolchain.require(toolchain.GCC, "gcc-arm-none-eabi (+ libnewlib-arm-none-eabi)")
+    if runner == "qemu":
+        toolchain.require(QEMU, "qemu-system-arm")
+    elif runner == "fvp":
+        if not shutil.which(FVP):
+            raise ConfigError(f"mcu.runner=fvp but {FVP} is not on PATH (Arm's Corstone-300 FVP is not "
+                              "installable here; use runner=qemu)")
+    else:
+        raise ConfigError(f"mcu.runner: {runner!r}, expected 'qemu' or 'fvp'")
+
+
 def _write_inputs(path: Path, xs: np.ndarray) -> None:
     n = xs.shape[0]
     flat = np.ascontiguousarray(xs, dtype="<f4").reshape(n, -1)
