@@ -24,7 +24,7 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
     mod, pad_choice = _choose_variant(model, shape, str(onnx_path), pad_in_arena, arena_target)
 
     dtypes = [str(d) for d in mod.attrs["wordrec_compute_dtypes"]]
-    ex = host.build(mod, threads)
+    ex = host.build(mod)
     run = host.HostModule(ex)
     diff = 0.0
     for i in range(parity_inputs):
@@ -39,13 +39,12 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
     emit.emit(planned, kernels, out / "device")
     (out / "host").mkdir(parents=True, exist_ok=True)
     ex.export_library(str(out / "host" / "model.so"))
-    unplanned = int(sum(int(np.prod(t.shape)) * 4 for t in planned.tensors if t.base == "arena"))
     return {
         "input_shape": list(shape),
         "output_shape": list(planned.tensors[planned.output].shape),
         "pad_in_arena": pad_choice,
         "arena_bytes": planned.arena_bytes,
-        "arena_bytes_without_reuse": unplanned,
+        "arena_bytes_without_reuse": planned.bytes_without_reuse,
         "weight_bytes": planned.weight_bytes,
         "kernel_calls": len(planned.calls),
         "kernels": len({c[0] for c in planned.calls}),

@@ -21,9 +21,14 @@ ALIGN = 16  # bytes; MVE loads want 16-byte alignment, the C arrays use it too
 @dataclass
 class Tensor:
     base: str  # "arena" | "const" | "input" | "output"
-    offset: int  # bytes into the arena (arena) or constant index (const)
+    offset: int  # bytes into the arena (arena; (storage, offset) until extract() lays the arena out) or const index
     shape: tuple[int, ...]
     dtype: str
+    view: bool = False  # an R.reshape of another tensor: same bytes
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
 
 
 @dataclass
@@ -41,6 +46,11 @@ class Plan:
     @property
     def weight_bytes(self) -> int:
         return int(sum(c.nbytes for c in self.constants))
+
+    @property
+    def bytes_without_reuse(self) -> int:
+        """What one buffer per intermediate tensor would take (the comparison for the plan's reuse)."""
+        return sum(t.nbytes for t in self.tensors if t.base == "arena" and not t.view)
 
 
 def lower_memory(mod):
@@ -116,7 +126,7 @@ def extract(mod) -> Plan:
                 env[v] = len(plan.tensors) - 1
             elif opname == "relax.reshape":  # a view: same bytes, new shape
                 src = plan.tensors[arg(val.args[0])]
-                plan.tensors.append(Tensor(src.base, src.offset, _shape_of(v), src.dtype))
+                plan.tensors.append(Tensor(src.base, src.offset, _shape_of(v), src.dtype, view=True))
                 env[v] = len(plan.tensors) - 1
             elif opname in ("relax.memory.kill_storage", "relax.memory.kill_tensor"):
                 continue
