@@ -34,7 +34,7 @@ def build_plugin(build_dir: Path) -> Path:
     if not cc:
         raise ConfigError("no host C compiler (gcc) to build the QEMU plugin csrc/qemu_insn_count.c")
     build_dir.mkdir(parents=True, exist_ok=True)
-    tmp = so.with_suffix(".so.tmp")
+    tmp = so.with_name(f".{so.name}.{os.getpid()}.tmp")  # parallel stages may build at once
     res = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-fvisibility=hidden", "-o", str(tmp),
                           str(PLUGIN_SRC)], capture_output=True, text=True)
     if res.returncode != 0:
