@@ -36,3 +36,8 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.wordrec-*
   touch "$stamp"
 fi
+
+# --- QEMU instruction-count plugin (csrc/qemu_insn_count.c; Debian ships no plugin header, see docs/mcu.md) --
+if command -v qemu-system-arm >/dev/null 2>&1; then
+  "$VENV/bin/python" -c "from pathlib import Path; from wordrec.mcu.sim import build_plugin; build_plugin(Path('build/qemu'))"
+fi
