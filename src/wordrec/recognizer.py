@@ -110,7 +110,7 @@ def read_meta(path: Path) -> dict:
 
 Loader = Callable[[Path], Recognizer] | str
 FRAMEWORKS: dict[str, Loader] = {"torch": TorchRecognizer, "paddle": "wordrec.paddle_rec.recognizer:load"}
-SUFFIXES: dict[str, Loader] = {".onnx": OnnxRecognizer}
+SUFFIXES: dict[str, Loader] = {".onnx": OnnxRecognizer, ".xml": "wordrec.ov_backend:OpenVINORecognizer"}
 
 
 def register_framework(name: str, loader: Loader) -> None:

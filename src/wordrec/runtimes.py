@@ -7,13 +7,13 @@ docs/DEVELOPING.md, so parity, accuracy and timing code is written once for all 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
 from wordrec.charset import Charset, ctc_greedy_decode
 from wordrec.errors import DataError
+from wordrec.metrics import score
 
 META_KEYS = ("name", "framework", "charset", "input")
 INPUT_KEYS = ("channels", "height", "width", "keep_ratio")
@@ -148,13 +148,13 @@ def predict(runner, x: np.ndarray, charset: Charset, batch: int = 32) -> list[st
 
 
 def accuracy(preds: list[str], labels: list[str], charset: Charset) -> float:
-    """Word accuracy in percent: exact match in the charset's convention (lowercase for case-insensitive sets)."""
+    """Word accuracy in percent, defined as `evaluate` does: exact match with the label mapped into the model's
+    charset (`Charset.filter`), so quantize/bench figures line up with reports/eval.json."""
     if not labels:
         return float("nan")
-    return 100.0 * sum(p == charset.normalize(t) for p, t in zip(preds, labels)) / len(labels)
+    return 100.0 * score(preds, [charset.filter(t) for t in labels])["accuracy"]
 
 
 def accuracy_alnum_ci(preds: list[str], labels: list[str]) -> float:
     """Percent exact matches ignoring case and non-alphanumerics: fair across charsets (and peer OCRs)."""
-    norm = lambda s: re.sub(r"[^0-9a-z]", "", s.lower())  # noqa: E731
-    return 100.0 * sum(norm(p) == norm(t) for p, t in zip(preds, labels)) / max(1, len(labels))
+    return 100.0 * score(preds, labels)["accuracy_alnum_ci"] if labels else float("nan")
