@@ -64,11 +64,19 @@ def load_torch(model_dir: str | Path):
     if not ckpt.is_file():
         raise DataError(f"{ckpt}: checkpoint not found")
     build_model, wrapper = torch_builder()
-    model = build_model(meta["arch"], charset_of(meta).num_classes, int(meta["input"]["channels"]))
+    i = meta["input"]
+    try:
+        model = build_model(meta["arch"], charset_of(meta).num_classes, int(i["channels"]), int(i["height"]))
+    except TypeError:  # builders without a height argument (the tests' tiny stand-ins)
+        model = build_model(meta["arch"], charset_of(meta).num_classes, int(i["channels"]))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    # Accept {"model": state_dict, ...} (checkpoint with optimizer etc.) or a bare state_dict.
-    state = state.get("model", state) if isinstance(state, dict) else state
-    model.load_state_dict(state)
+    # wordrec.torch_rec checkpoints are {"state_dict", "meta"}; also accept {"model": ...} or a bare state_dict.
+    if isinstance(state, dict):
+        state = state.get("state_dict", state.get("model", state))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise DataError(f"{ckpt}: checkpoint does not fit the model in meta.json: {str(e)[:300]}") from None
     return wrapper(model).eval(), meta
 
 
