@@ -65,10 +65,7 @@ def load_torch(model_dir: str | Path):
         raise DataError(f"{ckpt}: checkpoint not found")
     build_model, wrapper = torch_builder()
     i = meta["input"]
-    try:
-        model = build_model(meta["arch"], charset_of(meta).num_classes, int(i["channels"]), int(i["height"]))
-    except TypeError:  # builders without a height argument (the tests' tiny stand-ins)
-        model = build_model(meta["arch"], charset_of(meta).num_classes, int(i["channels"]))
+    model = build_model(meta["arch"], charset_of(meta).num_classes, int(i["channels"]), int(i["height"]))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     # wordrec.torch_rec checkpoints are {"state_dict", "meta"}; also accept {"model": ...} or a bare state_dict.
     if isinstance(state, dict):
