@@ -46,7 +46,8 @@ def export_one(c, model_dir: Path, dest: Path, images) -> tuple[str, dict]:
         ref = _probs(TorchRunner(load_torch(model_dir)[0], c.threads), x, c.parity.batch)
         facts = parity(ref, _probs(OrtRunner(onnx_path, c.threads), x, c.parity.batch), charset_of(meta))
     else:
-        got = export_paddle(model_dir, onnx_path, x, float(c.parity.max_abs_diff))
+        # to_onnx preprocesses RGB crops itself and runs its own parity gate against the Paddle predictor.
+        got = export_paddle(model_dir, onnx_path, images, float(c.parity.max_abs_diff))
         check_onnx(onnx_path, meta)
         facts = {k: float(got[k]) for k in ("max_abs_diff", "text_agreement")}
     name = meta["name"]

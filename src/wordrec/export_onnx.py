@@ -28,7 +28,7 @@ def export_torch(model_dir: Path, onnx_path: Path, opset: int) -> None:
                       dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
 
 
-def export_paddle(model_dir: Path, onnx_path: Path, images: np.ndarray, max_abs_diff: float) -> dict:
+def export_paddle(model_dir: Path, onnx_path: Path, images: list[np.ndarray], max_abs_diff: float) -> dict:
     # The svtr helper's exporter: paddle2onnx + onnxsim + its own parity check (imported lazily: Paddle is heavy).
     from wordrec.paddle_rec.export import to_onnx
 
