@@ -73,6 +73,7 @@ def to_onnx(model_dir: Path, onnx_path: Path, images: list[np.ndarray], max_abs_
     than `max_abs_diff` anywhere, or if any decoded string differs.
     """
     import onnx
+    import onnxoptimizer
     import onnxruntime as ort
     import paddle2onnx
     from onnxsim import simplify
@@ -99,6 +100,9 @@ def to_onnx(model_dir: Path, onnx_path: Path, images: list[np.ndarray], max_abs_
     m, ok = simplify(m)
     if not ok:
         raise DataError(f"{onnx_path}: onnxsim could not validate the simplified model")
+    # paddle2onnx emits weights/biases as Constant nodes; quantizers (NNCF's bias correction) and TVM expect
+    # initializers, so move them with onnxoptimizer's single pass for exactly that.
+    m = onnxoptimizer.optimize(m, ["extract_constant_to_initializer"])
     onnx.checker.check_model(m, full_check=True)
 
     x = prepare_batch(images, inp["channels"], inp["height"], inp["width"], keep_ratio=True)
