@@ -47,6 +47,7 @@ def save(q_model, example: np.ndarray, path: Path) -> Path:
 
 def load(path: Path, compile_model: bool = False):
     import torch
+    import torchao.quantization.pt2e  # noqa: F401  registers the quantized_decomposed ops the archive refers to
 
     module = torch.export.load(str(path)).module()
     return torch.compile(module, dynamic=False) if compile_model else module
