@@ -39,11 +39,9 @@ class RecDataset(paddle.io.Dataset):
         self.epoch = 0
 
     def close(self) -> None:
-        # py-lmdb refuses to open one environment twice per process, so a finished (or interrupted) run must
-        # release it before the next run in the same process (tests, sweeps). LmdbDataset has no close().
-        if self.lmdb._env is not None:
-            self.lmdb._env.close()
-            self.lmdb._env = None
+        # Drop our reference only: wordrec.lmdb_io shares one read-only environment per process and path
+        # (py-lmdb refuses a second open), so closing it here would break every other reader of that LMDB.
+        self.lmdb._env = None
 
     def __len__(self) -> int:
         return len(self.items)
