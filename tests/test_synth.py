@@ -4,7 +4,6 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-import lmdb
 import pytest
 
 from conftest import FEW_FONTS, REPO, smoke_cfg
@@ -41,8 +40,8 @@ def test_layout_and_report(tmp_path):
     m, out = _run(tmp_path)
     assert sorted(p.name for p in out["out"].iterdir()) == ["charset.txt", "fonts.txt", "test", "train", "val"]
     assert not (out["out"] / "train" / "lock.mdb").exists()
-    env = lmdb.open(str(out["out"] / "train"), readonly=True, lock=False)
-    with env.begin() as txn:
+    # Through the dataset's own handle: py-lmdb allows one open environment per path and process.
+    with LmdbDataset(out["out"] / "train")._open().begin() as txn:
         assert txn.get(b"num-samples") == b"40"
         assert txn.get(b"image-000000001")[:2] == b"\xff\xd8"  # JPEG
         assert txn.get(b"label-000000040")
