@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from wordrec.charset import Charset, ctc_greedy_decode
 from wordrec.errors import DataError
-from wordrec.preprocess import prepare_batch
-
-META_KEYS = ("name", "framework", "arch", "charset", "input")
+from wordrec.recognizer import Recognizer, read_meta
 
 
-class PaddleRecognizer:
-    """`.probs(NCHW float32) -> NTK` softmax probabilities; `.predict(rgb_images) -> [(text, confidence)]`."""
+class PaddleRecognizer(Recognizer):
+    """A trained Paddle model dir served by Paddle Inference; decoding and batching come from `Recognizer`."""
 
     def __init__(self, model_dir: str | Path, threads: int = 1):
         from wordrec.paddle_rec.export import paddle_predictor
 
-        self.path = Path(model_dir)
-        meta_path = self.path / "meta.json"
-        if not meta_path.is_file():
-            raise DataError(f"{meta_path}: meta.json not found (not a trained model dir)")
-        self.meta = json.loads(meta_path.read_text())
-        missing = [k for k in META_KEYS if k not in self.meta]
-        if missing:
-            raise DataError(f"{meta_path}: meta.json lacks {missing}")
-        self.charset = Charset.from_spec(self.meta["charset"])
-        self.input = self.meta["input"]
+        model_dir = Path(model_dir)
+        meta_path = model_dir / "meta.json"
+        super().__init__(read_meta(meta_path), model_dir)
         self._check_dictionary()
         self._run = paddle_predictor(self.path, threads)
         i = self.input
@@ -51,26 +40,7 @@ class PaddleRecognizer:
                             f"{self.path / 'meta.json'} ({len(self.charset.chars)} chars)")
 
     def probs(self, x: np.ndarray) -> np.ndarray:
-        p = self._run(x)
-        if p.ndim != 3 or p.shape[2] != self.charset.num_classes:
-            raise DataError(f"{self.path}: model outputs {p.shape}, expected N x T x {self.charset.num_classes}")
-        return p
-
-    def decode(self, probs: np.ndarray) -> list[tuple[str, float]]:
-        """Greedy CTC; confidence = mean max-probability over the emitted characters (PaddleOCR's rule)."""
-        out = []
-        for p in probs:
-            best, conf = p.argmax(1), p.max(1)
-            keep = [t for t in range(len(best)) if best[t] != 0 and (t == 0 or best[t] != best[t - 1])]
-            out.append((ctc_greedy_decode(best, self.charset), float(np.mean(conf[keep])) if keep else 0.0))
-        return out
-
-    def predict(self, images, batch_size: int = 64) -> list[tuple[str, float]]:
-        i, out = self.input, []
-        for s in range(0, len(images), batch_size):
-            x = prepare_batch(images[s:s + batch_size], i["channels"], i["height"], i["width"], i["keep_ratio"])
-            out += self.decode(self.probs(x))
-        return out
+        return self.check_probs(self._run(x))
 
 
 def load(model_dir: str | Path, threads: int = 1) -> PaddleRecognizer:
