@@ -19,8 +19,8 @@ import numpy as np
 
 from wordrec.charset import Charset, ctc_greedy_decode
 from wordrec.errors import DataError
-from wordrec.io import read_json
 from wordrec.preprocess import prepare_batch
+from wordrec.runtimes import read_meta  # the one meta.json reader: checks the keys every stage needs
 
 META_KEYS = ("name", "framework", "arch", "charset", "input")
 
@@ -100,12 +100,6 @@ class OnnxRecognizer(Recognizer):
 
     def probs(self, x):
         return self.check_probs(self.sess.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)})[0])
-
-
-def read_meta(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(f"{path}: meta.json not found (expected beside the model)")
-    return read_json(path)
 
 
 Loader = Callable[[Path], Recognizer] | str
