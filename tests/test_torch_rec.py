@@ -121,6 +121,14 @@ def test_train_kill_then_resume_equals_uninterrupted_run(synth_data, tmp_path, m
     assert drop(ca) == drop(cb) and len(ca) == 1 + 5
 
 
+def test_lr_schedule_warms_up_holds_then_decays():
+    f = trainer.lr_factor(100, warmup=0.1, decay=0.4)
+    assert f(0) == pytest.approx(0.04) and f(10) == 1.0 and f(60) == 1.0
+    assert 0.001 <= f(99) < f(80) < 1.0
+    with pytest.raises(ConfigError, match="warmup"):
+        trainer.lr_factor(100, warmup=0.7, decay=0.4)
+
+
 def test_resume_ignores_a_checkpoint_from_another_config(synth_data, tmp_path, capsys):
     train = load_stage("train")
     torch.set_num_threads(1)

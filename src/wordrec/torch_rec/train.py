@@ -1,6 +1,6 @@
 """Training loop for the torch recognizers: `fit(name, mcfg, tcfg, data_dir, out_dir, ckpt_dir, plots_dir)`.
 
-CTC loss (torch.nn.CTCLoss), AdamW with a one-cycle schedule (linear warmup, cosine decay), gradient clipping,
+CTC loss (torch.nn.CTCLoss), AdamW with a warmup-hold-cosine schedule, gradient clipping,
 validation every `val_every` steps and at the end, best-by-val weights. Resumable: at every validation the full
 training state goes to `ckpt_dir/last.pt` (a DVC `persist` output, since DVC deletes a stage's outs before it
 runs); a later run with the same config hash continues from there and ends with the same weights as an
@@ -30,7 +30,7 @@ from wordrec.torch_rec.models import build_model, seq_len
 from wordrec.torch_rec.plots import plot_curves, write_curves
 
 MODEL_KEYS = {"framework", "arch", "charset", "input", "batch_size", "lr", "weight_decay", "epochs", "warmup",
-              "clip", "val_every", "val_max", "augment", "amp"}
+              "decay", "clip", "val_every", "val_max", "augment", "amp"}
 # Common `train` keys; lr/batch_size/epochs override every model's own value when not null (sweeps, grid).
 TRAIN_KEYS = {"seed", "threads", "workers", "lr", "batch_size", "epochs", "init", "sweep", "models"}
 CURVE_FIELDS = ["step", "epoch", "lr", "train_loss", "val_accuracy", "val_ned", "images_per_second"]
@@ -57,6 +57,26 @@ def config_hash(c: dict, tcfg, data_dir: Path) -> str:
     ident = {"model": c, "seed": tcfg.seed, "threads": tcfg.threads, "init": tcfg.get("init"),
              "data": {s: (data_dir / s / "data.mdb").stat().st_size for s in ("train", "val")}}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def lr_factor(total: int, warmup: float, decay: float):
+    """Warmup-hold-decay multiplier of the peak lr: linear from 1/25 over the first `warmup` fraction of the
+    steps, flat, then cosine down to 1/1000 over the last `decay` fraction. Holding the peak matters for CTC:
+    the all-blank plateau is left only after a few hundred steps at full lr, and a one-cycle schedule over a
+    short budget has already decayed by then. decay=1 is the classic one-cycle shape."""
+    if not (0 <= warmup <= 1 and 0 < decay <= 1 and warmup + decay <= 1):
+        raise ConfigError(f"train.models.<name>: need 0 <= warmup, 0 < decay, warmup + decay <= 1; "
+                          f"got warmup={warmup}, decay={decay}")
+    n_warm, n_decay = warmup * total, decay * total
+
+    def f(step: int) -> float:
+        if step < n_warm:
+            return 0.04 + 0.96 * step / n_warm
+        left = total - step
+        if left >= n_decay:
+            return 1.0
+        return 0.001 + 0.999 * 0.5 * (1 - math.cos(math.pi * left / n_decay))
+    return f
 
 
 def load_weights(model: torch.nn.Module, path: Path, charset: Charset) -> dict:
@@ -117,9 +137,7 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
     val_every = min(int(c["val_every"]), total)
 
     opt = torch.optim.AdamW(model.parameters(), lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(c["lr"]), total_steps=total,
-                                                pct_start=float(c["warmup"]), anneal_strategy="cos",
-                                                div_factor=25.0, final_div_factor=1e3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(total, float(c["warmup"]), float(c["decay"])))
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     coll = collate(charset)
     val_loader = DataLoader(torch.utils.data.Subset(val_ds, val_idx), batch_size=128, collate_fn=coll)
@@ -153,14 +171,13 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
         loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=coll, num_workers=int(tcfg.workers))
         t0 = time.perf_counter()
         for x, targets, lengths, _ in loader:
+            opt.zero_grad(set_to_none=True)
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                 logits = model(x)
-            logits = logits.float()  # CTC in fp32
-            log_probs = logits.log_softmax(2).permute(1, 0, 2)  # T x N x K for CTCLoss
             in_len = torch.full((x.shape[0],), logits.shape[1], dtype=torch.long)
-            loss = ctc(log_probs, targets, in_len, lengths)
-            opt.zero_grad(set_to_none=True)
+            # CTC in fp32 on T x N x K log-probabilities
+            loss = ctc(logits.float().log_softmax(2).permute(1, 0, 2), targets, in_len, lengths)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(c["clip"]))
             opt.step()

@@ -1,0 +1,48 @@
+"""report: collect the pipeline's metrics into the two files people read first.
+
+Reads reports/{synth,eval,grid,export,quantize,bench}.json and, for each model run on the device,
+reports/mcu/<model>.json + reports/mcu/<model>/samples.csv (paths from dvc.yaml). Writes MCU_OUT
+(reports/mcu.json, `{model: {...}}` for all device runs together) and SUMMARY (reports/summary.md: the headline
+tables, device text next to host text). Nothing is measured here; a missing input is an error.
+"""
+
+from pathlib import Path
+
+from wordrec.config import check_keys
+from wordrec.errors import DataError
+from wordrec.io import atomic_file, read_json, write_json
+from wordrec.report import summary_markdown
+from wordrec.stage import stage_main
+
+KEYS = {"samples"}
+
+
+def run(cfg, inputs, outputs):
+    check_keys(cfg.report, KEYS, "params report")
+    reports = {k: read_json(inputs[k]) for k in ("synth", "eval", "grid", "export", "quantize", "bench")}
+    mcu, samples = {}, {}
+    for path in inputs["mcu"].split(","):
+        p = Path(path)
+        one = read_json(p)
+        if len(one) != 1:
+            raise DataError(f"{p}: expected one model's device report, got keys {sorted(one)}")
+        name, rec = next(iter(one.items()))
+        mcu[name] = rec
+        csv = p.with_suffix("") / "samples.csv"
+        if not csv.is_file():
+            raise DataError(f"{csv}: device samples missing (run the mcu stage)")
+        samples[name] = csv.read_text()
+    write_json(outputs["mcu_out"], mcu)
+    text = summary_markdown(reports, mcu, samples, int(cfg.report.samples))
+    with atomic_file(outputs["summary"], "w") as f:
+        f.write(text)
+    return {m: {"text_agreement": r["text_agreement"], "arena_bytes": r["arena_bytes"]} for m, r in mcu.items()}
+
+
+if __name__ == "__main__":
+    raise SystemExit(stage_main(
+        run, doc=__doc__,
+        inputs={"synth": "reports/synth.json", "eval": "reports/eval.json", "grid": "reports/grid.json",
+                "export": "reports/export.json", "quantize": "reports/quantize.json", "bench": "reports/bench.json",
+                "mcu": "comma-separated reports/mcu/<model>.json"},
+        outputs={"mcu_out": "reports/mcu.json", "summary": "reports/summary.md"}))

@@ -1,0 +1,62 @@
+"""report stage: aggregation into reports/mcu.json + summary.md, and its input errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EV = {"crnn": {"synth_test": {"accuracy": 0.9, "accuracy_alnum_ci": 0.95, "ned": 0.02, "n": 10}}}
+MCU = {"board": "b", "images": 2, "text_agreement": 1.0, "max_abs_diff": 1e-7, "insns_per_inference": 5e6,
+       "macs": 1e6, "macs_per_insn": 0.2, "arena_bytes": 4096, "arena_region": "dtcm", "weight_bytes": 8192,
+       "weights_region": "sram", "device_kernels": "float"}
+
+
+def _inputs(tmp: Path, with_samples=True) -> list[str]:
+    docs = {
+        "synth": {"train": 10, "val": 2, "test": 2, "fonts": 3, "words": 5},
+        "eval": EV,
+        "grid": {"model": "crnn", "launcher": "basic", "best": {"params": {"lr": 1e-4}, "accuracy": 0.5},
+                 "runs": [{}]},
+        "export": {"crnn": {"max_abs_diff": 1e-7, "text_agreement": 1.0, "nodes": 3, "onnx_bytes": 2048}},
+        "quantize": {"crnn": {"openvino": {"accuracy_fp32": 90.0, "accuracy_int8": 89.8, "bytes": 1024}}},
+        "bench": {"crnn": {"openvino-int8": {"accuracy_alnum_ci": 95.0, "latency_ms_b1": 1.0,
+                                             "throughput_fps": 900.0, "throughput_vs_onnxruntime_fp32": 4.2}}},
+    }
+    args = []
+    for k, v in docs.items():
+        (tmp / f"{k}.json").write_text(json.dumps(v))
+        args += [f"--{k}", str(tmp / f"{k}.json")]
+    (tmp / "mcu").mkdir()
+    (tmp / "mcu" / "tiny.json").write_text(json.dumps({"tiny": MCU}))
+    if with_samples:
+        (tmp / "mcu" / "tiny").mkdir()
+        (tmp / "mcu" / "tiny" / "samples.csv").write_text(
+            "label,host,device,host_conf,device_conf,max_abs_diff\nhello,hello,hello,0.9,0.9,0\nab,,,0.5,0.5,0\n")
+    return args + ["--mcu", str(tmp / "mcu" / "tiny.json"), "--mcu-out", str(tmp / "out" / "mcu.json"),
+                   "--summary", str(tmp / "out" / "summary.md")]
+
+
+def _run(args):
+    return subprocess.run([sys.executable, str(ROOT / "stages/report.py"), "--params", str(ROOT / "params.yaml"),
+                           *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_report_aggregates_device_runs(tmp_path):
+    r = _run(_inputs(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "out/mcu.json").read_text()) == {"tiny": MCU}
+    md = (tmp_path / "out/summary.md").read_text()
+    assert "| `crnn` | 90.0 / 95.0 / 0.020 |" in md
+    assert "| `tiny` | `hello` | `hello` 0.9000 | `hello` 0.9000 |" in md
+    assert "(empty) 0.5000" in md
+    assert "| `crnn` | openvino | 90.0 | 89.8 | -0.2 |" in md
+
+
+def test_report_missing_samples_is_a_clear_error(tmp_path):
+    r = _run(_inputs(tmp_path, with_samples=False))
+    assert r.returncode == 2
+    assert "samples.csv: device samples missing" in r.stderr
+    assert not (tmp_path / "out" / "summary.md").exists()
