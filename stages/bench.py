@@ -25,7 +25,7 @@ KEYS = {"runtimes", "threads", "batch", "warmup", "repeats", "n_accuracy", "comp
 PEER_KEYS = {"tesseract", "rapidocr", "n_images", "repeats"}
 
 
-def artefacts(model_dir: Path, export: Path, quant: Path) -> Artefacts:
+def artefacts(model_dir: Path, export: Path, quant: Path, compiled: Path) -> Artefacts:
     name = read_meta(model_dir)["name"]
     onnx = export / name / "model.onnx"
     if not onnx.is_file():
@@ -33,7 +33,8 @@ def artefacts(model_dir: Path, export: Path, quant: Path) -> Artefacts:
     q = quant / name
     some = lambda p: p if p.is_file() else None  # noqa: E731  (a backend may be off or not apply to this model)
     return Artefacts(name, read_meta(export / name), model_dir, onnx, some(q / "onnx_qdq" / "model.onnx"),
-                     some(q / "openvino" / "model.xml"), some(q / "inc" / "model.pt2"))
+                     some(q / "openvino" / "model.xml"), some(q / "inc" / "model.pt2"),
+                     some(compiled / name / "host" / "model.so"))
 
 
 def batch_of(x: np.ndarray, n: int) -> np.ndarray:
@@ -86,7 +87,7 @@ def run(cfg, inputs, outputs):
     images, labels = load_split(Path(inputs["data"]) / "test", c.n_accuracy)
     report = {}
     for model_dir in [Path(p) for p in str(inputs["models"]).split(",") if p.strip()]:
-        a = artefacts(model_dir, Path(inputs["export"]), Path(inputs["quant"]))
+        a = artefacts(model_dir, Path(inputs["export"]), Path(inputs["quant"]), Path(inputs["compiled"]))
         report[a.name] = bench_model(c, a, images, labels)
     n_peer = min(c.peers.n_images, len(images)) if c.peers.n_images > 0 else len(images)
     for key, cls in tqdm(PEERS.items(), desc="peers", leave=False):
@@ -106,6 +107,8 @@ if __name__ == "__main__":
     raise SystemExit(stage_main(
         run, doc=__doc__,
         inputs={"models": "comma-separated trained model dirs", "export": "export dir (models/export)",
-                "quant": "INT8 models dir (models/quant)", "data": "synth dataset dir (uses test/)"},
+                "quant": "INT8 models dir (models/quant)",
+                "compiled": "TVM compile dir (models/compile; conv-only models have <name>/host/model.so)",
+                "data": "synth dataset dir (uses test/)"},
         outputs={"report": "metrics JSON", "plots": "PNG + machine.json folder"},
     ))

@@ -22,14 +22,15 @@ def quantized(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
     return tmp_path / "quant"
 
 
-def _bench(tmp_path, models, export, quant, data, *overrides):
+def _bench(tmp_path, models, export, quant, data, *overrides, compiled=None):
     return load_stage("bench").run(smoke(*PEERS, *overrides),
-                                   {"models": models, "export": export, "quant": quant, "data": data},
+                                   {"models": models, "export": export, "quant": quant, "data": data,
+                                    "compiled": compiled or tmp_path / "no_compile"},
                                    {"report": tmp_path / "bench.json", "plots": tmp_path / "bench"})
 
 
 def test_bench_writes_json_and_plot(tiny_models_dirs, tiny_exported, quantized, tiny_task, tmp_path, monkeypatch):
-    # A runtime added through the hook (as TVM-host will be) appears like the built-in ones.
+    # A runtime added through the hook appears like the built-in ones.
     monkeypatch.setitem(RUNTIMES, "extra", lambda a, precision, threads, batch, **_:
                         OrtRunner(a.onnx, threads) if precision == "fp32" else None)
     report = _bench(tmp_path, tiny_models_dirs, tiny_exported, quantized, tiny_task,
@@ -53,8 +54,21 @@ def test_bench_writes_json_and_plot(tiny_models_dirs, tiny_exported, quantized, 
 
 
 def test_unknown_runtime(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
-    with pytest.raises(ConfigError, match="tvm"):
-        _bench(tmp_path, tiny_models_dirs, tiny_exported, tmp_path, tiny_task, "bench.runtimes=[tvm]")
+    with pytest.raises(ConfigError, match="nosuch"):
+        _bench(tmp_path, tiny_models_dirs, tiny_exported, tmp_path, tiny_task, "bench.runtimes=[nosuch]")
+
+
+def test_tvm_host_joins_for_compiled_conv_only_models(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
+    compiled = tmp_path / "compile"
+    load_stage("compile").run(smoke(), {"model": tiny_exported / "tiny_lite"},
+                              {"out": compiled / "tiny_lite", "report": tmp_path / "compile.json"})
+    report = _bench(tmp_path, tiny_models_dirs, tiny_exported, tmp_path / "no_quant", tiny_task,
+                    "bench.runtimes=[onnxruntime,tvm]", "bench.peers.tesseract=false", "bench.peers.rapidocr=false",
+                    compiled=compiled)
+    assert set(report["tiny_crnn"]) == {"onnxruntime-fp32"}  # LSTM: not compiled, so no TVM row
+    assert set(report["tiny_lite"]) == {"onnxruntime-fp32", "tvm-fp32"}
+    tvm, ort = report["tiny_lite"]["tvm-fp32"], report["tiny_lite"]["onnxruntime-fp32"]
+    assert tvm["accuracy"] == ort["accuracy"] >= 80 and tvm["throughput_fps"] > 0
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@
 A runtime is a factory `(artefacts, precision, threads, batch, **options) -> runner | None` (a runner has
 `.probs(NCHW) -> NTK`; None: that runtime has no such variant for this model; `batch` is the throughput batch,
 for runtimes that compile static shapes). torch, onnxruntime and OpenVINO are registered here; another backend
-(TVM on the host) joins with `register_runtime("tvm", factory)` and then appears in bench.json and the plot as
-`tvm-<precision>`.
+(TVM on the host, from the compile stage's `host/model.so`) is registered the same way and appears in bench.json
+and the plot as `tvm-fp32`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Artefacts:
     onnx_int8: Path | None = None
     ov_int8: Path | None = None
     inc_int8: Path | None = None
+    tvm_host: Path | None = None
 
 
 RUNTIMES: dict[str, Callable] = {}
@@ -70,9 +71,29 @@ def _openvino(a: Artefacts, precision: str, threads: int, batch: int, **_):
     return OvRunner(path, threads) if path else None
 
 
+class TvmHostRunner:
+    """The compile stage's host (llvm) Relax executable: the same kernels the Cortex-M55 runs, compiled for this CPU.
+    It is built for batch 1 (the device's shape), so a batch is run image by image; its kernels carry no parallel
+    schedule, so it uses one thread whatever `threads` says (bench.json notes the thread count of the run)."""
+
+    def __init__(self, path: Path):
+        from wordrec.tvm_mcu.host import HostModule
+
+        self.module = HostModule(path)
+
+    def probs(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.module(x[i:i + 1]) for i in range(len(x))])
+
+
+def _tvm(a: Artefacts, precision: str, threads: int, batch: int, **_):
+    # Relax imports QDQ as float fake-quant, so there is no integer TVM variant to time (docs/mcu.md).
+    return TvmHostRunner(a.tvm_host) if precision == "fp32" and a.tvm_host else None
+
+
 register_runtime("torch", _torch)
 register_runtime("onnxruntime", _onnxruntime)
 register_runtime("openvino", _openvino)
+register_runtime("tvm", _tvm)
 
 
 def median_seconds(fn: Callable[[], object], warmup: int, repeats: int) -> float:
