@@ -34,7 +34,8 @@ def _quantize(backend, c, model_dir, onnx_path, calib, dest: Path):
         path = inc_ptq.save(q, calib[:2], dest / "model.pt2")
         return TorchRunner(module, c.threads), TorchRunner(q, c.threads), path, path.stat().st_size
     if backend == "openvino":
-        path = nncf_ptq.to_openvino_int8(onnx_path, dest / "model.xml", calib, **nn)
+        path = nncf_ptq.to_openvino_int8(onnx_path, dest / "model.xml", calib, **nn,
+                                         ignored_types=list(c.nncf.openvino_ignored_types))
         return OvRunner(onnx_path, c.threads), OvRunner(path, c.threads), path, nncf_ptq.ir_bytes(path)
     path = nncf_ptq.to_onnx_qdq(onnx_path, dest / "model.onnx", calib, **nn)
     return OrtRunner(onnx_path, c.threads), OrtRunner(path, c.threads), path, path.stat().st_size
