@@ -15,6 +15,7 @@ from wordrec.config import check_keys
 from wordrec.errors import DataError
 from wordrec.evaluation import evaluate_lmdb, worst_mistakes_png
 from wordrec.io import atomic_dir, write_json
+from wordrec.runtimes import read_meta
 from wordrec.stage import stage_main
 
 KEYS = {"models", "extra", "batch_size", "threads", "limit", "worst_per_dataset"}
@@ -39,8 +40,12 @@ def run(cfg, inputs, outputs):
     sets = datasets(Path(inputs["data"]), Path(inputs["real"]), c.extra)
     report = {}
     with atomic_dir(outputs["plots"]) as plots:
-        for name in c.models:
-            rec = recognizer.load(Path(inputs["models"]) / name)
+        # The grid's fine-tuned best is what export/quantize/bench/mcu use: score it too, as <name>_grid.
+        grid = Path(inputs["grid"])
+        dirs = {name: Path(inputs["models"]) / name for name in c.models}
+        dirs[f"{read_meta(grid)['name']}_grid"] = grid
+        for name, model_dir in dirs.items():
+            rec = recognizer.load(model_dir)
             report[name], rows = {}, []
             for ds_name, path in sets.items():
                 report[name][ds_name], records = evaluate_lmdb(rec, path, int(c.batch_size), c.limit)
@@ -56,7 +61,9 @@ if __name__ == "__main__":
         stage_main(
             run,
             doc=__doc__,
-            inputs={"models": "folder of model dirs (models/train)", "data": "synth dataset folder",
+            inputs={"models": "folder of model dirs (models/train)",
+                    "grid": "the grid stage's best model dir (models/grid/best), reported as <name>_grid",
+                    "data": "synth dataset folder",
                     "real": "folder of real LMDBs (data/real)"},
             outputs={"report": "metrics JSON", "plots": "PNG folder"},
         )
