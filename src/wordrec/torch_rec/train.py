@@ -63,7 +63,7 @@ def lr_factor(total: int, warmup: float, decay: float):
     """Warmup-hold-decay multiplier of the peak lr: linear from 1/25 over the first `warmup` fraction of the
     steps, flat, then cosine down to 1/1000 over the last `decay` fraction. Holding the peak matters for CTC:
     the all-blank plateau is left only after a few hundred steps at full lr, and a one-cycle schedule over a
-    short budget has already decayed by then. decay=1 is the classic one-cycle shape."""
+    short budget has already decayed by then. warmup + decay = 1 is the classic one-cycle shape."""
     if not (0 <= warmup <= 1 and 0 < decay <= 1 and warmup + decay <= 1):
         raise ConfigError(f"train.models.<name>: need 0 <= warmup, 0 < decay, warmup + decay <= 1; "
                           f"got warmup={warmup}, decay={decay}")
