@@ -1,10 +1,12 @@
 """compile: TVM-compile an exported ONNX recognizer for the host and for the Cortex-M55.
 
-Reads MODEL/model.onnx + MODEL/meta.json (export stage) and params `compile`; writes
+Reads MODEL/model.onnx + MODEL/meta.json (export stage), DATA (test LMDB, for the int8-weight gate) and params
+`compile`; writes
 OUT/device/ (TVM `c` kernels, weights as const arrays, the generated static-arena runner `wordrec_run` and
 wordrec_model.h), OUT/host/model.so (host llvm Relax executable, used by `mcu` and `bench`), OUT/meta.json
 (export meta + compile facts) and REPORT (reports/compile/<name>.json). Fails when the host module differs from
-onnxruntime beyond compile.parity_tol or the graph has ops TVM cannot import (e.g. LSTM).
+onnxruntime beyond compile.parity_tol, when int8 weight storage changes the decoded text on more than
+compile.int8_check allows, or when the graph has ops TVM cannot import (e.g. LSTM).
 """
 
 import json
@@ -15,9 +17,12 @@ from wordrec.config import check_keys
 from wordrec.errors import ConfigError, DataError
 from wordrec.io import atomic_dir, write_json
 from wordrec.stage import stage_main
-from wordrec.tvm_mcu.compiler import compile_onnx
+from wordrec.charset import Charset
+from wordrec.tvm_mcu.compiler import WeightCheck, compile_onnx
+from wordrec.tvm_mcu.host import load_images
 
-KEYS = {"width", "threads", "seed", "parity_inputs", "parity_tol", "pad_in_arena", "targets"}
+KEYS = {"width", "threads", "seed", "parity_inputs", "parity_tol", "pad_in_arena", "weights", "int8_check", "targets"}
+WEIGHTS = ("float32", "int8", "auto")
 
 
 def load_meta(model_dir: Path) -> dict:
@@ -43,12 +48,19 @@ def run(cfg, inputs, outputs):
         raise ConfigError(f"compile.width: {c.width}, expected a pixel count (0 = the export's input.width)")
     width = int(c.width) or int(meta["input"]["width"])
     shape = [1, int(meta["input"]["channels"]), int(meta["input"]["height"]), width]
+    if c.weights not in WEIGHTS:
+        raise ConfigError(f"compile.weights: {c.weights!r}, expected one of {list(WEIGHTS)}")
+    check = None
+    if inputs.get("data") and c.weights != "float32":
+        x, _ = load_images(Path(inputs["data"]), int(c.int8_check.images), {**meta["input"], "width": width})
+        check = WeightCheck(x, Charset.from_spec(meta["charset"]), float(c.int8_check.min_text_agreement))
 
     out = Path(outputs["out"])
     with atomic_dir(out) as tmp:
         facts = compile_onnx(model_dir / "model.onnx", shape, tmp, threads=int(c.threads),
                              parity_tol=float(c.parity_tol), parity_inputs=int(c.parity_inputs), seed=int(c.seed),
-                             pad_in_arena=c.pad_in_arena, arena_target=int(c.targets.arena_bytes))
+                             pad_in_arena=c.pad_in_arena, arena_target=int(c.targets.arena_bytes),
+                             weights=str(c.weights), weight_target=int(c.targets.weight_bytes), check=check)
         facts["within_targets"] = bool(facts["arena_bytes"] <= c.targets.arena_bytes
                                        and facts["weight_bytes"] <= c.targets.weight_bytes)
         meta = {**meta, "input": {**meta["input"], "width": width}, "compile": facts}
@@ -61,5 +73,6 @@ def run(cfg, inputs, outputs):
 
 if __name__ == "__main__":
     raise SystemExit(stage_main(run, doc=__doc__,
-                                inputs={"model": "export dir (model.onnx + meta.json)"},
+                                inputs={"model": "export dir (model.onnx + meta.json)",
+                                        "data": "test LMDB (data/synth/test) for the int8-weight gate"},
                                 outputs={"out": "compile dir", "report": "metrics JSON"}))

@@ -15,37 +15,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from wordrec.charset import Charset, ctc_greedy_decode
+from wordrec.charset import Charset
 from wordrec.config import check_keys
 from wordrec.errors import ConfigError, DataError
 from wordrec.io import atomic_dir, atomic_file, write_json
-from wordrec.lmdb_io import LmdbDataset
 from wordrec.mcu import sim, toolchain
-from wordrec.preprocess import prepare
 from wordrec.stage import stage_main
-from wordrec.tvm_mcu.host import HostModule
+from wordrec.tvm_mcu.host import HostModule, decode, load_images
 
 KEYS = {"runner", "images", "opt", "extra_cflags", "arena_region", "weights_region", "timeout_s", "max_abs_diff_tol", "plugin_dir",
         "samples"}
 BOARDS = {"qemu": "Corstone-300 (SSE-300, Cortex-M55) as QEMU 7.2 mps3-an547",
           "fvp": "Corstone-300 FVP_Corstone_SSE-300_Ethos-U55"}
-
-
-def load_images(data: Path, n: int, inp: dict):
-    ds = LmdbDataset(data)
-    if len(ds) < n:
-        raise DataError(f"{data}: {len(ds)} images, mcu.images asks for {n}")
-    xs, labels = [], []
-    for i in tqdm(range(n), desc="prepare", leave=False):
-        rgb, label = ds[i]
-        xs.append(prepare(rgb, inp["channels"], inp["height"], inp["width"], inp["keep_ratio"]))
-        labels.append(label)
-    return np.stack(xs)[:, None], labels  # [N, 1, C, H, W]: batch 1 per inference
-
-
-def decode(probs: np.ndarray, charset: Charset) -> tuple[str, float]:
-    best = probs.argmax(-1)
-    return ctc_greedy_decode(best, charset), float(probs.max(-1).mean())
 
 
 def compare(labels, host_probs, dev_probs, charset):

@@ -309,3 +309,67 @@ def test_storages_with_disjoint_lifetimes_share_arena_bytes():
     for a, b in [(0, 1), (1, 2), (2, 3)]:  # storages live in the same call never overlap in address
         ra, rb = (offsets[a], offsets[a] + p.storages[a]), (offsets[b], offsets[b] + p.storages[b])
         assert ra[1] <= rb[0] or rb[1] <= ra[0]
+
+
+def test_int8_weight_quantization_is_per_channel_and_bounded():
+    from wordrec.tvm_mcu.weights import quantize
+
+    w = np.random.default_rng(0).normal(size=(6, 4, 3, 3)).astype(np.float32) * np.arange(1, 7)[:, None, None, None]
+    q, s = quantize(w)
+    assert q.dtype == np.int8 and s.shape == (6, 1, 1, 1) and np.abs(q).max() == 127
+    assert np.all(np.abs(q * s - w) <= s / 2 + 1e-7)  # rounding error: at most half a step of its own channel
+    q0, s0 = quantize(np.zeros((2, 3), np.float32))
+    assert not q0.any() and np.all(s0 == 1)  # an all-zero channel keeps a finite scale
+
+
+def test_int8_weights_on_host_and_qemu(tiny, synth_data, tmp_path):
+    """compile.weights=int8: int8 constants in flash, dequantized inside the kernels; the device still matches
+    the host module bit for bit, and the text-agreement gate against onnxruntime FP32 is reported."""
+    from wordrec.tvm_mcu.host import HostModule
+
+    compile_ = _stage("compile")
+    # an untrained model's argmax has near-ties that int8 rounding flips (trained crnn_lite: 98 % on 200 images)
+    cfg = smoke_cfg("compile.weights=int8", "compile.int8_check.images=20", "compile.int8_check.min_text_agreement=0.5")
+    out = tmp_path / "c"
+    m = compile_.run(cfg, {"model": tiny, "data": synth_data / "test"}, {"out": out, "report": tmp_path / "c.json"})
+    assert m["weights"] == "int8" and m["weights_int8"] == 1  # the 1408-weight head; small convs stay float
+    # 4 -> 1 byte per head weight, plus one float scale per output class
+    assert m["weight_bytes"] == m["float_weight_bytes"] - 3 * 1408 + 4 * (len(CHARS) + 1)
+    assert m["int8_weights_images"] == 20 and m["int8_weights_text_agreement"] >= 0.5
+    assert m["device_kernels"] == "float" and "/* int8[" in (out / "device" / "weights.c").read_text()
+
+    # The C runner (host gcc) computes what the TVM host module computes.
+    lib = tmp_path / "librunner.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(lib), *map(str, (out / "device").glob("*.c")),
+                    "-lm"], check=True, capture_output=True)
+    run, host = ctypes.CDLL(str(lib)).wordrec_run, HostModule(out / "host" / "model.so")
+    x = np.random.default_rng(3).uniform(-1, 1, SHAPE).astype(np.float32)
+    y = np.zeros((1, 32, len(CHARS) + 1), np.float32)
+    assert run(x.ctypes.data_as(ctypes.c_void_p), y.ctypes.data_as(ctypes.c_void_p)) == 0
+    np.testing.assert_allclose(y, host(x), atol=1e-5)
+
+    mcu = _stage("mcu").run(smoke_cfg("mcu.images=2", f"mcu.plugin_dir={tmp_path / 'plugin'}"),
+                            {"compiled": out, "data": synth_data / "test"},
+                            {"out": tmp_path / "elf", "report": tmp_path / "m.json", "plots": tmp_path / "p"})["tiny"]
+    assert mcu["text_agreement"] == 1.0 and mcu["max_abs_diff"] < 1e-5
+
+
+def test_int8_weight_gate_fails_on_broken_quantization(tiny, synth_data, tmp_path, monkeypatch):
+    """Sign-flipped int8 weights change the text: the gate must fail and leave no compile dir behind."""
+    from wordrec.tvm_mcu import weights
+
+    good = weights.quantize
+    monkeypatch.setattr(weights, "quantize", lambda w, axis=0: (lambda q, s: (-q, s))(*good(w, axis)))
+    cfg = smoke_cfg("compile.weights=int8", "compile.int8_check.images=20", "compile.int8_check.min_text_agreement=0.5")
+    out = {"out": tmp_path / "c", "report": tmp_path / "c.json"}
+    with pytest.raises(DataError, match="with int8 weights the host module reads the same text"):
+        _stage("compile").run(cfg, {"model": tiny, "data": synth_data / "test"}, out)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "c.json").exists()
+
+
+def test_int8_weights_need_test_images_and_a_known_mode(tiny, tmp_path):
+    out = {"out": tmp_path / "c", "report": tmp_path / "c.json"}
+    with pytest.raises(ConfigError, match="needs test images"):
+        _stage("compile").run(smoke_cfg("compile.weights=int8"), {"model": tiny}, out)
+    with pytest.raises(ConfigError, match="compile.weights: 'int4'"):
+        _stage("compile").run(smoke_cfg("compile.weights=int4"), {"model": tiny}, out)

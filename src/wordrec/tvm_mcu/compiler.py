@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from wordrec.errors import ConfigError, DataError
 from wordrec.tvm_mcu import emit, frontend, host, macs, plan
@@ -13,11 +15,17 @@ from wordrec.tvm_mcu import emit, frontend, host, macs, plan
 
 def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, parity_tol: float,
                  parity_inputs: int = 2, seed: int = 0, pad_in_arena: str | bool = False,
-                 arena_target: int = 512 * 1024) -> dict:
+                 arena_target: int = 512 * 1024, weights: str = "float32", weight_target: int = 2 * 1024 * 1024,
+                 check=None) -> dict:
     """Write out/{device/*.c,*.h, host/model.so} and return facts (sizes, MACs, parity).
 
-    Raises DataError when the host module differs from onnxruntime by more than `parity_tol` (max |diff| of
-    the softmax probabilities over `parity_inputs` random inputs in [-1, 1]).
+    Raises DataError when the float host module differs from onnxruntime by more than `parity_tol` (max |diff|
+    of the softmax probabilities over `parity_inputs` random inputs in [-1, 1]).
+
+    weights: float32 | int8 | auto (int8 when the float constants exceed `weight_target`). With int8 storage the
+    shipped module is no longer onnxruntime's arithmetic, so `check` (a WeightCheck of real images) must be given:
+    the decoded text of the int8-weight host module must agree with onnxruntime FP32 on `check.min_agreement`
+    of them, or DataError.
     """
     t0 = time.perf_counter()
     model = frontend.load_onnx(onnx_path)
@@ -35,6 +43,16 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
                         f"(> compile.parity_tol {parity_tol})")
 
     planned = plan.extract(plan.lower_memory(mod))
+    float_weight_bytes = planned.weight_bytes
+    if weights == "auto":
+        weights = "int8" if float_weight_bytes > weight_target else "float32"
+    w8 = {}
+    if weights != "float32":
+        mod = frontend.import_relax(model, shape, str(onnx_path), pad_choice, weights)
+        ex = host.build(mod)
+        w8 = _check_int8_weights(onnx_path, host.HostModule(ex), check, threads)
+        w8.update({f"weights_{k}": int(v) for k, v in mod.attrs["wordrec_weight_stats"].items()})
+        planned = plan.extract(plan.lower_memory(mod))
     kernels = emit.build_kernels(plan.lower_memory(mod))
     emit.emit(planned, kernels, out / "device")
     (out / "host").mkdir(parents=True, exist_ok=True)
@@ -46,6 +64,9 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
         "arena_bytes": planned.arena_bytes,
         "arena_bytes_without_reuse": planned.bytes_without_reuse,
         "weight_bytes": planned.weight_bytes,
+        "weights": weights,
+        "float_weight_bytes": float_weight_bytes,
+        **w8,
         "kernel_calls": len(planned.calls),
         "kernels": len({c[0] for c in planned.calls}),
         "macs": macs.count_macs(model, shape),
@@ -55,6 +76,31 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
         "device_kernels": "integer" if any(d.startswith(("int", "uint")) for d in dtypes) else "float",
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+@dataclass
+class WeightCheck:
+    """Real test images for the int8-weight gate: x float32[N, 1, C, H, W], the model's charset."""
+    x: np.ndarray
+    charset: object
+    min_agreement: float
+
+
+def _check_int8_weights(onnx_path, run, check: WeightCheck | None, threads: int) -> dict:
+    if check is None:
+        raise ConfigError(f"{onnx_path}: int8 weight storage needs test images for its text-agreement gate "
+                          "(compile stage --data)")
+    ref = [host.onnxruntime_probs(onnx_path, x, threads) for x in check.x]
+    got = [run(x) for x in tqdm(check.x, desc="int8-weight check", leave=False)]
+    agree = sum(host.decode(r[0], check.charset)[0] == host.decode(g[0], check.charset)[0]
+                for r, g in zip(ref, got)) / len(ref)
+    facts = {"int8_weights_text_agreement": agree, "int8_weights_images": len(ref),
+             "int8_weights_max_abs_diff": float(max(np.abs(r - g).max() for r, g in zip(ref, got)))}
+    if not agree >= check.min_agreement:
+        raise DataError(f"{onnx_path}: with int8 weights the host module reads the same text as onnxruntime FP32 "
+                        f"on {agree:.1%} of {len(ref)} test images (< compile.int8_check.min_text_agreement "
+                        f"{check.min_agreement})")
+    return facts
 
 
 def _choose_variant(model, shape, where, pad_in_arena, arena_target: int):

@@ -52,8 +52,12 @@ def is_qdq(model: onnx.ModelProto) -> bool:
     return any(n.op_type in QDQ_OPS for n in model.graph.node)
 
 
-def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_arena: bool = False):
+def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_arena: bool = False,
+                 weights: str = "float32"):
     """Relax module after the 'zero' pipeline (legalized + fused TIR), with every kernel localized.
+
+    weights: "float32", or "int8" to store large constants as per-channel int8 dequantized inside the kernels
+    (tvm_mcu.weights; the attribute `wordrec_weight_stats` counts the constants stored as int8 / left float).
 
     pad_in_arena: give each padded conv its own `pad` kernel whose output Relax plans into the arena, and compute
     conv outputs ACC_WIDTH at a time. The conv's loads are then unguarded and gcc vectorizes the inner loop with
@@ -70,10 +74,23 @@ def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_ar
     except Exception as e:  # the frontend raises bare Exception/ValueError/AssertionError
         raise DataError(f"{where}: TVM Relax could not import the graph at input shape {shape}: {e}") from e
     kinds = compute_dtypes(mod)
+    if weights not in ("float32", "int8"):
+        raise ConfigError(f"compile.weights: {weights!r}, expected float32, int8 or auto")
+    if weights == "int8":
+        from wordrec.tvm_mcu import weights as w8
+
+        mod = w8.scale_out(relax.transform.FoldConstant()(mod))
     if pad_in_arena:
         mod = split_conv_padding(mod)
-    mod = relax.get_pipeline("zero")(mod)
+    # relax.get_pipeline("zero"), with room for the int8 weight rewrite between FuseOps and FuseTIR
+    mod = tvm.transform.Sequential([relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+                                    relax.transform.FoldConstant(), relax.transform.FuseOps()])(mod)
+    stats = {"int8": 0, "float": 0}
+    if weights == "int8":
+        mod, stats = w8.store_int8(mod)
+    mod = relax.transform.FuseTIR()(mod)
     mod = mod.with_attr("wordrec_compute_dtypes", sorted(kinds))
+    mod = mod.with_attr("wordrec_weight_stats", stats)
     for gv, func in list(mod.functions.items()):
         if isinstance(func, tvm.tirx.PrimFunc):
             mod[gv] = localize(func, gv.name_hint, ACC_WIDTH if pad_in_arena else 0)

@@ -40,3 +40,30 @@ def onnxruntime_probs(onnx_path: str | Path, x: np.ndarray, threads: int) -> np.
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def load_images(data: Path, n: int, inp: dict) -> tuple[np.ndarray, list[str]]:
+    """The first n images of a test LMDB, preprocessed for the model's input: float32[n, 1, C, H, W] (batch 1)."""
+    from tqdm import tqdm
+
+    from wordrec.errors import DataError
+    from wordrec.lmdb_io import LmdbDataset
+    from wordrec.preprocess import prepare
+
+    ds = LmdbDataset(data)
+    if len(ds) < n:
+        raise DataError(f"{data}: {len(ds)} images, {n} requested")
+    xs, labels = [], []
+    for i in tqdm(range(n), desc="prepare", leave=False):
+        rgb, label = ds[i]
+        xs.append(prepare(rgb, inp["channels"], inp["height"], inp["width"], inp["keep_ratio"]))
+        labels.append(label)
+    return np.stack(xs)[:, None], labels
+
+
+def decode(probs: np.ndarray, charset) -> tuple[str, float]:
+    """Greedy CTC text and mean max-probability of one [T, K] output."""
+    from wordrec.charset import ctc_greedy_decode
+
+    best = probs.argmax(-1)
+    return ctc_greedy_decode(best, charset), float(probs.max(-1).mean())
