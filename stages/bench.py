@@ -54,6 +54,8 @@ def bench_model(c, a: Artefacts, images, labels) -> dict:
             r = time_runner(runner, x1, xb, c.warmup, c.repeats)
             preds = predict(runner, x, charset, c.batch)
             r.update(accuracy=accuracy(preds, labels, charset), accuracy_alnum_ci=accuracy_alnum_ci(preds, labels))
+            if getattr(runner, "note", None):
+                r["note"] = runner.note
             out[f"{runtime}-{precision}"] = r
             print(f"bench {a.name} {runtime}-{precision}: {r}")
     base = out.get("onnxruntime-fp32")

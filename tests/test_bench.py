@@ -70,6 +70,17 @@ def test_tvm_host_joins_for_compiled_conv_only_models(tiny_models_dirs, tiny_exp
     tvm, ort = report["tiny_lite"]["tvm-fp32"], report["tiny_lite"]["onnxruntime-fp32"]
     assert tvm["accuracy"] == ort["accuracy"] >= 80 and tvm["throughput_fps"] > 0
 
+    # int8 weight storage: listed as tvm-int8, with a note that its kernels are float
+    load_stage("compile").run(smoke("compile.weights=int8", "compile.int8_check.min_text_agreement=0.9"),
+                              {"model": tiny_exported / "tiny_lite", "data": tiny_task / "test"},
+                              {"out": compiled / "tiny_lite", "report": tmp_path / "compile.json"})
+    report = _bench(tmp_path, tiny_models_dirs, tiny_exported, tmp_path / "no_quant", tiny_task,
+                    "bench.runtimes=[tvm]", "bench.peers.tesseract=false", "bench.peers.rapidocr=false",
+                    compiled=compiled)
+    assert set(report["tiny_lite"]) == {"tvm-int8"}
+    assert report["tiny_lite"]["tvm-int8"]["note"] == "int8 weights, float kernels"
+    assert report["tiny_lite"]["tvm-int8"]["accuracy"] >= 80
+
 
 @pytest.mark.slow
 def test_bench_inc_int8_compiled(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):

@@ -4,10 +4,12 @@ A runtime is a factory `(artefacts, precision, threads, batch, **options) -> run
 `.probs(NCHW) -> NTK`; None: that runtime has no such variant for this model; `batch` is the throughput batch,
 for runtimes that compile static shapes). torch, onnxruntime and OpenVINO are registered here; another backend
 (TVM on the host, from the compile stage's `host/model.so`) is registered the same way and appears in bench.json
-and the plot as `tvm-fp32`.
+and the plot as `tvm-fp32` (`tvm-int8` with a note when the compile stage stored int8 weights: float kernels).
 """
 
 from __future__ import annotations
+
+import json
 
 import os
 import platform
@@ -76,18 +78,31 @@ class TvmHostRunner:
     It is built for batch 1 (the device's shape), so a batch is run image by image; its kernels carry no parallel
     schedule, so it uses one thread whatever `threads` says (bench.json notes the thread count of the run)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, note: str | None = None):
         from wordrec.tvm_mcu.host import HostModule
 
         self.module = HostModule(path)
+        self.note = note
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([self.module(x[i:i + 1]) for i in range(len(x))])
 
 
+def tvm_weights(tvm_host: Path) -> str:
+    """float32 or int8: how the compile stage stored this module's weights (compile.weights)."""
+    meta = tvm_host.parent.parent / "meta.json"
+    return json.loads(meta.read_text()).get("compile", {}).get("weights", "float32") if meta.is_file() else "float32"
+
+
 def _tvm(a: Artefacts, precision: str, threads: int, batch: int, **_):
-    # Relax imports QDQ as float fake-quant, so there is no integer TVM variant to time (docs/mcu.md).
-    return TvmHostRunner(a.tvm_host) if precision == "fp32" and a.tvm_host else None
+    # Relax imports QDQ as float fake-quant, so TVM never runs integer kernels (docs/mcu.md). A module compiled
+    # with int8 weight storage is listed as tvm-int8 with a note saying its kernels are float.
+    if not a.tvm_host:
+        return None
+    w8 = tvm_weights(a.tvm_host) == "int8"
+    if precision != ("int8" if w8 else "fp32"):
+        return None
+    return TvmHostRunner(a.tvm_host, "int8 weights, float kernels" if w8 else None)
 
 
 register_runtime("torch", _torch)
