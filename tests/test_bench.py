@@ -94,3 +94,14 @@ def test_bench_inc_int8_compiled(tiny_models_dirs, tiny_exported, tiny_task, tmp
                     "bench.peers.tesseract=false", "bench.peers.rapidocr=false")
     assert set(report["tiny_lite"]) == {"torch-fp32", "torch-int8"}
     assert report["tiny_lite"]["torch-int8"]["accuracy"] >= 80
+
+
+def test_median_seconds_stops_a_slow_runtime_early():
+    from wordrec.benchmark import MIN_REPEATS, median_seconds
+
+    calls = []
+    median_seconds(lambda: calls.append(__import__("time").sleep(0.02)), warmup=1, repeats=20, budget_s=0.03)
+    assert len(calls) == 1 + MIN_REPEATS  # warmup + the minimum: the budget was spent after the second call
+    calls.clear()
+    median_seconds(lambda: calls.append(None), warmup=0, repeats=20, budget_s=10)
+    assert len(calls) == 20

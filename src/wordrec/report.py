@@ -58,7 +58,8 @@ def quantize_table(q: dict) -> str:
 def mcu_table(mcu: dict) -> str:
     rows = [[f"`{m}`", r["images"], f"{100 * r['text_agreement']:.0f} %", f"{r['max_abs_diff']:.1e}",
              f"{r['insns_per_inference'] / 1e6:.0f} M", f"{r['macs'] / 1e6:.0f} M", r["macs_per_insn"],
-             f"{_mib(r['arena_bytes'])} ({r['arena_region']})", f"{_mib(r['weight_bytes'])} ({r['weights_region']})",
+             f"{_mib(r['arena_bytes'])} ({r['arena_region']})",
+             f"{_mib(r['weight_bytes'])} {r.get('weights', 'float32')} ({r['weights_region']})",
              r["device_kernels"]] for m, r in mcu.items()]
     return _table(["model", "images", "text agreement", "max abs diff", "insns/inference", "MACs", "MACs/insn",
                    "arena", "weights", "kernels"], rows)
