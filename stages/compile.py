@@ -13,16 +13,15 @@ import json
 import shutil
 from pathlib import Path
 
+from wordrec.charset import Charset
 from wordrec.config import check_keys
 from wordrec.errors import ConfigError, DataError
 from wordrec.io import atomic_dir, write_json
 from wordrec.stage import stage_main
-from wordrec.charset import Charset
 from wordrec.tvm_mcu.compiler import WeightCheck, compile_onnx
 from wordrec.tvm_mcu.host import load_images
 
 KEYS = {"width", "threads", "seed", "parity_inputs", "parity_tol", "pad_in_arena", "weights", "int8_check", "targets"}
-WEIGHTS = ("float32", "int8", "auto")
 
 
 def load_meta(model_dir: Path) -> dict:
@@ -48,11 +47,10 @@ def run(cfg, inputs, outputs):
         raise ConfigError(f"compile.width: {c.width}, expected a pixel count (0 = the export's input.width)")
     width = int(c.width) or int(meta["input"]["width"])
     shape = [1, int(meta["input"]["channels"]), int(meta["input"]["height"]), width]
-    if c.weights not in WEIGHTS:
-        raise ConfigError(f"compile.weights: {c.weights!r}, expected one of {list(WEIGHTS)}")
     check = None
     if inputs.get("data") and c.weights != "float32":
-        x, _ = load_images(Path(inputs["data"]), int(c.int8_check.images), {**meta["input"], "width": width})
+        x, _ = load_images(Path(inputs["data"]), int(c.int8_check.images), {**meta["input"], "width": width},
+                           "compile.int8_check.images")
         check = WeightCheck(x, Charset.from_spec(meta["charset"]), float(c.int8_check.min_text_agreement))
 
     out = Path(outputs["out"])

@@ -56,7 +56,7 @@ def run(cfg, inputs, outputs):
     name = meta.get("name", compiled.name)
     charset = Charset.from_spec(meta["charset"])
 
-    xs, labels = load_images(Path(inputs["data"]), int(c.images), meta["input"])
+    xs, labels = load_images(Path(inputs["data"]), int(c.images), meta["input"], "mcu.images")
     host = HostModule(compiled / "host" / "model.so")
     host_probs = np.stack([host(x) for x in tqdm(xs, desc="host", leave=False)])
 

@@ -10,7 +10,6 @@ and the plot as `tvm-fp32` (`tvm-int8` with a note when the compile stage stored
 from __future__ import annotations
 
 import json
-
 import os
 import platform
 import statistics

@@ -10,7 +10,10 @@ import numpy as np
 from tqdm import tqdm
 
 from wordrec.errors import ConfigError, DataError
+from wordrec.runtimes import OrtRunner, decode
 from wordrec.tvm_mcu import emit, frontend, host, macs, plan
+
+WEIGHTS = ("float32", "int8", "auto")  # compile.weights
 
 
 def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, parity_tol: float,
@@ -27,8 +30,11 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
     the decoded text of the int8-weight host module must agree with onnxruntime FP32 on `check.min_agreement`
     of them, or DataError.
     """
+    if weights not in WEIGHTS:
+        raise ConfigError(f"compile.weights: {weights!r}, expected one of {list(WEIGHTS)}")
     t0 = time.perf_counter()
     model = frontend.load_onnx(onnx_path)
+    ort = OrtRunner(onnx_path, threads)  # the reference for both gates: one session
     mod, pad_choice = _choose_variant(model, shape, str(onnx_path), pad_in_arena, arena_target)
 
     dtypes = [str(d) for d in mod.attrs["wordrec_compute_dtypes"]]
@@ -37,7 +43,7 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
     diff = 0.0
     for i in range(parity_inputs):
         x = frontend.random_input(shape, seed + i)
-        diff = max(diff, float(np.abs(run(x) - host.onnxruntime_probs(onnx_path, x, threads)).max()))
+        diff = max(diff, float(np.abs(run(x) - ort.probs(x)).max()))
     if not diff <= parity_tol:
         raise DataError(f"{onnx_path}: TVM host module differs from onnxruntime by {diff:.3g} "
                         f"(> compile.parity_tol {parity_tol})")
@@ -50,7 +56,7 @@ def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, 
     if weights != "float32":
         mod = frontend.import_relax(model, shape, str(onnx_path), pad_choice, weights)
         ex = host.build(mod)
-        w8 = _check_int8_weights(onnx_path, host.HostModule(ex), check, threads)
+        w8 = _check_int8_weights(onnx_path, host.HostModule(ex), ort, check)
         w8.update({f"weights_{k}": int(v) for k, v in mod.attrs["wordrec_weight_stats"].items()})
         planned = plan.extract(plan.lower_memory(mod))
     kernels = emit.build_kernels(plan.lower_memory(mod))
@@ -86,16 +92,15 @@ class WeightCheck:
     min_agreement: float
 
 
-def _check_int8_weights(onnx_path, run, check: WeightCheck | None, threads: int) -> dict:
+def _check_int8_weights(onnx_path, run, ort: OrtRunner, check: WeightCheck | None) -> dict:
     if check is None:
         raise ConfigError(f"{onnx_path}: int8 weight storage needs test images for its text-agreement gate "
                           "(compile stage --data)")
-    ref = [host.onnxruntime_probs(onnx_path, x, threads) for x in check.x]
-    got = [run(x) for x in tqdm(check.x, desc="int8-weight check", leave=False)]
-    agree = sum(host.decode(r[0], check.charset)[0] == host.decode(g[0], check.charset)[0]
-                for r, g in zip(ref, got)) / len(ref)
+    ref = np.concatenate([ort.probs(x) for x in check.x])  # batch 1, as the TVM module is built
+    got = np.concatenate([run(x) for x in tqdm(check.x, desc="int8-weight check", leave=False)])
+    agree = sum(r == g for r, g in zip(decode(ref, check.charset), decode(got, check.charset))) / len(ref)
     facts = {"int8_weights_text_agreement": agree, "int8_weights_images": len(ref),
-             "int8_weights_max_abs_diff": float(max(np.abs(r - g).max() for r, g in zip(ref, got)))}
+             "int8_weights_max_abs_diff": float(np.abs(ref - got).max())}
     if not agree >= check.min_agreement:
         raise DataError(f"{onnx_path}: with int8 weights the host module reads the same text as onnxruntime FP32 "
                         f"on {agree:.1%} of {len(ref)} test images (< compile.int8_check.min_text_agreement "

@@ -75,7 +75,7 @@ def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_ar
         raise DataError(f"{where}: TVM Relax could not import the graph at input shape {shape}: {e}") from e
     kinds = compute_dtypes(mod)
     if weights not in ("float32", "int8"):
-        raise ConfigError(f"compile.weights: {weights!r}, expected float32, int8 or auto")
+        raise ConfigError(f"compile.weights: {weights!r} reached the import unresolved, expected float32 or int8")
     if weights == "int8":
         from wordrec.tvm_mcu import weights as w8
 

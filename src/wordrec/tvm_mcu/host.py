@@ -1,4 +1,5 @@
-"""The host (`llvm`) build of the same localized Relax module: parity gate against onnxruntime, and bench."""
+"""The host (`llvm`) build of the same localized Relax module (parity gates, mcu's reference, bench), and the
+batch-1 test images both the compile and mcu stages feed it."""
 
 from __future__ import annotations
 
@@ -32,18 +33,9 @@ class HostModule:
         return out.numpy()
 
 
-def onnxruntime_probs(onnx_path: str | Path, x: np.ndarray, threads: int) -> np.ndarray:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
-
-
-def load_images(data: Path, n: int, inp: dict) -> tuple[np.ndarray, list[str]]:
-    """The first n images of a test LMDB, preprocessed for the model's input: float32[n, 1, C, H, W] (batch 1)."""
+def load_images(data: Path, n: int, inp: dict, key: str) -> tuple[np.ndarray, list[str]]:
+    """The first n images of a test LMDB, preprocessed for the model's input: float32[n, 1, C, H, W] (batch 1).
+    `key` names the parameter that asked for n, for the error when the LMDB is smaller."""
     from tqdm import tqdm
 
     from wordrec.errors import DataError
@@ -52,7 +44,7 @@ def load_images(data: Path, n: int, inp: dict) -> tuple[np.ndarray, list[str]]:
 
     ds = LmdbDataset(data)
     if len(ds) < n:
-        raise DataError(f"{data}: {len(ds)} images, {n} requested")
+        raise DataError(f"{data}: {len(ds)} images, {key} asks for {n}")
     xs, labels = [], []
     for i in tqdm(range(n), desc="prepare", leave=False):
         rgb, label = ds[i]
