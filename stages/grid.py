@@ -3,8 +3,9 @@
 Reads INIT (the trained model dir, e.g. models/train/crnn), DATA/{train,val} and params `grid` (+ `train` for
 everything not swept). Runs `stages/train.py -m` with the configured Hydra launcher (basic = sequential,
 joblib = local processes, submitit_slurm = a SLURM cluster), each job fine-tuning from INIT's best.pt.
-Runs are ranked by validation accuracy (the synthetic val split; test sets are left to `evaluate`).
-Writes OUT (the best run's complete model dir, same layout as models/train/<name>), REPORT (reports/grid.json:
+Runs are ranked by validation accuracy (the synthetic val split; test sets are left to `evaluate`); with
+`keep_init` the trained model itself is a candidate, so a grid whose fine-tuning only lowers accuracy hands on
+INIT unchanged. Writes OUT (the winner's complete model dir, same layout as models/train/<name>), REPORT (reports/grid.json:
 {"runs": [{"params", "accuracy", ...}], "best": {...}}) and PLOTS (table.md, grid.png).
 """
 
@@ -20,7 +21,7 @@ from wordrec.errors import ConfigError, DataError
 from wordrec.io import atomic_dir, atomic_file, read_json, write_json
 from wordrec.stage import stage_main
 
-KEYS = {"model", "batch_size", "lr", "epochs", "launcher", "threads", "launcher_params"}
+KEYS = {"model", "batch_size", "lr", "epochs", "launcher", "threads", "launcher_params", "keep_init"}
 LAUNCHERS = {"basic", "joblib", "submitit_local", "submitit_slurm"}
 TRAIN_SCRIPT = Path(__file__).resolve().parent / "train.py"
 
@@ -106,13 +107,19 @@ def run(cfg, inputs, outputs):
                          "best_step": r["best_step"], "total_steps": r["total_steps"],
                          "train_seconds": r["train_seconds"], "images_per_second": r["images_per_second"],
                          "job": int(p.parent.name)})
-        best = max(runs, key=lambda r: (r["accuracy"], r["ned"], -r["job"]))  # ties: the earliest job
+        best = dict(max(runs, key=lambda r: (r["accuracy"], r["ned"], -r["job"])), source="grid")  # ties: earliest
         src = tmp / "runs" / str(best["job"]) / "model"
+        # Same val images for both (train.val_max), so the figures compare; a tie keeps INIT (fewer steps).
+        if g.keep_init and init_meta["val_accuracy"] >= best["accuracy"]:
+            best = {"source": "init", "accuracy": init_meta["val_accuracy"], "ned": init_meta["val_ned"],
+                    "params": {k: init_meta[k] for k in ("batch_size", "lr", "epochs")}}
+            src = init
         with atomic_dir(out) as dst:
             for f in src.iterdir():
                 (dst / f.name).write_bytes(f.read_bytes())
             meta = read_json(src / "meta.json")
-            meta.update({"grid": best["params"], "init_val_accuracy": init_meta["val_accuracy"]})
+            meta.update({"grid": best["params"], "grid_source": best["source"],
+                         "init_val_accuracy": init_meta["val_accuracy"]})
             write_json(dst / "meta.json", meta)
     report = {"model": g.model, "launcher": g.launcher, "init_val_accuracy": init_meta["val_accuracy"],
               "runs": runs, "best": best}

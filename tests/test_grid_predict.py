@@ -17,12 +17,22 @@ from wordrec.lmdb_io import LmdbDataset
 from wordrec.predict import main as predict_main
 
 
+def init_with_val_accuracy(tiny_model, tmp_path, acc: float):  # noqa: F811
+    """A copy of the trained model whose recorded val accuracy is `acc`: decides init-vs-runs deterministically."""
+    init = tmp_path / "init"
+    shutil.copytree(tiny_model, init)
+    meta = json.loads((init / "meta.json").read_text())
+    (init / "meta.json").write_text(json.dumps({**meta, "val_accuracy": acc}))
+    return init
+
+
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_grid_2x1x1_keeps_the_best_run_as_a_model_dir(launcher, tiny_model, synth_data, tmp_path):  # noqa: F811
     cfg = tiny_cfg(f"grid.launcher={launcher}", "grid.batch_size=[8,16]", "grid.lr=[0.0003]",
                    "grid.epochs=[0.15]", "grid.threads=1")
+    init = init_with_val_accuracy(tiny_model, tmp_path, -1.0)  # any run beats it
     out = tmp_path / "models" / "grid" / "best"
-    res = load_stage("grid").run(cfg, {"init": tiny_model, "data": synth_data},
+    res = load_stage("grid").run(cfg, {"init": init, "data": synth_data},
                                  {"out": out, "report": tmp_path / "grid.json", "plots": tmp_path / "plots"})
     rep = json.loads((tmp_path / "grid.json").read_text())
     assert [r["params"]["batch_size"] for r in rep["runs"]] == [8, 16]
@@ -30,10 +40,30 @@ def test_grid_2x1x1_keeps_the_best_run_as_a_model_dir(launcher, tiny_model, synt
     assert rep["best"]["accuracy"] == max(r["accuracy"] for r in rep["runs"]) and rep["launcher"] == launcher
     assert res["best"] == rep["best"]
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["grid"] == rep["best"]["params"] and meta["init"] == str(tiny_model.resolve())
+    assert meta["grid"] == rep["best"]["params"] and meta["init"] == str(init.resolve())
+    assert rep["best"]["source"] == meta["grid_source"] == "grid"
     assert recognizer.load(out).meta["name"] == "crnn"
     assert "| 8 | 0.0003 | 0.15 |" in (tmp_path / "plots" / "table.md").read_text()
     assert sorted(p.name for p in out.parent.iterdir()) == ["best"]  # the scratch runs are gone
+
+
+def test_grid_hands_on_the_trained_model_when_no_run_beats_it(tiny_model, synth_data, tmp_path):  # noqa: F811
+    init = init_with_val_accuracy(tiny_model, tmp_path, 1.0)  # no run can beat it
+    cfg = tiny_cfg("grid.batch_size=[8]", "grid.lr=[0.0003]", "grid.epochs=[0.1]", "grid.threads=1")
+    out = tmp_path / "best"
+    load_stage("grid").run(cfg, {"init": init, "data": synth_data},
+                           {"out": out, "report": tmp_path / "grid.json", "plots": tmp_path / "plots"})
+    rep = json.loads((tmp_path / "grid.json").read_text())
+    assert rep["best"]["source"] == "init" and rep["best"]["accuracy"] == 1.0 and len(rep["runs"]) == 1
+    assert (out / "best.pt").read_bytes() == (init / "best.pt").read_bytes()
+    assert json.loads((out / "meta.json").read_text())["grid_source"] == "init"
+    # keep_init: false takes the best run even though it is worse
+    load_stage("grid").run(tiny_cfg("grid.batch_size=[8]", "grid.lr=[0.0003]", "grid.epochs=[0.1]",
+                                    "grid.threads=1", "grid.keep_init=false"),
+                           {"init": init, "data": synth_data},
+                           {"out": out, "report": tmp_path / "grid.json", "plots": tmp_path / "plots"})
+    assert json.loads((tmp_path / "grid.json").read_text())["best"]["source"] == "grid"
+    assert (out / "best.pt").read_bytes() != (init / "best.pt").read_bytes()
 
 
 def test_grid_rejects_a_model_that_does_not_match_init(tiny_model, synth_data, tmp_path):  # noqa: F811

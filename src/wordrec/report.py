@@ -74,6 +74,15 @@ def samples_table(mcu_samples: dict[str, str], n: int) -> str:
     return _table(["model", "label", "host (TVM llvm)", "device (Cortex-M55)"], rows)
 
 
+def grid_line(g: dict) -> str:
+    head = f"\nGrid (`{g['model']}`, launcher {g['launcher']}, {len(g['runs'])} runs): "
+    if g["best"].get("source") == "init":
+        top = max(r["accuracy"] for r in g["runs"])
+        return (head + f"no fine-tuning run beat the trained model (best run {100 * top:.1f} % vs "
+                f"{100 * g['best']['accuracy']:.1f} % val accuracy), so it is kept unchanged.\n")
+    return head + f"best {g['best']['params']} → val accuracy {100 * g['best']['accuracy']:.1f} %.\n"
+
+
 def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_samples: int) -> str:
     s = reports["synth"]
     g = reports["grid"]
@@ -83,8 +92,7 @@ def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_sa
         f"{s['words']:,} words.\n",
         "## Word accuracy (`evaluate`, percent; alnum-ci = lowercase alphanumerics, the scene-text rule)\n",
         accuracy_table(reports["eval"]),
-        f"\nGrid (`{g['model']}`, launcher {g['launcher']}): best {g['best']['params']} → val accuracy "
-        f"{100 * g['best']['accuracy']:.1f} % ({len(g['runs'])} runs).\n",
+        grid_line(g),
         "\n## Export parity (`export`)\n",
         _table(["model", "max abs diff", "text agreement", "nodes", "ONNX"],
                [[f"`{m}`", f"{r['max_abs_diff']:.1e}", f"{100 * r['text_agreement']:.0f} %", r["nodes"],
