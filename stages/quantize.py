@@ -20,14 +20,16 @@ from wordrec.runtimes import (OrtRunner, OvRunner, TorchRunner, accuracy, charse
                               read_meta)
 from wordrec.stage import stage_main
 
-KEYS = {"backends", "threads", "batch", "n_test", "calibration", "max_accuracy_drop", "gate_sets", "nncf", "inc"}
+KEYS = {"backends", "threads", "batch", "n_test", "calibration", "max_accuracy_drop", "gate_sets", "nncf", "inc",
+        "openvino_precision"}
 BACKENDS = ("inc", "openvino", "onnx_qdq")
 
 
 def _quantize(backend, c, model_dir, onnx_path, calib, dest: Path):
     """-> (fp32 runner, int8 runner, int8 artefact path, bytes)."""
     dest.mkdir()
-    nn = {"preset": c.nncf.preset, "fast_bias_correction": bool(c.nncf.fast_bias_correction)}
+    nn = {"preset": c.nncf.preset, "fast_bias_correction": bool(c.nncf.fast_bias_correction),
+          "float_first_conv": bool(c.nncf.float_first_conv)}
     if backend == "inc":
         module, _ = load_torch(model_dir)
         q = inc_ptq.quantize(module, calib, c.inc.batch)
@@ -36,7 +38,8 @@ def _quantize(backend, c, model_dir, onnx_path, calib, dest: Path):
     if backend == "openvino":
         path = nncf_ptq.to_openvino_int8(onnx_path, dest / "model.xml", calib, **nn,
                                          ignored_types=list(c.nncf.openvino_ignored_types))
-        return OvRunner(onnx_path, c.threads), OvRunner(path, c.threads), path, nncf_ptq.ir_bytes(path)
+        return (OvRunner(onnx_path, c.threads, precision="f32"),
+                OvRunner(path, c.threads, precision=c.openvino_precision), path, nncf_ptq.ir_bytes(path))
     path = nncf_ptq.to_onnx_qdq(onnx_path, dest / "model.onnx", calib, **nn)
     return OrtRunner(onnx_path, c.threads), OrtRunner(path, c.threads), path, path.stat().st_size
 
@@ -51,8 +54,10 @@ def quantize_model(c, model_dir: Path, export_dir: Path, sets, calib_images, des
         if backend == "inc" and meta["framework"] != "torch":
             continue  # INC's PT2E path is torch-only; Paddle models are covered through their ONNX
         fp32, int8, path, size = _quantize(backend, c, model_dir, onnx_path, calib, dest / backend)
-        write_json(path.parent / "meta.json", {**meta, "quantize": {"backend": backend, "precision": "int8",
-                                                                    "calibration": dict(c.calibration)}})
+        q = {"backend": backend, "precision": "int8", "calibration": dict(c.calibration)}
+        if backend == "openvino":  # OvRunner reads it back: the IR runs wherever the way it was measured here
+            q["openvino_precision"] = c.openvino_precision
+        write_json(path.parent / "meta.json", {**meta, "quantize": q})
         accs = {}
         for set_name, (x, labels) in tqdm(xs.items(), desc=f"{meta['name']} {backend}", leave=False):
             accs[set_name] = {"fp32": accuracy(predict(fp32, x, charset, c.batch), labels, charset),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from wordrec.charset import Charset, ctc_greedy_decode
-from wordrec.errors import DataError
+from wordrec.errors import ConfigError, DataError
 from wordrec.metrics import score
 
 META_KEYS = ("name", "framework", "charset", "input")
@@ -119,22 +119,35 @@ class OrtRunner:
 
 
 class OvRunner:
-    """OpenVINO on an IR (.xml) or ONNX file; one compiled model serves any batch size (dynamic batch)."""
+    """OpenVINO on an IR (.xml) or ONNX file; one compiled model serves any batch size (dynamic batch).
 
-    def __init__(self, path: str | Path, threads: int = 1, hint: str = "LATENCY"):
+    `precision` is what OpenVINO runs the ops that are not INT8 in: "f32" forces float32 (on CPUs with bf16 it
+    would otherwise silently run "FP32" models in bf16); "auto" is OpenVINO's own CPU default (bf16 where the CPU
+    has it). None reads it from the model's meta.json (`quantize.openvino_precision`, written by the quantize
+    stage), so bench, predict and the quantize gate all run an INT8 IR the way its accuracy was measured."""
+
+    def __init__(self, path: str | Path, threads: int = 1, hint: str = "LATENCY", precision: str | None = None):
         import openvino as ov
 
+        if precision is None:
+            meta = Path(path).parent / "meta.json"
+            q = json.loads(meta.read_text()).get("quantize", {}) if meta.is_file() else {}
+            precision = q.get("openvino_precision", "f32")
+        if precision not in ("f32", "auto"):
+            raise ConfigError(f"{path}: openvino precision {precision!r}: expected 'f32' or 'auto'")
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except Exception as e:
             raise DataError(f"{path}: OpenVINO cannot read the model ({str(e).splitlines()[0]})") from None
-        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                          "PERFORMANCE_HINT": hint,
-                                                          # f32: on CPUs with bf16 OV would otherwise
-                                                          # silently run "FP32" models in bf16.
-                                                          "INFERENCE_PRECISION_HINT": "f32"})
+        props = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": hint}
+        if precision == "f32":
+            props["INFERENCE_PRECISION_HINT"] = "f32"
+        self.compiled = core.compile_model(model, "CPU", props)
         self.request = self.compiled.create_infer_request()
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.note = (f"ops left out of INT8 run in {self.precision} (OpenVINO's CPU default here)"
+                     if precision == "auto" and self.precision != "f32" else None)
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         return self.request.infer([np.ascontiguousarray(x, np.float32)])[0].copy()
