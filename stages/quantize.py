@@ -21,7 +21,7 @@ from wordrec.runtimes import (OrtRunner, OvRunner, TorchRunner, accuracy, charse
 from wordrec.stage import stage_main
 
 KEYS = {"backends", "threads", "batch", "n_test", "calibration", "max_accuracy_drop", "gate_sets", "nncf", "inc",
-        "openvino_precision"}
+        "openvino_precision", "float_first_conv"}
 BACKENDS = ("inc", "openvino", "onnx_qdq")
 
 
@@ -29,10 +29,10 @@ def _quantize(backend, c, model_dir, onnx_path, calib, dest: Path):
     """-> (fp32 runner, int8 runner, int8 artefact path, bytes)."""
     dest.mkdir()
     nn = {"preset": c.nncf.preset, "fast_bias_correction": bool(c.nncf.fast_bias_correction),
-          "float_first_conv": bool(c.nncf.float_first_conv)}
+          "float_first_conv": bool(c.float_first_conv)}
     if backend == "inc":
         module, _ = load_torch(model_dir)
-        q = inc_ptq.quantize(module, calib, c.inc.batch)
+        q = inc_ptq.quantize(module, calib, c.inc.batch, bool(c.float_first_conv))
         path = inc_ptq.save(q, calib[:2], dest / "model.pt2")
         return TorchRunner(module, c.threads), TorchRunner(q, c.threads), path, path.stat().st_size
     if backend == "openvino":

@@ -30,7 +30,7 @@ def test_all_backends_pass_the_gate(tiny_models_dirs, tiny_exported, tiny_task, 
     assert {p.name for p in (q / "openvino").iterdir()} == {"model.xml", "model.bin", "meta.json"}
     nodes = __import__("onnx").load(str(q / "onnx_qdq" / "model.onnx")).graph.node
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in nodes}
-    # nncf.float_first_conv (default): the input conv is fed by no DequantizeLinear, the next conv is
+    # quantize.float_first_conv (default): the input conv is fed by no DequantizeLinear, the next conv is
     producer = {o: n.op_type for n in nodes for o in n.output}
     convs = [n for n in nodes if n.op_type == "Conv"]
     assert not any(producer.get(i) == "DequantizeLinear" for i in convs[0].input)
@@ -59,7 +59,7 @@ def test_broken_calibration_fails_the_gate(backend, tiny_models_dirs, tiny_expor
              "quantize.calibration.mode=constant", "quantize.max_accuracy_drop=4",
              # flat grey breaks the input quantizer; with the input conv float, the tiny model's later ranges
              # from grey images still read 59 of 60 images (measured), so the broken run quantizes it too
-             "quantize.nncf.float_first_conv=false")
+             "quantize.float_first_conv=false")
     assert not (tmp_path / "quant").exists() and not (tmp_path / "quantize.json").exists()
 
 

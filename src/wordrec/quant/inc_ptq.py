@@ -19,8 +19,15 @@ def _batch_dim():
     return ({0: torch.export.Dim("batch", min=1, max=4096)},)
 
 
-def quantize(module, calib: np.ndarray, batch: int = 8):
-    """FP32 probs module -> INT8 GraphModule calibrated on `calib` (N x C x H x W)."""
+def first_conv_name(module) -> str | None:
+    import torch
+
+    return next((n for n, m in module.named_modules() if isinstance(m, torch.nn.Conv2d)), None)
+
+
+def quantize(module, calib: np.ndarray, batch: int = 8, float_first_conv: bool = False):
+    """FP32 probs module -> INT8 GraphModule calibrated on `calib` (N x C x H x W). `float_first_conv` leaves the
+    input convolution in FP32 (INC's per-name local config), as the NNCF backends do."""
     import torch
     from neural_compressor.torch.export import export
     from neural_compressor.torch.quantization import StaticQuantConfig, convert, prepare
@@ -29,7 +36,10 @@ def quantize(module, calib: np.ndarray, batch: int = 8):
     logging.getLogger("neural_compressor").setLevel(logging.WARNING)
     x = torch.from_numpy(np.ascontiguousarray(calib))
     exported = export(module.eval(), (x[:batch],), dynamic_shapes=_batch_dim())
-    prepared = prepare(exported, StaticQuantConfig())
+    config = StaticQuantConfig()
+    if float_first_conv and (name := first_conv_name(module)):
+        config.set_local(name, StaticQuantConfig(w_dtype="fp32", act_dtype="fp32"))
+    prepared = prepare(exported, config)
     with torch.no_grad():
         for i in range(0, len(x), batch):
             prepared(x[i:i + batch])
