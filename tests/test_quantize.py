@@ -42,6 +42,13 @@ def test_all_backends_pass_the_gate(tiny_models_dirs, tiny_exported, tiny_task, 
                      for v in op.input_values()) for op in ir_convs]
     assert fed_by_fq[0] is False and fed_by_fq[1] is True
     ir_meta = json.loads((q / "openvino" / "meta.json").read_text())
+    # INC: the input conv's weight is a plain FP32 parameter, the next conv's comes through a dequantize
+    import torch
+
+    graph = torch.export.load(str(q / "inc" / "model.pt2")).graph
+    conv_weights = [n.args[1] for n in graph.nodes if n.op == "call_function" and "conv2d" in str(n.target)]
+    dequantized = ["dequantize" in str(getattr(w, "target", "")) for w in conv_weights]
+    assert dequantized[0] is False and dequantized[1] is True
     assert ir_meta["quantize"]["openvino_precision"] == "auto"
     # The INT8 IR serves predictions through the OpenVINO recognizer backend.
     images, labels = load_split(tiny_task / "test", 20)
