@@ -44,8 +44,10 @@ def bench_table(bench: dict) -> str:
     for m, per in bench.items():
         for rt, r in per.items():
             rows.append([f"`{m}`", rt, _pct(r.get("accuracy_alnum_ci")), f"{r['latency_ms_b1']:.2f}",
-                         f"{r['throughput_fps']:.0f}", r.get("throughput_vs_onnxruntime_fp32", "–")])
-    return _table(["model", "runtime-precision", "alnum-ci %", "latency b1 ms", "images/s", "× ORT-FP32"], rows)
+                         f"{r['throughput_fps']:.0f}", r.get("throughput_vs_onnxruntime_fp32", "–"),
+                         r.get("note", "")])
+    return _table(["model", "runtime-precision", "alnum-ci %", "latency b1 ms", "images/s", "× ORT-FP32", "note"],
+                  rows)
 
 
 def quantize_table(q: dict) -> str:
