@@ -5,8 +5,8 @@ everything not swept). Runs `stages/train.py -m` with the configured Hydra launc
 joblib = local processes, submitit_slurm = a SLURM cluster), each job fine-tuning from INIT's best.pt.
 Runs are ranked by validation accuracy (the synthetic val split; test sets are left to `evaluate`); with
 `keep_init` the trained model itself is a candidate, so a grid whose fine-tuning only lowers accuracy hands on
-INIT unchanged. Writes OUT (the winner's complete model dir, same layout as models/train/<name>), REPORT (reports/grid.json:
-{"runs": [{"params", "accuracy", ...}], "best": {...}}) and PLOTS (table.md, grid.png).
+INIT unchanged. Writes OUT (the winner's complete model dir, same layout as models/train/<name>), REPORT
+(reports/grid.json: {"runs": [{"params", "accuracy", ...}], "best": {...}}) and PLOTS (table.md, grid.png).
 """
 
 import subprocess

@@ -55,7 +55,7 @@ def quantize_model(c, model_dir: Path, export_dir: Path, sets, calib_images, des
             continue  # INC's PT2E path is torch-only; Paddle models are covered through their ONNX
         fp32, int8, path, size = _quantize(backend, c, model_dir, onnx_path, calib, dest / backend)
         q = {"backend": backend, "precision": "int8", "calibration": dict(c.calibration)}
-        if backend == "openvino":  # OvRunner reads it back: the IR runs wherever the way it was measured here
+        if backend == "openvino":  # read back (runtimes.ov_precision) so the IR runs as it was measured here
             q["openvino_precision"] = c.openvino_precision
         write_json(path.parent / "meta.json", {**meta, "quantize": q})
         accs = {}

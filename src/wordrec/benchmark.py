@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from wordrec.runtimes import OrtRunner, OvRunner, TorchRunner, load_torch
+from wordrec.runtimes import OrtRunner, OvRunner, TorchRunner, load_torch, ov_precision, read_meta
 
 
 @dataclass
@@ -69,7 +69,7 @@ def _onnxruntime(a: Artefacts, precision: str, threads: int, batch: int, **_):
 
 def _openvino(a: Artefacts, precision: str, threads: int, batch: int, **_):
     path = a.onnx if precision == "fp32" else a.ov_int8
-    return OvRunner(path, threads) if path else None
+    return OvRunner(path, threads, precision=ov_precision(read_meta(path))) if path else None
 
 
 class TvmHostRunner:

@@ -11,7 +11,7 @@ import numpy as np
 
 from wordrec.errors import DataError
 from wordrec.recognizer import Recognizer
-from wordrec.runtimes import OvRunner, read_meta
+from wordrec.runtimes import OvRunner, ov_precision, read_meta
 
 
 class OpenVINORecognizer(Recognizer):
@@ -24,7 +24,7 @@ class OpenVINORecognizer(Recognizer):
         if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
             raise DataError(f"{path}: IR weights {path.with_suffix('.bin').name} not found beside it")
         super().__init__(read_meta(path), path)
-        self._runner = OvRunner(path, threads)
+        self._runner = OvRunner(path, threads, precision=ov_precision(self.meta))
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         return self.check_probs(self._runner.probs(x))

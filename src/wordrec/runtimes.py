@@ -123,16 +123,12 @@ class OvRunner:
 
     `precision` is what OpenVINO runs the ops that are not INT8 in: "f32" forces float32 (on CPUs with bf16 it
     would otherwise silently run "FP32" models in bf16); "auto" is OpenVINO's own CPU default (bf16 where the CPU
-    has it). None reads it from the model's meta.json (`quantize.openvino_precision`, written by the quantize
-    stage), so bench, predict and the quantize gate all run an INT8 IR the way its accuracy was measured."""
+    has it). Callers holding a model's meta pass `ov_precision(meta)`, so bench, predict and the quantize gate all
+    run an INT8 IR the way its accuracy was measured."""
 
-    def __init__(self, path: str | Path, threads: int = 1, hint: str = "LATENCY", precision: str | None = None):
+    def __init__(self, path: str | Path, threads: int = 1, hint: str = "LATENCY", precision: str = "f32"):
         import openvino as ov
 
-        if precision is None:
-            meta = Path(path).parent / "meta.json"
-            q = json.loads(meta.read_text()).get("quantize", {}) if meta.is_file() else {}
-            precision = q.get("openvino_precision", "f32")
         if precision not in ("f32", "auto"):
             raise ConfigError(f"{path}: openvino precision {precision!r}: expected 'f32' or 'auto'")
         core = ov.Core()
@@ -151,6 +147,11 @@ class OvRunner:
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         return self.request.infer([np.ascontiguousarray(x, np.float32)])[0].copy()
+
+
+def ov_precision(meta: dict) -> str:
+    """OvRunner's `precision` for a model: what the quantize stage recorded for an INT8 IR, else f32."""
+    return meta.get("quantize", {}).get("openvino_precision", "f32")
 
 
 def batched_probs(runner, x: np.ndarray, batch: int) -> list[np.ndarray]:
