@@ -3,7 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PROFILE ?= default
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-REAL ?= ../shared/data/iiit5k_train
+# Real word crops for evaluation only (never training), when present beside the repo (developer machines, CI):
+# iiit5k_test_dev (half of IIIT5K's test split) is the primary dev set, iiit5k_train the old one.
+REAL_SETS ?= iiit5k_test_dev iiit5k_train
+REAL_DIR ?= ../shared/data
 
 .PHONY: setup params repro smoke test test-fast prdiff clean-venv
 
@@ -16,8 +19,9 @@ params: setup
 	wordrec-compose profile=$(PROFILE)
 
 repro: params
-	@if [ -f "$(REAL)/labels.txt" ] && [ ! -f data/real/iiit5k_train/data.mdb ]; then \
-	  wordrec-byod $(REAL) data/real/iiit5k_train; fi
+	@for s in $(REAL_SETS); do \
+	  if [ -f "$(REAL_DIR)/$$s/labels.txt" ] && [ ! -f data/real/$$s/data.mdb ]; then \
+	    wordrec-byod $(REAL_DIR)/$$s data/real/$$s; fi; done
 	dvc repro
 
 smoke:

@@ -2,7 +2,8 @@
 
 Reads params `bench`, trained dirs MODELS (comma-separated), EXPORT/<name>/model.onnx, QUANT/<name>/<backend>/
 and DATA/test. Writes REPORT (reports/bench.json: {name: {"<runtime>-<precision>": {latency_ms_b1,
-throughput_fps, throughput_vs_onnxruntime_fp32, accuracy, accuracy_alnum_ci}}}, peers as extra names) and
+throughput_fps, throughput_vs_onnxruntime_fp32, accuracy, accuracy_alnum_ci (fractions)}}}, peers as extra
+names) and
 PLOTS/ (accuracy_latency.png, machine.json: CPU, cores, threads, package versions). Medians of `repeats` timed
 calls after `warmup`, every runtime on `threads` threads.
 """
@@ -12,29 +13,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from wordrec.benchmark import RUNTIMES, Artefacts, machine, median_seconds, plot, time_runner
-from wordrec.config import check_keys
-from wordrec.errors import ConfigError, DataError
-from wordrec.evalsets import load_split, tensors
+from wordrec.data.evalsets import load_split
+from wordrec.data.preprocess import prepare_batch
+from wordrec.infer.recognizer import Recognizer
 from wordrec.io import write_json
-from wordrec.peers import PEERS
-from wordrec.runtimes import accuracy, accuracy_alnum_ci, charset_of, predict, read_meta
-from wordrec.stage import stage_main
-
-KEYS = {"runtimes", "threads", "batch", "warmup", "repeats", "n_accuracy", "compile_fp32", "peers"}
-PEER_KEYS = {"tesseract", "rapidocr", "n_images", "repeats"}
-
-
-def artefacts(model_dir: Path, export: Path, quant: Path, compiled: Path) -> Artefacts:
-    name = read_meta(model_dir)["name"]
-    onnx = export / name / "model.onnx"
-    if not onnx.is_file():
-        raise DataError(f"{onnx}: not found (run the export stage)")
-    q = quant / name
-    some = lambda p: p if p.is_file() else None  # noqa: E731  (a backend may be off or not apply to this model)
-    return Artefacts(name, read_meta(export / name), model_dir, onnx, some(q / "onnx_qdq" / "model.onnx"),
-                     some(q / "openvino" / "model.xml"), some(q / "inc" / "model.pt2"),
-                     some(compiled / name / "host" / "model.so"))
+from wordrec.pipeline.config import section
+from wordrec.pipeline.metrics import score
+from wordrec.pipeline.stage import stage_main
+from wordrec.post.benchmark import (RUNTIMES, Artefacts, artefacts, check_runtimes, machine, median_seconds, plot,
+                                    time_runner)
+from wordrec.post.export_onnx import model_dirs
+from wordrec.post.peers import PEERS
 
 
 def batch_of(x: np.ndarray, n: int) -> np.ndarray:
@@ -42,8 +31,7 @@ def batch_of(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def bench_model(c, a: Artefacts, images, labels) -> dict:
-    charset = charset_of(a.meta)
-    x = tensors(images, a.meta)
+    x = prepare_batch(images, a.meta.input)
     x1, xb = x[:1], batch_of(x, c.batch)
     out = {}
     for runtime in c.runtimes:
@@ -52,8 +40,9 @@ def bench_model(c, a: Artefacts, images, labels) -> dict:
             if runner is None:
                 continue
             r = time_runner(runner, x1, xb, c.warmup, c.repeats)
-            preds = predict(runner, x, charset, c.batch)
-            r.update(accuracy=accuracy(preds, labels, charset), accuracy_alnum_ci=accuracy_alnum_ci(preds, labels))
+            preds = [t for t, _ in Recognizer(a.meta, runner, a.name).predict_tensors(x, c.batch)]
+            m = score(preds, labels, a.meta.charset)
+            r.update(accuracy=m["accuracy"], accuracy_alnum_ci=m["accuracy_alnum_ci"])
             if getattr(runner, "note", None):
                 r["note"] = runner.note
             out[f"{runtime}-{precision}"] = r
@@ -73,22 +62,17 @@ def bench_peer(c, peer, images, labels) -> dict:
         fps = c.batch / median_seconds(lambda: peer(many), 1, p.repeats)
     else:
         fps = 1.0 / lat  # one image per call: throughput is the inverse latency
-    preds = peer(images)
+    m = score(peer(images), labels)
     return {"latency_ms_b1": round(1000 * lat, 3), "throughput_fps": round(fps, 1),
-            "accuracy": 100.0 * sum(a == b for a, b in zip(preds, labels)) / len(labels),
-            "accuracy_alnum_ci": accuracy_alnum_ci(preds, labels)}
+            "accuracy": m["accuracy"], "accuracy_alnum_ci": m["accuracy_alnum_ci"]}
 
 
 def run(cfg, inputs, outputs):
-    c = cfg.bench
-    check_keys(c, KEYS, "params bench")
-    check_keys(c.peers, PEER_KEYS, "params bench.peers")
-    unknown = set(c.runtimes) - set(RUNTIMES)
-    if unknown:
-        raise ConfigError(f"params bench.runtimes: unknown {sorted(unknown)}; registered: {sorted(RUNTIMES)}")
+    c = section(cfg, "bench")
+    check_runtimes(c.runtimes)
     images, labels = load_split(Path(inputs["data"]) / "test", c.n_accuracy)
     report = {}
-    for model_dir in [Path(p) for p in str(inputs["models"]).split(",") if p.strip()]:
+    for model_dir in model_dirs(inputs["models"]):
         a = artefacts(model_dir, Path(inputs["export"]), Path(inputs["quant"]), Path(inputs["compiled"]))
         report[a.name] = bench_model(c, a, images, labels)
     n_peer = min(c.peers.n_images, len(images)) if c.peers.n_images > 0 else len(images)

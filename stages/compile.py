@@ -9,49 +9,28 @@ onnxruntime beyond compile.parity_tol, when int8 weight storage changes the deco
 compile.int8_check allows, or when the graph has ops TVM cannot import (e.g. LSTM).
 """
 
-import json
 import shutil
 from pathlib import Path
 
-from wordrec.charset import Charset
-from wordrec.config import check_keys
-from wordrec.errors import ConfigError, DataError
+from wordrec.data.evalsets import load_split
+from wordrec.data.preprocess import prepare_batch
+from wordrec.device.compile.compiler import WeightCheck, compile_onnx
 from wordrec.io import atomic_dir, write_json
-from wordrec.stage import stage_main
-from wordrec.tvm_mcu.compiler import WeightCheck, compile_onnx
-from wordrec.tvm_mcu.host import load_images
-
-KEYS = {"width", "threads", "seed", "parity_inputs", "parity_tol", "pad_in_arena", "weights", "int8_check", "targets"}
-
-
-def load_meta(model_dir: Path) -> dict:
-    path = model_dir / "meta.json"
-    if not path.is_file():
-        raise DataError(f"{path}: not found (expected the export stage's meta.json next to model.onnx)")
-    meta = json.loads(path.read_text())
-    inp = meta.get("input", {})
-    for key in ("channels", "height", "width", "keep_ratio"):
-        if key not in inp:
-            raise DataError(f"{path}: input.{key} missing")
-    if "charset" not in meta:
-        raise DataError(f"{path}: charset missing")
-    return meta
+from wordrec.models.meta import ModelMeta
+from wordrec.pipeline.config import section
+from wordrec.pipeline.stage import stage_main
 
 
 def run(cfg, inputs, outputs):
-    c = cfg.compile
-    check_keys(c, KEYS, "params compile")
+    c = section(cfg, "compile")
     model_dir = Path(inputs["model"])
-    meta = load_meta(model_dir)
-    if int(c.width) < 0:
-        raise ConfigError(f"compile.width: {c.width}, expected a pixel count (0 = the export's input.width)")
-    width = int(c.width) or int(meta["input"]["width"])
-    shape = [1, int(meta["input"]["channels"]), int(meta["input"]["height"]), width]
+    meta = ModelMeta.load(model_dir)
+    meta = meta.with_input(width=int(c.width) or meta.input.width)
+    shape = list(meta.input.shape(1))
     check = None
     if inputs.get("data") and c.weights != "float32":
-        x, _ = load_images(Path(inputs["data"]), int(c.int8_check.images), {**meta["input"], "width": width},
-                           "compile.int8_check.images")
-        check = WeightCheck(x, Charset.from_spec(meta["charset"]), float(c.int8_check.min_text_agreement))
+        images, _ = load_split(inputs["data"], int(c.int8_check.images), "compile.int8_check.images")
+        check = WeightCheck(prepare_batch(images, meta.input), meta.charset, float(c.int8_check.min_text_agreement))
 
     out = Path(outputs["out"])
     with atomic_dir(out) as tmp:
@@ -61,10 +40,9 @@ def run(cfg, inputs, outputs):
                              weights=str(c.weights), weight_target=int(c.targets.weight_bytes), check=check)
         facts["within_targets"] = bool(facts["arena_bytes"] <= c.targets.arena_bytes
                                        and facts["weight_bytes"] <= c.targets.weight_bytes)
-        meta = {**meta, "input": {**meta["input"], "width": width}, "compile": facts}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        meta.with_section("compile", facts).save(tmp)
         shutil.copyfile(model_dir / "model.onnx", tmp / "model.onnx")  # the parity reference travels along
-    metrics = {"name": meta.get("name", model_dir.name), **facts}
+    metrics = {"name": meta.name, **facts}
     write_json(outputs["report"], metrics)
     return metrics
 

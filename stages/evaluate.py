@@ -1,51 +1,35 @@
 """evaluate: score every trained recognizer on the synthetic test set and on each real dataset.
 
-Reads MODELS/<name>/ for each name in params `evaluate.models` (torch or paddle model dirs), DATA/test (LMDB),
-every LMDB under REAL/*/ (e.g. data/real/iiit5k_train from `wordrec-byod`; none is fine) and `evaluate.extra`.
-Writes REPORT (reports/eval.json: {model: {dataset: {accuracy, accuracy_alnum_ci, ned, n}}}) and
-PLOTS/<model>_mistakes.png (the worst misreadings per dataset).
+Reads MODELS/<name>/ for each name in params `evaluate.models` (torch or paddle model dirs), GRID (the grid's
+best, reported as <name>_grid), DATA/test (LMDB), every LMDB under REAL/*/ (e.g. data/real/iiit5k_test_dev and
+data/real/iiit5k_train from `wordrec-byod`; none is fine) and `evaluate.extra`. Writes REPORT (reports/eval.json:
+{model: {dataset: {accuracy, accuracy_alnum_ci, ned, n}}}, fractions) and PLOTS/<model>_mistakes.png (the
+worst misreadings per dataset).
 """
 
 from pathlib import Path
 
-import torch
-
-from wordrec import recognizer
-from wordrec.config import check_keys
-from wordrec.errors import DataError
-from wordrec.evaluation import evaluate_lmdb, worst_mistakes_png
+from wordrec.data.evalsets import dataset_paths
+from wordrec.infer import recognizer
 from wordrec.io import atomic_dir, write_json
-from wordrec.runtimes import read_meta
-from wordrec.stage import stage_main
-
-KEYS = {"models", "extra", "batch_size", "threads", "limit", "worst_per_dataset"}
-
-
-def datasets(data: Path, real: Path, extra) -> dict[str, Path]:
-    found = {"synth_test": data / "test"}
-    if real.is_dir():
-        found.update({p.name: p for p in sorted(real.iterdir()) if (p / "data.mdb").is_file()})
-    for e in extra:
-        p = Path(e)
-        if not (p / "data.mdb").is_file():
-            raise DataError(f"params evaluate.extra: {p} is not an LMDB dataset (no data.mdb)")
-        found[p.name] = p
-    return found
+from wordrec.models.meta import ModelMeta
+from wordrec.pipeline.config import section
+from wordrec.pipeline.evaluation import evaluate_lmdb, worst_mistakes_png
+from wordrec.pipeline.stage import stage_main
 
 
 def run(cfg, inputs, outputs):
-    c = cfg.evaluate
-    check_keys(c, KEYS, "params evaluate")
-    torch.set_num_threads(int(c.threads))
-    sets = datasets(Path(inputs["data"]), Path(inputs["real"]), c.extra)
+    c = section(cfg, "evaluate")
+    sets = dataset_paths(inputs["data"], inputs["real"], c.extra)
+    grid = Path(inputs["grid"])
+    grid_meta = ModelMeta.load(grid)
+    dirs = {name: (Path(inputs["models"]) / name, None) for name in c.models}
+    # The grid's fine-tuned best is what export/quantize/bench/mcu use: score it too, as <name>_grid.
+    dirs[f"{grid_meta.name}_grid"] = (grid, grid_meta)
     report = {}
     with atomic_dir(outputs["plots"]) as plots:
-        # The grid's fine-tuned best is what export/quantize/bench/mcu use: score it too, as <name>_grid.
-        grid = Path(inputs["grid"])
-        dirs = {name: Path(inputs["models"]) / name for name in c.models}
-        dirs[f"{read_meta(grid)['name']}_grid"] = grid
-        for name, model_dir in dirs.items():
-            rec = recognizer.load(model_dir)
+        for name, (model_dir, meta) in dirs.items():
+            rec = recognizer.load(model_dir, threads=int(c.threads), meta=meta)
             report[name], rows = {}, []
             for ds_name, path in sets.items():
                 report[name][ds_name], records = evaluate_lmdb(rec, path, int(c.batch_size), c.limit)

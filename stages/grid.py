@@ -9,6 +9,7 @@ INIT unchanged. Writes OUT (the winner's complete model dir, same layout as mode
 (reports/grid.json: {"runs": [{"params", "accuracy", ...}], "best": {...}}) and PLOTS (table.md, grid.png).
 """
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,19 +17,18 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from wordrec.config import check_keys
 from wordrec.errors import ConfigError, DataError
-from wordrec.io import atomic_dir, atomic_file, read_json, write_json
-from wordrec.stage import stage_main
+from wordrec.io import atomic_dir, read_json, write_json
+from wordrec.models.meta import ModelMeta
+from wordrec.pipeline.config import section
+from wordrec.pipeline.gates import pick_best
+from wordrec.pipeline.stage import stage_main
 
-KEYS = {"model", "batch_size", "lr", "epochs", "launcher", "threads", "launcher_params", "keep_init"}
-LAUNCHERS = {"basic", "joblib", "submitit_local", "submitit_slurm"}
 TRAIN_SCRIPT = Path(__file__).resolve().parent / "train.py"
 
 
-def job_config(cfg, init: Path, data: Path, sweep_dir: Path) -> dict:
+def job_config(cfg, g, init: Path, data: Path, sweep_dir: Path) -> dict:
     """params.yaml + what the multirun needs: fine-tune from INIT, the launcher, and where jobs write."""
-    g = cfg.grid
     job = OmegaConf.to_container(cfg, resolve=True)
     job["train"].update({"init": str(init.resolve()), "threads": int(g.threads),
                          "sweep": {"model": g.model, "data": str(data.resolve())}})
@@ -72,24 +72,22 @@ def plot(runs: list[dict], init_acc: float, path: Path) -> None:
 
 
 def run(cfg, inputs, outputs):
-    g = cfg.grid
-    check_keys(g, KEYS, "params grid")
-    if g.launcher not in LAUNCHERS:
-        raise ConfigError(f"params grid.launcher: expected one of {sorted(LAUNCHERS)}, got {g.launcher!r}")
-    if g.model not in cfg.train.models:
-        raise ConfigError(f"params grid.model: {g.model!r} is not in train.models")
+    g = section(cfg, "grid")
+    if g.model not in section(cfg, "train").models:
+        raise ConfigError(f"params.yaml:grid.model: {g.model!r} is not in train.models")
     init, data = Path(inputs["init"]), Path(inputs["data"])
-    if not (init / "meta.json").is_file():
-        raise DataError(f"{init}: no trained model dir (meta.json missing); run the train stage first")
-    init_meta = read_json(init / "meta.json")
-    if init_meta["name"] != g.model:
-        raise ConfigError(f"params grid.model={g.model!r} but --init {init} holds model {init_meta['name']!r}")
+    init_meta = ModelMeta.load(init)
+    if init_meta.name != g.model:
+        raise ConfigError(f"params.yaml:grid.model={g.model!r} but --init {init} holds model {init_meta.name!r}")
+    trained = init_meta.section("train")
+    if "val_accuracy" not in trained:
+        raise DataError(f"{init_meta.path}: no train.val_accuracy (expected a train stage's model dir)")
 
     out = Path(outputs["out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".grid.", dir=out.parent) as tmp:
         tmp = Path(tmp)
-        (tmp / "job.yaml").write_text(OmegaConf.to_yaml(job_config(cfg, init, data, tmp / "runs")))
+        (tmp / "job.yaml").write_text(OmegaConf.to_yaml(job_config(cfg, g, init, data, tmp / "runs")))
         cmd = [sys.executable, str(TRAIN_SCRIPT), "-m", "--config-dir", str(tmp), "--config-name", "job",
                *sweep_overrides(g)]
         print("grid:", " ".join(cmd[1:]), flush=True)
@@ -107,28 +105,28 @@ def run(cfg, inputs, outputs):
                          "best_step": r["best_step"], "total_steps": r["total_steps"],
                          "train_seconds": r["train_seconds"], "images_per_second": r["images_per_second"],
                          "job": int(p.parent.name)})
-        best = dict(max(runs, key=lambda r: (r["accuracy"], r["ned"], -r["job"])), source="grid")  # ties: earliest
-        src = tmp / "runs" / str(best["job"]) / "model"
-        # Same val images for both (train.val_max), so the figures compare; a tie keeps INIT (fewer steps).
-        if g.keep_init and init_meta["val_accuracy"] >= best["accuracy"]:
-            best = {"source": "init", "accuracy": init_meta["val_accuracy"], "ned": init_meta["val_ned"],
-                    "params": {k: init_meta[k] for k in ("batch_size", "lr", "epochs")}}
-            src = init
+        # Same val images for both (train.models.<name>.val_max), so the figures compare.
+        init_run = {"accuracy": trained["val_accuracy"], "ned": trained["val_ned"],
+                    "params": {k: trained[k] for k in ("batch_size", "lr", "epochs")}} if g.keep_init else None
+        best = pick_best(runs, init_run)
+        src = init if best["source"] == "init" else tmp / "runs" / str(best["job"]) / "model"
         with atomic_dir(out) as dst:
             for f in src.iterdir():
-                (dst / f.name).write_bytes(f.read_bytes())
-            meta = read_json(src / "meta.json")
-            meta.update({"grid": best["params"], "grid_source": best["source"],
-                         "init_val_accuracy": init_meta["val_accuracy"]})
-            write_json(dst / "meta.json", meta)
-    report = {"model": g.model, "launcher": g.launcher, "init_val_accuracy": init_meta["val_accuracy"],
+                if f.is_file():
+                    (dst / f.name).write_bytes(f.read_bytes())
+                else:
+                    shutil.copytree(f, dst / f.name)
+            winner = init_meta if src == init else ModelMeta.load(src)
+            winner.with_section("grid", {"params": best["params"], "source": best["source"],
+                                         "init_val_accuracy": trained["val_accuracy"]}).save(dst)
+    report = {"model": g.model, "launcher": g.launcher, "init_val_accuracy": trained["val_accuracy"],
               "runs": runs, "best": best}
     with atomic_dir(outputs["plots"]) as plots:
         (plots / "table.md").write_text(table(runs))
-        plot(runs, init_meta["val_accuracy"], plots / "grid.png")
+        plot(runs, trained["val_accuracy"], plots / "grid.png")
     write_json(outputs["report"], report)
     print(table(runs))
-    return {"best": best, "init_val_accuracy": init_meta["val_accuracy"]}
+    return {"best": best, "init_val_accuracy": trained["val_accuracy"]}
 
 
 if __name__ == "__main__":

@@ -8,74 +8,61 @@ agrees on every image and the probabilities agree within mcu.max_abs_diff_tol.
 """
 
 import csv
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from wordrec.charset import Charset
-from wordrec.config import check_keys
-from wordrec.errors import ConfigError, DataError
+from wordrec.data.evalsets import load_split
+from wordrec.data.preprocess import prepare_batch
+from wordrec.device.board import sim, toolchain
+from wordrec.errors import DataError
+from wordrec.infer.recognizer import Recognizer
+from wordrec.infer.runners import TvmHostRunner
 from wordrec.io import atomic_dir, atomic_file, write_json
-from wordrec.mcu import sim, toolchain
-from wordrec.stage import stage_main
-from wordrec.tvm_mcu.host import HostModule, decode, load_images
+from wordrec.models.meta import ModelMeta
+from wordrec.pipeline.config import section
+from wordrec.pipeline.gates import device_gate
+from wordrec.pipeline.metrics import score
+from wordrec.pipeline.stage import stage_main
 
-KEYS = {"runner", "images", "opt", "extra_cflags", "arena_region", "weights_region", "timeout_s", "max_abs_diff_tol", "plugin_dir",
-        "samples"}
 BOARDS = {"qemu": "Corstone-300 (SSE-300, Cortex-M55) as QEMU 7.2 mps3-an547",
           "fvp": "Corstone-300 FVP_Corstone_SSE-300_Ethos-U55"}
 
 
-def compare(labels, host_probs, dev_probs, charset):
-    rows, agree = [], 0
-    for label, hp, dp in zip(labels, host_probs, dev_probs):
-        (ht, hc), (dt, dc) = decode(hp[0], charset), decode(dp[0], charset)
-        agree += ht == dt
-        rows.append({"label": label, "host": ht, "device": dt, "host_conf": round(hc, 4),
-                     "device_conf": round(dc, 4), "max_abs_diff": float(np.abs(hp - dp).max())})
-    return rows, agree
+def compare(labels, host: list[tuple[str, float]], dev: list[tuple[str, float]], host_probs, dev_probs) -> list[dict]:
+    """One row per image: label, host/device text and confidence (the Recognizer's decode), max |diff|."""
+    return [{"label": label, "host": ht, "device": dt, "host_conf": round(hc, 4), "device_conf": round(dc, 4),
+             "max_abs_diff": float(np.abs(hp - dp).max())}
+            for label, (ht, hc), (dt, dc), hp, dp in zip(labels, host, dev, host_probs, dev_probs)]
 
 
 def run(cfg, inputs, outputs):
-    c = cfg.mcu
-    check_keys(c, KEYS, "params mcu")
-    if c.runner not in BOARDS:
-        raise ConfigError(f"mcu.runner: {c.runner!r}, expected one of {sorted(BOARDS)}")
+    c = section(cfg, "mcu")
     sim.check_runner(c.runner)
-    if int(c.images) < 1:
-        raise ConfigError(f"mcu.images: {c.images}, expected >= 1")
     compiled = Path(inputs["compiled"])
-    meta_path = compiled / "meta.json"
-    if not meta_path.is_file():
-        raise DataError(f"{meta_path}: not found (expected the compile stage's output dir)")
-    meta = json.loads(meta_path.read_text())
-    facts = meta["compile"]
-    name = meta.get("name", compiled.name)
-    charset = Charset.from_spec(meta["charset"])
-
-    xs, labels = load_images(Path(inputs["data"]), int(c.images), meta["input"], "mcu.images")
-    host = HostModule(compiled / "host" / "model.so")
-    host_probs = np.stack([host(x) for x in tqdm(xs, desc="host", leave=False)])
+    meta = ModelMeta.load(compiled)
+    facts = meta.section("compile")
+    if not facts:
+        raise DataError(f"{meta.path}: no compile section (expected the compile stage's output dir)")
+    images, labels = load_split(inputs["data"], int(c.images), "mcu.images")
+    xs = prepare_batch(images, meta.input)
+    host = Recognizer(meta, TvmHostRunner(compiled / "host" / "model.so"), compiled)
+    host_probs = host.probs(xs)
 
     out = Path(outputs["out"])
     with atomic_dir(out) as tmp:  # the ELF is kept only if the device agrees with the host
         build = toolchain.build_elf(compiled / "device", tmp / "app.elf", c.opt, list(c.extra_cflags),
                                     c.arena_region, c.weights_region)
         with tempfile.TemporaryDirectory(prefix="wordrec-mcu-") as work:
-            res = sim.run(tmp / "app.elf", xs, Path(work), runner=c.runner, timeout_s=float(c.timeout_s),
+            res = sim.run(tmp / "app.elf", xs[:, None], Path(work), runner=c.runner, timeout_s=float(c.timeout_s),
                           plugin_dir=Path(c.plugin_dir))
         sizes = toolchain.sizes(tmp / "app.elf")
         dev_probs = res["outputs"].reshape(host_probs.shape)
-        rows, agree = compare(labels, host_probs, dev_probs, charset)
-        n = len(rows)
         max_diff = float(np.abs(host_probs - dev_probs).max())
-        if agree != n or not max_diff <= c.max_abs_diff_tol:
-            bad = [r for r in rows if r["host"] != r["device"]][:3]
-            raise DataError(f"{name}: device disagrees with host: text on {n - agree}/{n} images {bad}, "
-                            f"max |diff| {max_diff:.3g} (mcu.max_abs_diff_tol {c.max_abs_diff_tol})")
+        rows = compare(labels, host.decode(host_probs), host.decode(dev_probs), host_probs, dev_probs)
+        device_gate(meta.name, rows, max_diff, c.max_abs_diff_tol)
+        n = len(rows)
     with atomic_file(Path(outputs["plots"]) / "samples.csv") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -84,18 +71,19 @@ def run(cfg, inputs, outputs):
     insns = res["insns"]
     per = float(np.mean(insns)) if insns else None
     report = {
-        "board": BOARDS[c.runner], "runner": c.runner, "images": n, "text_agreement": agree / n,
+        "board": BOARDS[c.runner], "runner": c.runner, "images": n,
+        "text_agreement": sum(r["host"] == r["device"] for r in rows) / n,
         "max_abs_diff": max_diff, "insns_per_inference": per,
         "insns_min": min(insns) if insns else None, "insns_max": max(insns) if insns else None,
         "macs": facts["macs"], "macs_per_insn": round(facts["macs"] / per, 4) if per else None,
         "arena_bytes": facts["arena_bytes"], "weight_bytes": facts["weight_bytes"], **sizes,
         "device_kernels": facts["device_kernels"], "weights": facts.get("weights", "float32"),
         "qdq_model": facts["qdq_model"],
-        "host_word_accuracy": sum(r["host"] == charset.filter(lb) for r, lb in zip(rows, labels)) / n,
+        "host_word_accuracy": score([r["host"] for r in rows], labels, meta.charset)["accuracy"],
         "arena_region": build["arena_region"], "weights_region": build["weights_region"],
         "input_shape": facts["input_shape"], "cflags": [c.opt, *c.extra_cflags],
     }
-    metrics = {name: report}
+    metrics = {meta.name: report}
     write_json(outputs["report"], metrics)
     return metrics
 

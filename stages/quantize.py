@@ -3,35 +3,37 @@
 Reads params `quantize`, trained dirs MODELS (comma-separated; torch ones feed INC), EXPORT/<name>/model.onnx,
 DATA/val (calibration) and DATA/test + REAL/*/ (test sets, as in `evaluate`). Writes OUT/<name>/<backend>/
 (inc: model.pt2, openvino: model.xml/.bin, onnx_qdq: model.onnx; each with meta.json) and REPORT
-(reports/quantize.json: {name: {backend: {accuracy_fp32, accuracy_int8, bytes, sets}}}), accuracies in percent on
-synth test. Fails when any backend loses more than `max_accuracy_drop` points on a `gate_sets` test set.
+(reports/quantize.json: {name: {backend: {accuracy_fp32, accuracy_int8, bytes, sets}}}), accuracies as fractions
+(synth test; `sets` has every test set). Fails when any backend loses more than `max_accuracy_drop` (a fraction
+of words) on a `gate_sets` test set.
 """
 
 from pathlib import Path
 
 from tqdm import tqdm
 
-from wordrec.config import check_keys
-from wordrec.errors import ConfigError, DataError
-from wordrec.evalsets import calibration_images, tensors, test_sets
+from wordrec.data.evalsets import calibration_images, test_sets
+from wordrec.data.preprocess import prepare_batch
+from wordrec.errors import DataError
+from wordrec.infer.recognizer import Recognizer
+from wordrec.infer.runners import OrtRunner, OvRunner, TorchRunner
 from wordrec.io import atomic_dir, write_json
-from wordrec.quant import inc_ptq, nncf_ptq
-from wordrec.runtimes import (OrtRunner, OvRunner, TorchRunner, accuracy, charset_of, load_torch, predict,
-                              read_meta)
-from wordrec.stage import stage_main
+from wordrec.models.meta import ModelMeta
+from wordrec.pipeline.config import section
+from wordrec.pipeline.gates import quantize_gate
+from wordrec.pipeline.metrics import score
+from wordrec.pipeline.stage import stage_main
+from wordrec.post.export_onnx import model_dirs
+from wordrec.post.quant import inc_ptq, nncf_ptq
 
-KEYS = {"backends", "threads", "batch", "n_test", "calibration", "max_accuracy_drop", "gate_sets", "nncf", "inc",
-        "openvino_precision", "float_first_conv"}
-BACKENDS = ("inc", "openvino", "onnx_qdq")
 
-
-def _quantize(backend, c, model_dir, onnx_path, calib, dest: Path):
+def _quantize(backend, c, model_dir, meta: ModelMeta, onnx_path, calib, dest: Path):
     """-> (fp32 runner, int8 runner, int8 artefact path, bytes)."""
     dest.mkdir()
     nn = {"preset": c.nncf.preset, "fast_bias_correction": bool(c.nncf.fast_bias_correction),
           "float_first_conv": bool(c.float_first_conv)}
     if backend == "inc":
-        module, _ = load_torch(model_dir)
+        module = TorchRunner.from_dir(model_dir, meta).module
         q = inc_ptq.quantize(module, calib, c.inc.batch, bool(c.float_first_conv))
         path = inc_ptq.save(q, calib[:2], dest / "model.pt2")
         return TorchRunner(module, c.threads), TorchRunner(q, c.threads), path, path.stat().st_size
@@ -45,56 +47,43 @@ def _quantize(backend, c, model_dir, onnx_path, calib, dest: Path):
 
 
 def quantize_model(c, model_dir: Path, export_dir: Path, sets, calib_images, dest: Path) -> dict:
-    meta = read_meta(export_dir)
+    meta = ModelMeta.load(export_dir)
     onnx_path = export_dir / "model.onnx"
-    charset, calib = charset_of(meta), tensors(calib_images, meta)
-    xs = {name: (tensors(images, meta), labels) for name, (images, labels) in sets.items()}
+    calib = prepare_batch(calib_images, meta.input)
+    xs = {name: (prepare_batch(images, meta.input), labels) for name, (images, labels) in sets.items()}
     out = {}
     for backend in c.backends:
-        if backend == "inc" and meta["framework"] != "torch":
+        if backend == "inc" and meta.framework != "torch":
             continue  # INC's PT2E path is torch-only; Paddle models are covered through their ONNX
-        fp32, int8, path, size = _quantize(backend, c, model_dir, onnx_path, calib, dest / backend)
+        fp32, int8, path, size = _quantize(backend, c, model_dir, meta, onnx_path, calib, dest / backend)
         q = {"backend": backend, "precision": "int8", "calibration": dict(c.calibration)}
-        if backend == "openvino":  # read back (runtimes.ov_precision) so the IR runs as it was measured here
+        if backend == "openvino":  # read back (runners.ov_precision) so the IR runs as it was measured here
             q["openvino_precision"] = c.openvino_precision
-        write_json(path.parent / "meta.json", {**meta, "quantize": q})
+        meta.with_section("quantize", q).save(path.parent)
         accs = {}
-        for set_name, (x, labels) in tqdm(xs.items(), desc=f"{meta['name']} {backend}", leave=False):
-            accs[set_name] = {"fp32": accuracy(predict(fp32, x, charset, c.batch), labels, charset),
-                              "int8": accuracy(predict(int8, x, charset, c.batch), labels, charset)}
+        for set_name, (x, labels) in tqdm(xs.items(), desc=f"{meta.name} {backend}", leave=False):
+            accs[set_name] = {prec: score([t for t, _ in Recognizer(meta, r).predict_tensors(x, c.batch)], labels,
+                                          meta.charset)["accuracy"] for prec, r in (("fp32", fp32), ("int8", int8))}
         out[backend] = {"accuracy_fp32": accs["synth_test"]["fp32"], "accuracy_int8": accs["synth_test"]["int8"],
                         "bytes": size, "sets": accs}
-        print(f"quantize {meta['name']} {backend}: {accs}")
+        print(f"quantize {meta.name} {backend}: {accs}")
     return out
 
 
-def gate(report: dict, c) -> None:
-    bad = [f"{m}/{b} on {s}: {a['fp32']:.2f} -> {a['int8']:.2f}"
-           for m, backends in report.items() for b, r in backends.items()
-           for s, a in r["sets"].items() if s in c.gate_sets and a["fp32"] - a["int8"] > c.max_accuracy_drop]
-    if bad:
-        raise DataError(f"INT8 accuracy drop > quantize.max_accuracy_drop={c.max_accuracy_drop} points: "
-                        + "; ".join(bad))
-
-
 def run(cfg, inputs, outputs):
-    c = cfg.quantize
-    check_keys(c, KEYS, "params quantize")
-    unknown = set(c.backends) - set(BACKENDS)
-    if unknown:
-        raise ConfigError(f"params quantize.backends: unknown {sorted(unknown)}; expected some of {BACKENDS}")
+    c = section(cfg, "quantize")
     sets = test_sets(inputs["data"], inputs.get("real"), c.n_test)
     calib_images = calibration_images(inputs["data"], c.calibration.n_images, c.calibration.mode)
     report = {}
     with atomic_dir(outputs["out"]) as tmp:
-        for model_dir in [Path(p) for p in str(inputs["models"]).split(",") if p.strip()]:
-            name = read_meta(model_dir)["name"]
+        for model_dir in model_dirs(inputs["models"]):
+            name = ModelMeta.load(model_dir).name
             export_dir = Path(inputs["export"]) / name
             if not (export_dir / "model.onnx").is_file():
                 raise DataError(f"{export_dir}/model.onnx: not found (run the export stage for {model_dir})")
             (tmp / name).mkdir()
             report[name] = quantize_model(c, model_dir, export_dir, sets, calib_images, tmp / name)
-        gate(report, c)
+        quantize_gate(report, c.gate_sets, c.max_accuracy_drop)
     write_json(outputs["report"], report)
     return report
 

@@ -8,17 +8,14 @@ tables, device text next to host text). Nothing is measured here; a missing inpu
 
 from pathlib import Path
 
-from wordrec.config import check_keys
+from wordrec.pipeline.config import section
 from wordrec.errors import DataError
 from wordrec.io import atomic_file, read_json, write_json
-from wordrec.report import summary_markdown
-from wordrec.stage import stage_main
-
-KEYS = {"samples"}
-
+from wordrec.pipeline.report import summary_markdown
+from wordrec.pipeline.stage import stage_main
 
 def run(cfg, inputs, outputs):
-    check_keys(cfg.report, KEYS, "params report")
+    c = section(cfg, "report")
     reports = {k: read_json(inputs[k]) for k in ("synth", "eval", "grid", "export", "quantize", "bench")}
     mcu, samples = {}, {}
     for path in inputs["mcu"].split(","):
@@ -33,7 +30,7 @@ def run(cfg, inputs, outputs):
             raise DataError(f"{csv}: device samples missing (run the mcu stage)")
         samples[name] = csv.read_text()
     write_json(outputs["mcu_out"], mcu)
-    text = summary_markdown(reports, mcu, samples, int(cfg.report.samples))
+    text = summary_markdown(reports, mcu, samples, int(c.samples))
     with atomic_file(outputs["summary"], "w") as f:
         f.write(text)
     return {m: {"text_agreement": r["text_agreement"], "arena_bytes": r["arena_bytes"]} for m, r in mcu.items()}

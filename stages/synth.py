@@ -7,22 +7,18 @@ REPORT (reports/synth.json) and PLOTS/ (montage and label-length PNGs).
 import time
 from pathlib import Path
 
-from wordrec.charset import Charset
-from wordrec.config import check_keys
-from wordrec.datacheck import check, length_histogram, montage
+from wordrec.data.charset import Charset
+from wordrec.pipeline.config import section
+from wordrec.data.datacheck import check, length_histogram, montage
 from wordrec.io import atomic_dir, write_json
-from wordrec.lmdb_io import LmdbDataset
-from wordrec.stage import stage_main
-from wordrec.synth.fonts import font_packages, load_fonts
-from wordrec.synth.generate import Generator, generate_splits
-from wordrec.synth.text import load_words
-
-KEYS = {"seed", "charset", "n_train", "n_val", "n_test", "workers", "jpeg_quality", "fonts", "text", "render", "bda"}
-
+from wordrec.data.lmdb_io import LmdbDataset
+from wordrec.pipeline.stage import stage_main
+from wordrec.data.synth.fonts import font_packages, load_fonts
+from wordrec.data.synth.generate import Generator, generate_splits
+from wordrec.data.synth.text import load_words
 
 def run(cfg, inputs, outputs):
-    c = cfg.synth
-    check_keys(c, KEYS, "params synth")
+    c = section(cfg, "synth")
     charset = Charset.from_spec(c.charset)
     fonts = load_fonts(c.fonts.dirs, charset.chars, c.fonts.min_fonts)
     words = load_words(c.text.word_lists, c.text.english_words, charset.chars, c.text.max_len)

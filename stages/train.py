@@ -3,8 +3,8 @@
 Reads DATA/{train,val} (LMDB) and params `train` (common keys + train.models.<MODEL>); writes the model dir
 OUT (meta.json, best.pt, last.pt, curves.csv/png), the resumable state CKPT (a DVC `persist` output: rerunning
 after a kill continues from the last validation) and PLOTS (curves.csv/png for `dvc plots`).
-Dispatches on train.models.<MODEL>.framework: torch -> wordrec.torch_rec.train.fit,
-paddle -> wordrec.paddle_rec.train.fit (same signature).
+Dispatches on train.models.<MODEL>.framework: torch -> wordrec.models.torch_rec.train.fit,
+paddle -> wordrec.models.paddle_rec.train.fit (same signature).
 
 Ad-hoc Hydra sweeps (outside DVC, composing conf/):
     python stages/train.py -m train.lr=1e-3,3e-4 train.sweep.model=crnn_lite [hydra/launcher=joblib]
@@ -18,22 +18,19 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from wordrec.errors import ConfigError
 from wordrec.io import write_json
-from wordrec.stage import stage_main
+from wordrec.models.meta import ModelMeta
+from wordrec.pipeline.config import model_section, section
+from wordrec.pipeline.stage import stage_main
 
-FIT = {"torch": "wordrec.torch_rec.train", "paddle": "wordrec.paddle_rec.train"}
+FIT = {"torch": "wordrec.models.torch_rec.train", "paddle": "wordrec.models.paddle_rec.train"}
 
 
 def train_one(cfg, name, data, out, ckpt, plots) -> dict:
-    if name not in cfg.train.models:
-        raise ConfigError(f"params train.models: no model {name!r} (have {sorted(cfg.train.models)})")
-    mcfg = cfg.train.models[name]
-    fw = mcfg.get("framework")
-    if fw not in FIT:
-        raise ConfigError(f"params train.models.{name}.framework: expected one of {sorted(FIT)}, got {fw!r}")
-    tcfg = OmegaConf.masked_copy(cfg.train, [k for k in cfg.train if k != "models"])
-    fit = importlib.import_module(FIT[fw]).fit  # lazy: a torch-only run never imports paddle
+    train = section(cfg, "train")
+    mcfg = model_section(cfg, name)
+    tcfg = OmegaConf.masked_copy(train, [k for k in train if k != "models"])
+    fit = importlib.import_module(FIT[mcfg.framework]).fit  # lazy: a torch-only run never imports paddle
     return fit(name, mcfg, tcfg, Path(data), Path(out), Path(ckpt), Path(plots))
 
 
@@ -50,10 +47,9 @@ def hydra_main() -> None:
         out = Path(HydraConfig.get().runtime.output_dir)
         name = cfg.train.sweep.model
         metrics = train_one(cfg, name, cfg.train.sweep.data, out / "model", out / "ckpt", out / "plots")
-        params = {k: cfg.train[k] if cfg.train[k] is not None else cfg.train.models[name][k]
-                  for k in ("batch_size", "lr", "epochs")}
-        write_json(out / "result.json", {**metrics, "n_params": metrics["params"], "model": name,
-                                         "params": params, "model_dir": str(out / "model")})
+        run = ModelMeta.load(out / "model").section("train")  # what the run used, whichever framework
+        write_json(out / "result.json", {**metrics, "model": name, "model_dir": str(out / "model"),
+                                         "params": {k: run[k] for k in ("batch_size", "lr", "epochs")}})
 
     job()
 

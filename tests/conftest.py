@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from wordrec.config import compose
+from wordrec.pipeline.config import compose
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_REAL = REPO.parent / "shared" / "data" / "iiit5k_train"
@@ -35,11 +35,8 @@ def smoke_cfg(*overrides: str):
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """data/synth-like folder with 300/60/60 images rendered from the DejaVu fonts (a few seconds)."""
-    import importlib.util
+    from stages import synth as mod
 
-    spec = importlib.util.spec_from_file_location("synth_stage", REPO / "stages" / "synth.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     cfg = compose(["profile=smoke", "synth.n_train=300", "synth.n_val=60", "synth.n_test=60",
                    f"synth.fonts.dirs=[{FEW_FONTS}]", "synth.fonts.min_fonts=1"])
     root = tmp_path_factory.mktemp("synth")

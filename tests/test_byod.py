@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_REAL
-from wordrec.byod import convert, main
-from wordrec.charset import Charset
-from wordrec.datacheck import main as check_main
+from wordrec.data.byod import convert, main
+from wordrec.data.charset import Charset
+from wordrec.data.datacheck import main as check_main
 from wordrec.errors import DataError
-from wordrec.lmdb_io import LmdbDataset
+from wordrec.data.lmdb_io import LmdbDataset
 
 
 def _folder(tmp_path, labels):

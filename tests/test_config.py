@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from wordrec.config import compose, dump, load_params, main as compose_main
+from wordrec.pipeline.config import compose, dump, load_params, main as compose_main
 from wordrec.errors import ConfigError
 
 GROUPS = sorted(d for d in (REPO / "conf").iterdir() if d.is_dir() and not d.name.startswith((".", "hydra")))
@@ -61,3 +61,61 @@ def test_compose_check_detects_a_stale_file(tmp_path, capsys):
     assert compose_main(["--out", str(p), "--check"]) == 1
     assert compose_main(["--out", str(p), "nosuchgroup=x"]) == 2
     assert "n_train: 5" in p.read_text()  # a bad override leaves the file untouched
+
+
+# --- the one schema (wordrec.pipeline.schema): every stage validates its section through it ------------------
+from wordrec.pipeline.config import model_section, section  # noqa: E402
+from wordrec.pipeline.schema import SECTIONS  # noqa: E402
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "full"])
+def test_every_stage_section_validates_under_every_profile(profile):
+    cfg = compose([f"profile={profile}"])
+    assert set(SECTIONS) == {k for k in cfg if k != "profile_name"}, "a params section without a schema"
+    for name in SECTIONS:
+        section(cfg, name)
+    for model in cfg.train.models:
+        model_section(cfg, model)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("synth.n_train=abc", r"params.yaml:synth.n_train: Value 'abc' .* could not be converted to Integer"),
+    ("synth.n_train=-5", r"params.yaml:synth.n_train: -5: expected > 0"),
+    ("synth.fonts.dirs=[]", r"params.yaml:synth.fonts.dirs: empty"),
+    ("++synth.n_trian=3", r"params.yaml:synth.n_trian: Key 'n_trian' not in 'Synth'"),
+    ("bench.threads=0", r"params.yaml:bench.threads: 0: expected > 0"),
+    ("quantize.max_accuracy_drop=0.5", None),
+    ("quantize.max_accuracy_drop=5", r"params.yaml:quantize.max_accuracy_drop: 5.0: expected a fraction"),
+    ("mcu.runner=fpga", r"params.yaml:mcu.runner: 'fpga': expected one of"),
+])
+def test_bad_values_name_the_key(override, message):
+    name = override.lstrip("+").split(".")[0]
+    cfg = compose(["profile=smoke", override])
+    if message is None:
+        section(cfg, name)
+        return
+    with pytest.raises(ConfigError, match=message):
+        section(cfg, name)
+
+
+def test_values_every_profile_sets_are_missing_in_the_group_defaults():
+    """`???` in conf/<stage>/default.yaml: a profile that forgets one fails loudly instead of inheriting a
+    default nobody measured."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.load(REPO / "conf" / "synth" / "default.yaml")
+    assert OmegaConf.is_missing(raw, "n_train")
+    cfg = compose(["profile=smoke", "synth.n_train=???"])
+    with pytest.raises(ConfigError, match=r"params.yaml:synth.n_train: .*missing mandatory value"):
+        section(cfg, "synth")
+
+
+def test_model_sections_are_checked_by_framework():
+    cfg = compose(["profile=smoke", "train.models.crnn.input.height=40"])
+    with pytest.raises(ConfigError, match=r"train.models.crnn.input.height: 40: the CRNN trunk needs a multiple"):
+        model_section(cfg, "crnn")
+    cfg = compose(["profile=smoke", "train.models.svtr.input.width=4"])
+    with pytest.raises(ConfigError, match=r"train.models.svtr.input.width: 4: too small"):
+        model_section(cfg, "svtr")
+    with pytest.raises(ConfigError, match="no model 'nope'"):
+        model_section(cfg, "nope")

@@ -11,18 +11,19 @@ import pytest
 import torch
 
 from test_torch_rec import load_stage, tiny_cfg, tiny_model  # noqa: F401  (module-scoped fixture)
-from wordrec import recognizer
+from wordrec.infer import recognizer
 from wordrec.errors import ConfigError
-from wordrec.lmdb_io import LmdbDataset
-from wordrec.predict import main as predict_main
+from wordrec.data.lmdb_io import LmdbDataset
+from wordrec.infer.predict import main as predict_main
+from wordrec.models.meta import ModelMeta
 
 
 def init_with_val_accuracy(tiny_model, tmp_path, acc: float):  # noqa: F811
     """A copy of the trained model whose recorded val accuracy is `acc`: decides init-vs-runs deterministically."""
     init = tmp_path / "init"
     shutil.copytree(tiny_model, init)
-    meta = json.loads((init / "meta.json").read_text())
-    (init / "meta.json").write_text(json.dumps({**meta, "val_accuracy": acc}))
+    meta = ModelMeta.load(init)
+    meta.with_section("train", {**meta.section("train"), "val_accuracy": acc}).save(init)
     return init
 
 
@@ -39,10 +40,11 @@ def test_grid_2x1x1_keeps_the_best_run_as_a_model_dir(launcher, tiny_model, synt
     assert all(r["params"]["lr"] == 0.0003 and r["params"]["epochs"] == 0.15 for r in rep["runs"])
     assert rep["best"]["accuracy"] == max(r["accuracy"] for r in rep["runs"]) and rep["launcher"] == launcher
     assert res["best"] == rep["best"]
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["grid"] == rep["best"]["params"] and meta["init"] == str(init.resolve())
-    assert rep["best"]["source"] == meta["grid_source"] == "grid"
-    assert recognizer.load(out).meta["name"] == "crnn"
+    meta = ModelMeta.load(out)
+    assert meta.section("grid")["params"] == rep["best"]["params"]
+    assert meta.section("train")["init"] == str(init.resolve())
+    assert rep["best"]["source"] == meta.section("grid")["source"] == "grid"
+    assert recognizer.load(out).meta.name == "crnn"
     assert "| 8 | 0.0003 | 0.15 |" in (tmp_path / "plots" / "table.md").read_text()
     assert sorted(p.name for p in out.parent.iterdir()) == ["best"]  # the scratch runs are gone
 
@@ -56,7 +58,7 @@ def test_grid_hands_on_the_trained_model_when_no_run_beats_it(tiny_model, synth_
     rep = json.loads((tmp_path / "grid.json").read_text())
     assert rep["best"]["source"] == "init" and rep["best"]["accuracy"] == 1.0 and len(rep["runs"]) == 1
     assert (out / "best.pt").read_bytes() == (init / "best.pt").read_bytes()
-    assert json.loads((out / "meta.json").read_text())["grid_source"] == "init"
+    assert ModelMeta.load(out).section("grid")["source"] == "init"
     # keep_init: false takes the best run even though it is worse
     load_stage("grid").run(tiny_cfg("grid.batch_size=[8]", "grid.lr=[0.0003]", "grid.epochs=[0.1]",
                                     "grid.threads=1", "grid.keep_init=false"),
@@ -90,9 +92,8 @@ def test_predict_reads_a_png_file_and_a_folder(tiny_model, synth_data, tmp_path,
 
 def test_onnx_backend_matches_torch(tiny_model, synth_data, tmp_path):  # noqa: F811
     rec = recognizer.load(tiny_model)
-    i = rec.input
-    x = torch.zeros(2, i["channels"], i["height"], i["width"])
-    torch.onnx.export(rec.model, (x,), tmp_path / "model.onnx", dynamo=False,
+    x = torch.zeros(rec.meta.input.shape(2))
+    torch.onnx.export(rec.runner.module, (x,), tmp_path / "model.onnx", dynamo=False,
                       opset_version=17, input_names=["x"], output_names=["probs"],
                       dynamic_axes={"x": {0: "n"}, "probs": {0: "n"}})
     shutil.copy(tiny_model / "meta.json", tmp_path / "meta.json")

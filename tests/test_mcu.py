@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ctypes
-import importlib.util
+import importlib
 import json
 import os
 import shutil
@@ -25,10 +25,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc") or not shu
 
 
 def _stage(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_stage", REPO / "stages" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"stages.{name}")
 
 
 def tiny_onnx(path: Path) -> Path:
@@ -111,7 +108,7 @@ def test_runner_on_host_matches_onnxruntime(compiled, tmp_path):
 
 def test_compact_variant_runner_on_host(tiny, compiled, tmp_path):
     """pad_in_arena=false: padding stays inside the conv kernels, so the arena is smaller."""
-    from wordrec.tvm_mcu.compiler import compile_onnx
+    from wordrec.device.compile.compiler import compile_onnx
 
     facts = compile_onnx(tiny / "model.onnx", SHAPE, tmp_path / "c", threads=1, parity_tol=1e-5,
                          pad_in_arena=False)
@@ -121,7 +118,7 @@ def test_compact_variant_runner_on_host(tiny, compiled, tmp_path):
 
 
 def test_elf_on_qemu_and_deterministic_counts(compiled, tmp_path):
-    from wordrec.mcu import sim, toolchain
+    from wordrec.device.board import sim, toolchain
 
     elf = tmp_path / "app.elf"
     toolchain.build_elf(compiled / "device", elf, "-O3", [])
@@ -165,7 +162,7 @@ def test_compile_parity_gate_fails(tiny, tmp_path):
 
 
 def test_lstm_is_a_clear_error(tmp_path):
-    from wordrec.tvm_mcu.frontend import import_relax
+    from wordrec.device.compile.frontend import import_relax
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
@@ -190,7 +187,7 @@ def _path_without(tmp_path, missing: str) -> str:
 
 
 def test_missing_toolchain_and_simulators(compiled, tmp_path, monkeypatch):
-    from wordrec.mcu import sim, toolchain
+    from wordrec.device.board import sim, toolchain
 
     monkeypatch.setenv("PATH", _path_without(tmp_path, "arm-none-eabi-gcc"))
     with pytest.raises(ConfigError, match="arm-none-eabi-gcc not found.*gcc-arm-none-eabi"):
@@ -249,7 +246,7 @@ def ppocr_like_onnx(path: Path, classes: int) -> Path:
 @pytest.mark.slow
 def test_seed_shape_ppocr_like_end_to_end(synth_data, tmp_path):
     """compile + mcu stages at 1x3x32x320 on a PP-OCR-like graph (SE, hardswish, depthwise k5)."""
-    from wordrec.charset import EN_CHARS
+    from wordrec.data.charset import EN_CHARS
 
     exp = tmp_path / "export" / "svtr"
     exp.mkdir(parents=True)
@@ -269,7 +266,7 @@ def test_qdq_model_is_reported_as_float_kernels(tiny, tmp_path):
     """Relax imports QDQ as float fake-quant: the report must say the device kernels are float."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from wordrec.tvm_mcu.compiler import compile_onnx
+    from wordrec.device.compile.compiler import compile_onnx
 
     class Calib(CalibrationDataReader):
         def __init__(self):
@@ -291,12 +288,12 @@ def test_mcu_stage_checks_the_runner_first(compiled, tmp_path):
     out = {"out": tmp_path / "o", "report": tmp_path / "r.json", "plots": tmp_path / "p"}
     with pytest.raises(ConfigError, match="FVP_Corstone_SSE-300_Ethos-U55 is not on PATH"):
         _stage("mcu").run(smoke_cfg("mcu.runner=fvp"), {"compiled": compiled, "data": tmp_path / "none"}, out)
-    with pytest.raises(ConfigError, match="mcu.runner: 'fpga'"):
+    with pytest.raises(ConfigError, match="mcu.runner: 'fpga'"):  # params.yaml:mcu.runner: 'fpga': expected ...
         _stage("mcu").run(smoke_cfg("mcu.runner=fpga"), {"compiled": compiled, "data": tmp_path / "none"}, out)
 
 
 def test_storages_with_disjoint_lifetimes_share_arena_bytes():
-    from wordrec.tvm_mcu.plan import Plan, Tensor, pack_storages
+    from wordrec.device.compile.plan import Plan, Tensor, pack_storages
 
     p = Plan(storages=[400, 100, 16, 32])
     p.tensors = [Tensor("input", 0, (1,), "float32")] + [
@@ -312,7 +309,7 @@ def test_storages_with_disjoint_lifetimes_share_arena_bytes():
 
 
 def test_int8_weight_quantization_is_per_channel_and_bounded():
-    from wordrec.tvm_mcu.weights import quantize
+    from wordrec.device.compile.weights import quantize
 
     w = np.random.default_rng(0).normal(size=(6, 4, 3, 3)).astype(np.float32) * np.arange(1, 7)[:, None, None, None]
     q, s = quantize(w)
@@ -325,7 +322,7 @@ def test_int8_weight_quantization_is_per_channel_and_bounded():
 def test_int8_weights_on_host_and_qemu(tiny, synth_data, tmp_path):
     """compile.weights=int8: int8 constants in flash, dequantized inside the kernels; the device still matches
     the host module bit for bit, and the text-agreement gate against onnxruntime FP32 is reported."""
-    from wordrec.tvm_mcu.host import HostModule
+    from wordrec.device.compile.host import HostModule
 
     compile_ = _stage("compile")
     # an untrained model's argmax has near-ties that int8 rounding flips (trained crnn_lite: 98 % on 200 images)
@@ -356,7 +353,7 @@ def test_int8_weights_on_host_and_qemu(tiny, synth_data, tmp_path):
 
 def test_int8_weight_gate_fails_on_broken_quantization(tiny, synth_data, tmp_path, monkeypatch):
     """Sign-flipped int8 weights change the text: the gate must fail and leave no compile dir behind."""
-    from wordrec.tvm_mcu import weights
+    from wordrec.device.compile import weights
 
     good = weights.quantize
     monkeypatch.setattr(weights, "quantize", lambda w, axis=0: (lambda q, s: (-q, s))(*good(w, axis)))

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from wordrec.data.lmdb_io import LmdbDataset
 from wordrec.errors import ConfigError, DataError
-from wordrec.lmdb_io import LmdbDataset
+from wordrec.models.meta import ModelMeta
 
 pytest.importorskip("paddle")
 
@@ -29,7 +30,7 @@ TCFG = OmegaConf.create({"threads": 1, "seed": 0})
 
 
 def run_fit(root, data, **over):
-    from wordrec.paddle_rec.train import fit
+    from wordrec.models.paddle_rec.train import fit
 
     return fit("svtr", mcfg(**over), TCFG, data, root / "model", root / "ckpt", root / "plots")
 
@@ -51,7 +52,7 @@ def test_images(synth_data):
 def test_forward_shapes():
     import paddle
 
-    from wordrec.paddle_rec.model import RecModel, time_steps
+    from wordrec.models.paddle_rec.model import RecModel, time_steps
 
     model = RecModel(96)
     x = paddle.randn([2, 3, 32, 320])
@@ -67,21 +68,27 @@ def test_forward_shapes():
 
 def test_trained_model_dir(trained):
     model_dir, metrics = trained
-    meta = json.loads((model_dir / "meta.json").read_text())
-    assert meta["framework"] == "paddle" and meta["input"] == {"channels": 3, "height": 32, "width": 320,
-                                                               "keep_ratio": True}
-    assert len(meta["charset"]) == 95 and meta["num_classes"] == 96
+    meta = ModelMeta.load(model_dir)
+    assert meta.framework == "paddle" and meta.input.to_dict() == {"channels": 3, "height": 32, "width": 320,
+                                                                   "keep_ratio": True, "channel_order": "rgb"}
+    assert len(meta.charset.chars) == 95 and meta.num_classes == 96
+    # the same train keys and curve columns as the torch trainer (grid, report and dvc plots read both)
+    from wordrec.models.meta import TRAIN_KEYS
+    from wordrec.models.training import CURVE_FIELDS
+
+    assert set(TRAIN_KEYS) <= set(meta.section("train"))
+    assert (model_dir / "curves.csv").read_text().splitlines()[0].split(",") == CURVE_FIELDS
     for f in ("best.pdparams", "curves.csv", "curves.png", "inference/inference.json",
               "inference/inference.pdiparams", "inference/inference.yml"):
         assert (model_dir / f).is_file(), f
-    assert metrics["steps"] == 4 and 0.0 <= metrics["val_acc"] <= 1.0
+    assert metrics["total_steps"] == 4 and 0.0 <= metrics["val_accuracy"] <= 1.0
     assert len((model_dir / "curves.csv").read_text().splitlines()) == 3  # header + 2 validations
 
 
 def test_resume_equals_uninterrupted(synth_data, tmp_path, monkeypatch):
     import paddle
 
-    from wordrec.paddle_rec import data as data_mod
+    from wordrec.models.paddle_rec import data as data_mod
 
     small = {"input.width": 64}
     run_fit(tmp_path / "a", synth_data, **small)
@@ -103,8 +110,8 @@ def test_resume_equals_uninterrupted(synth_data, tmp_path, monkeypatch):
     monkeypatch.setattr(data_mod.RecDataset, "__getitem__", orig)
     run_fit(tmp_path / "b", synth_data, **small)
 
-    meta_a = json.loads((tmp_path / "a/model/meta.json").read_text())
-    meta_b = json.loads((tmp_path / "b/model/meta.json").read_text())
+    meta_a = ModelMeta.load(tmp_path / "a/model").section("train")
+    meta_b = ModelMeta.load(tmp_path / "b/model").section("train")
     assert meta_a["resumed_from_step"] == 0 and meta_b["resumed_from_step"] == 2
     sa = paddle.load(str(tmp_path / "a/ckpt/current/model.pdparams"))
     sb = paddle.load(str(tmp_path / "b/ckpt/current/model.pdparams"))
@@ -113,12 +120,12 @@ def test_resume_equals_uninterrupted(synth_data, tmp_path, monkeypatch):
         np.testing.assert_array_equal(sa[k].numpy(), sb[k].numpy(), err_msg=k)
     state_a = json.loads((tmp_path / "a/ckpt/current/state.json").read_text())
     state_b = json.loads((tmp_path / "b/ckpt/current/state.json").read_text())
-    strip = lambda h: [{k: v for k, v in e.items() if k != "images_per_s"} for e in h]  # noqa: E731
+    strip = lambda h: [{k: v for k, v in e.items() if k != "images_per_second"} for e in h]  # noqa: E731
     assert strip(state_a["history"]) == strip(state_b["history"])
 
     # A changed config must not resume the old state.
     run_fit(tmp_path / "b", synth_data, **small, lr=1e-3)
-    assert json.loads((tmp_path / "b/model/meta.json").read_text())["resumed_from_step"] == 0
+    assert ModelMeta.load(tmp_path / "b/model").section("train")["resumed_from_step"] == 0
 
 
 def scrambled_model(src, dst, images):
@@ -128,16 +135,16 @@ def scrambled_model(src, dst, images):
     import paddle
     from omegaconf import OmegaConf
 
-    from wordrec.charset import Charset
-    from wordrec.paddle_rec.export import save_inference
-    from wordrec.paddle_rec.model import build
-    from wordrec.preprocess import prepare_batch
+    from wordrec.data.charset import Charset
+    from wordrec.models.paddle_rec.export import save_inference
+    from wordrec.models.paddle_rec.model import build
+    from wordrec.data.preprocess import prepare_batch
 
-    meta = json.loads((src / "meta.json").read_text())
-    model = build(mcfg(), meta["num_classes"])
+    meta = ModelMeta.load(src)
+    model = build(mcfg(), meta.num_classes)
     w = model.head.fc2.weight
     w.set_value(np.random.default_rng(0).normal(0, 1.0, w.shape).astype("float32"))
-    x = paddle.to_tensor(prepare_batch(images, 3, 32, 320, True))
+    x = paddle.to_tensor(prepare_batch(images, meta.input))
     for layer in model.sublayers():
         if isinstance(layer, paddle.nn.BatchNorm2D):
             layer._momentum = 0.0  # running statistics := this batch's
@@ -146,14 +153,14 @@ def scrambled_model(src, dst, images):
         model(x)
     shutil.copytree(src, dst)
     shutil.rmtree(dst / "inference")
-    save_inference(model, dst / "inference", Charset.from_spec(meta["charset"]), OmegaConf.create(meta["input"]))
+    save_inference(model, dst / "inference", meta.charset, meta.input)
     return dst
 
 
 def test_paddleocr_round_trip_offline(trained, test_images, tmp_path, monkeypatch):
     import cv2
 
-    from wordrec.paddle_rec.recognizer import load
+    from wordrec.infer.recognizer import load
 
     attempts = []
 
@@ -180,46 +187,60 @@ def test_paddleocr_round_trip_offline(trained, test_images, tmp_path, monkeypatc
 def test_onnx_parity(trained, test_images, tmp_path):
     import onnx
 
-    from wordrec.paddle_rec.export import to_onnx
+    from wordrec.data.preprocess import prepare_batch
+    from wordrec.infer.runners import OrtRunner, PaddleRunner
+    from wordrec.models.paddle_rec.export import to_onnx
+    from wordrec.post.export_onnx import parity
 
-    out = to_onnx(trained[0], tmp_path / "model.onnx", test_images, max_abs_diff=1e-4)
+    meta = ModelMeta.load(trained[0])
+    to_onnx(trained[0], meta, tmp_path / "model.onnx")
+    x = prepare_batch(test_images, meta.input)
+    out = parity(PaddleRunner(trained[0], meta).probs(x), OrtRunner(tmp_path / "model.onnx").probs(x), meta.charset)
     assert out["max_abs_diff"] <= 1e-4 and out["text_agreement"] == 1.0
     m = onnx.load(str(tmp_path / "model.onnx"))
     dims = m.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 32, 320]
     assert not {n.op_type for n in m.graph.node} & {"LSTM", "GRU", "Loop", "If", "Constant"}  # weights are initializers
-    assert out["nodes"] == len(m.graph.node) and out["onnx_bytes"] > 0
     # Downstream (compile stage) imports it into TVM Relax: every op must be one its ONNX frontend knows.
     from tvm.relax.frontend.onnx import from_onnx
 
     from_onnx(m, shape_dict={"x": [1, 3, 32, 320]}, keep_params_in_input=False)
 
 
-def test_onnx_parity_gate_fails(trained, test_images, tmp_path, monkeypatch):
-    from wordrec.paddle_rec import export
+def test_export_stage_gates_paddle_parity(trained, synth_data, tmp_path, monkeypatch):
+    """The export stage checks Paddle exports against Paddle Inference like torch ones; a drifted reference
+    fails the stage and leaves nothing behind."""
+    from conftest import smoke_cfg
+    from stages import export as export_stage
+    from wordrec.infer.runners import PaddleRunner
 
-    real = export.paddle_predictor
+    class Drifted(PaddleRunner):
+        def probs(self, x):
+            return super().probs(x) + 1e-3  # a reference that drifted, as a broken converter would look
 
-    def perturbed(model_dir, threads=1):
-        run = real(model_dir, threads)
-        return lambda x: run(x) + 1e-3  # a reference that drifted, as a broken converter would look
+    io = ({"models": str(trained[0]), "data": synth_data}, {"out": tmp_path / "e", "report": tmp_path / "e.json"})
+    report = export_stage.run(smoke_cfg(), *io)
+    assert report["svtr"]["max_abs_diff"] <= 1e-4 and report["svtr"]["text_agreement"] == 1.0
+    monkeypatch.setattr(export_stage, "PaddleRunner", Drifted)
+    import shutil as sh
 
-    monkeypatch.setattr(export, "paddle_predictor", perturbed)
-    with pytest.raises(DataError, match="parity gate failed"):
-        export.to_onnx(trained[0], tmp_path / "model.onnx", test_images, max_abs_diff=1e-4)
-    assert not (tmp_path / "model.onnx").exists()
+    sh.rmtree(tmp_path / "e")
+    (tmp_path / "e.json").unlink()
+    with pytest.raises(DataError, match="parity failed"):
+        export_stage.run(smoke_cfg(), *io)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "e.json").exists()
 
 
-def test_dictionary_checkpoint_mismatch(trained, tmp_path):
-    from wordrec.paddle_rec.recognizer import load
+def test_dictionary_checkpoint_mismatch(trained, test_images, tmp_path):
+    from wordrec.infer.recognizer import load
 
     bad = tmp_path / "bad"
     shutil.copytree(trained[0], bad)
     meta = json.loads((bad / "meta.json").read_text())
     meta["charset"] = meta["charset"][:-1]  # drop the space: 95 classes in the dictionary, 96 in the head
     (bad / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(DataError, match="dictionary and checkpoint disagree"):
-        load(bad)
+    with pytest.raises(DataError, match=r"model outputs \(2, 40, 96\), expected 2 x T x 95"):
+        load(bad).predict(test_images[:2])
 
     meta["charset"] = "0123456789"
     (bad / "meta.json").write_text(json.dumps(meta))
@@ -228,5 +249,11 @@ def test_dictionary_checkpoint_mismatch(trained, tmp_path):
 
 
 def test_unknown_key_rejected(synth_data, tmp_path):
-    with pytest.raises(ConfigError, match="unknown key"):
-        run_fit(tmp_path, synth_data, epochs=3)
+    from conftest import smoke_cfg
+    from stages import train as train_stage
+
+    cfg = smoke_cfg()
+    OmegaConf.set_struct(cfg, False)
+    cfg.train.models.svtr.epochs = 3
+    with pytest.raises(ConfigError, match=r"params.yaml:train.models.svtr.epochs"):
+        train_stage.train_one(cfg, "svtr", synth_data, tmp_path / "m", tmp_path / "c", tmp_path / "p")

@@ -36,7 +36,7 @@ def clone(tmp_path_factory) -> Path:
     _sh(dst, "git", "init", "-q")
     _sh(dst, "git", "add", "-A")
     _sh(dst, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "snapshot")
-    _sh(dst, sys.executable, "-m", "wordrec.config", "profile=smoke")
+    _sh(dst, sys.executable, "-m", "wordrec.pipeline.config", "profile=smoke")
     return dst
 
 
@@ -50,13 +50,24 @@ def test_smoke_pipeline_runs_then_is_a_noop_then_reruns_only_dependents(clone):
     assert "Running stage 'synth'" in out
     rep = json.loads((clone / "reports" / "synth.json").read_text())
     assert rep["train"] == 800 and rep["fonts"] >= 20
+    # Checkpoints exactly as the train stage writes them (torch and Paddle) went through export, quantize and
+    # bench: every model appears in each report, with accuracies as fractions (the one unit of every metrics file).
+    reports = {k: json.loads((clone / "reports" / f"{k}.json").read_text()) for k in ("export", "quantize", "bench")}
+    for name in ("crnn", "crnn_lite", "svtr"):
+        assert reports["export"][name]["text_agreement"] == 1.0
+        assert {"openvino", "onnx_qdq"} <= set(reports["quantize"][name])
+        assert all(0.0 <= r["accuracy_int8"] <= 1.0 for r in reports["quantize"][name].values())
+        assert "onnxruntime-fp32" in reports["bench"][name]
+    assert "inc" in reports["quantize"]["crnn"] and "torch-int8" in reports["bench"]["crnn"]
+    curves = [(clone / "reports" / "train" / m / "curves.csv").read_text().splitlines()[0] for m in ("crnn", "svtr")]
+    assert curves[0] == curves[1]  # one curves schema for both frameworks (dvc plots overlays them)
 
     again = dvc(clone, "repro")
     assert "Running stage" not in again, again  # second run is a no-op
     assert "Data and pipelines are up to date" in dvc(clone, "status")
 
     # Changing one synth parameter reruns synth (and whatever depends on its outputs) and nothing else.
-    _sh(clone, sys.executable, "-m", "wordrec.config", "profile=smoke", "synth.n_val=90")
+    _sh(clone, sys.executable, "-m", "wordrec.pipeline.config", "profile=smoke", "synth.n_val=90")
     third = dvc(clone, "repro")
     assert "Running stage 'synth'" in third
     assert json.loads((clone / "reports" / "synth.json").read_text())["val"] == 90

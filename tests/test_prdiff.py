@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from wordrec.prdiff import main, render
+from wordrec.pipeline.prdiff import main, render
 
 
 def _git(cwd, *args):

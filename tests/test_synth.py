@@ -1,18 +1,14 @@
 """synth stage: determinism, LMDB layout and round trip, bad inputs."""
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from conftest import FEW_FONTS, REPO, smoke_cfg
 from wordrec.errors import ConfigError, DataError
-from wordrec.lmdb_io import LmdbDataset, write_lmdb
-
-spec = importlib.util.spec_from_file_location("synth_stage", REPO / "stages" / "synth.py")
-synth = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(synth)
+from wordrec.data.lmdb_io import LmdbDataset, write_lmdb
+from stages import synth
 
 SMALL = ["synth.n_train=40", "synth.n_val=10", "synth.n_test=10", f"synth.fonts.dirs=[{FEW_FONTS}]",
          "synth.fonts.min_fonts=1"]

@@ -1,0 +1,1 @@
+"""Data: charsets, LMDB datasets, preprocessing, augmentation, the synthetic generator, BYOD conversion, checks."""

@@ -1,0 +1,125 @@
+"""One call from an ONNX file to a compile directory: host module + device C sources + facts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from wordrec.errors import ConfigError, DataError
+from wordrec.infer.decode import texts
+from wordrec.infer.runners import OrtRunner
+from wordrec.device.compile import emit, frontend, host, macs, plan
+
+WEIGHTS = ("float32", "int8", "auto")  # compile.weights
+
+
+def compile_onnx(onnx_path: Path, shape: list[int], out: Path, *, threads: int, parity_tol: float,
+                 parity_inputs: int = 2, seed: int = 0, pad_in_arena: str | bool = False,
+                 arena_target: int = 512 * 1024, weights: str = "float32", weight_target: int = 2 * 1024 * 1024,
+                 check=None) -> dict:
+    """Write out/{device/*.c,*.h, host/model.so} and return facts (sizes, MACs, parity).
+
+    Raises DataError when the float host module differs from onnxruntime by more than `parity_tol` (max |diff|
+    of the softmax probabilities over `parity_inputs` random inputs in [-1, 1]).
+
+    weights: float32 | int8 | auto (int8 when the float constants exceed `weight_target`). With int8 storage the
+    shipped module is no longer onnxruntime's arithmetic, so `check` (a WeightCheck of real images) must be given:
+    the decoded text of the int8-weight host module must agree with onnxruntime FP32 on `check.min_agreement`
+    of them, or DataError.
+    """
+    if weights not in WEIGHTS:
+        raise ConfigError(f"compile.weights: {weights!r}, expected one of {list(WEIGHTS)}")
+    t0 = time.perf_counter()
+    model = frontend.load_onnx(onnx_path)
+    ort = OrtRunner(onnx_path, threads)  # the reference for both gates: one session
+    mod, pad_choice = _choose_variant(model, shape, str(onnx_path), pad_in_arena, arena_target)
+
+    dtypes = [str(d) for d in mod.attrs["wordrec_compute_dtypes"]]
+    ex = host.build(mod)
+    run = host.HostModule(ex)
+    diff = 0.0
+    for i in range(parity_inputs):
+        x = frontend.random_input(shape, seed + i)
+        diff = max(diff, float(np.abs(run(x) - ort.probs(x)).max()))
+    if not diff <= parity_tol:
+        raise DataError(f"{onnx_path}: TVM host module differs from onnxruntime by {diff:.3g} "
+                        f"(> compile.parity_tol {parity_tol})")
+
+    planned = plan.extract(plan.lower_memory(mod))
+    float_weight_bytes = planned.weight_bytes
+    if weights == "auto":
+        weights = "int8" if float_weight_bytes > weight_target else "float32"
+    w8 = {}
+    if weights != "float32":
+        mod = frontend.import_relax(model, shape, str(onnx_path), pad_choice, weights)
+        ex = host.build(mod)
+        w8 = _check_int8_weights(onnx_path, host.HostModule(ex), ort, check)
+        w8.update({f"weights_{k}": int(v) for k, v in mod.attrs["wordrec_weight_stats"].items()})
+        planned = plan.extract(plan.lower_memory(mod))
+    kernels = emit.build_kernels(plan.lower_memory(mod))
+    emit.emit(planned, kernels, out / "device")
+    (out / "host").mkdir(parents=True, exist_ok=True)
+    ex.export_library(str(out / "host" / "model.so"))
+    return {
+        "input_shape": list(shape),
+        "output_shape": list(planned.tensors[planned.output].shape),
+        "pad_in_arena": pad_choice,
+        "arena_bytes": planned.arena_bytes,
+        "arena_bytes_without_reuse": planned.bytes_without_reuse,
+        "weight_bytes": planned.weight_bytes,
+        "weights": weights,
+        "float_weight_bytes": float_weight_bytes,
+        **w8,
+        "kernel_calls": len(planned.calls),
+        "kernels": len({c[0] for c in planned.calls}),
+        "macs": macs.count_macs(model, shape),
+        "host_vs_onnxruntime_max_abs_diff": diff,
+        "qdq_model": frontend.is_qdq(model),
+        "mac_op_dtypes": dtypes,
+        "device_kernels": "integer" if any(d.startswith(("int", "uint")) for d in dtypes) else "float",
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+@dataclass
+class WeightCheck:
+    """Real test images for the int8-weight gate: x float32[N, C, H, W], the model's charset."""
+    x: np.ndarray
+    charset: object
+    min_agreement: float
+
+
+def _check_int8_weights(onnx_path, run, ort: OrtRunner, check: WeightCheck | None) -> dict:
+    if check is None:
+        raise ConfigError(f"{onnx_path}: int8 weight storage needs test images for its text-agreement gate "
+                          "(compile stage --data)")
+    ref = np.concatenate([ort.probs(x[None]) for x in check.x])  # batch 1, as the TVM module is built
+    got = np.concatenate([run(x[None]) for x in tqdm(check.x, desc="int8-weight check", leave=False)])
+    agree = sum(r == g for r, g in zip(texts(ref, check.charset), texts(got, check.charset))) / len(ref)
+    facts = {"int8_weights_text_agreement": agree, "int8_weights_images": len(ref),
+             "int8_weights_max_abs_diff": float(np.abs(ref - got).max())}
+    if not agree >= check.min_agreement:
+        raise DataError(f"{onnx_path}: with int8 weights the host module reads the same text as onnxruntime FP32 "
+                        f"on {agree:.1%} of {len(ref)} test images (< compile.int8_check.min_text_agreement "
+                        f"{check.min_agreement})")
+    return facts
+
+
+def _choose_variant(model, shape, where, pad_in_arena, arena_target: int):
+    """pad_in_arena True/False, or "auto": take the faster padded variant unless it pushes an arena that meets
+    the target over it (when the compact plan misses the target anyway, the speed is worth the memory)."""
+    if pad_in_arena in (True, False):
+        return frontend.import_relax(model, shape, where, pad_in_arena), bool(pad_in_arena)
+    if pad_in_arena != "auto":
+        raise ConfigError(f"compile.pad_in_arena: {pad_in_arena!r}, expected true, false or auto")
+    compact = frontend.import_relax(model, shape, where, False)
+    if plan.extract(plan.lower_memory(compact)).arena_bytes > arena_target:
+        return frontend.import_relax(model, shape, where, True), True
+    fast = frontend.import_relax(model, shape, where, True)
+    if plan.extract(plan.lower_memory(fast)).arena_bytes <= arena_target:
+        return fast, True
+    return compact, False

@@ -1,0 +1,1 @@
+"""Models: the one model-meta schema (meta.py), training utilities, and each framework's architectures + trainer."""

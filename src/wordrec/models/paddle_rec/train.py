@@ -1,0 +1,272 @@
+"""Train the PP-OCRv3-style recognizer in Paddle and write a trained model dir (see docs/DEVELOPING.md).
+
+`fit` is called by the `train` stage for models with `framework: paddle`. Schedule as PP-OCR: Adam, linear warmup
+into cosine decay, L2 weight decay (per-layer overrides in the model), global-norm gradient clipping.
+Resumable state lives in `ckpt_dir` (DVC `persist: true`, because DVC deletes stage outputs before a run); it is
+used only if its config hash matches, so a changed config or dataset starts from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from wordrec.data.charset import Charset
+from wordrec.errors import ConfigError, DataError
+from wordrec.infer.decode import texts
+from wordrec.io import atomic_dir, write_json
+from wordrec.models.meta import InputSpec, ModelMeta
+from wordrec.models.training import write_curve_files
+from wordrec.pipeline.metrics import score
+
+CKPT_FILES = ("model.pdparams", "opt.pdopt", "best.pdparams", "state.json")
+
+
+def set_threads(n: int) -> None:
+    # Paddle sizes its OpenMP/MKL pool from FLAGS_paddle_num_threads (default 1) at import; set it explicitly.
+    import paddle
+    from threadpoolctl import threadpool_limits
+
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    paddle.set_flags({"FLAGS_paddle_num_threads": n})
+    threadpool_limits(n)
+    paddle.device.set_device("cpu")
+
+
+def threads_for(mcfg, tcfg) -> int:
+    """The model's own `threads` if set, else the train stage's."""
+    return int(mcfg.threads if mcfg.get("threads") is not None else tcfg.threads)
+
+
+def config_hash(mcfg, tcfg, data_dir: Path) -> str:
+    """What must match for a checkpoint to be resumed: model config, seed, threads and the training data."""
+    data = {s: (data_dir / s / "data.mdb").stat().st_size for s in ("train", "val")}
+    over = {k: tcfg.get(k) for k in ("lr", "batch_size", "epochs", "init")}
+    blob = json.dumps({"m": OmegaConf.to_container(mcfg, resolve=True), "seed": tcfg.seed,
+                       "threads": threads_for(mcfg, tcfg), "data": data, "over": over}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_input(inp) -> None:
+    # PaddleOCR's RecResizeImg feeds 3-channel, ratio-keeping, right-padded crops; the export must match it.
+    if int(inp.channels) != 3 or not inp.keep_ratio:
+        raise ConfigError(f"svtr input: expected channels 3 and keep_ratio true (PaddleOCR's preprocessing), got "
+                          f"channels {inp.channels}, keep_ratio {inp.keep_ratio}")
+
+
+def check_charset(charset: Charset) -> None:
+    # PaddleOCR's CTCLabelDecode always appends the space class last; a space elsewhere would shift its indices.
+    if " " in charset.chars[:-1]:
+        raise ConfigError("svtr charset: a space must be the last character (PaddleOCR appends it there)")
+
+
+def evaluate(model, ds, n: int, batch_size: int) -> tuple[dict, float]:
+    """(wordrec.pipeline.metrics.score, mean CTC loss) on the first `n` items of `ds` (eval mode: the model
+    returns probabilities)."""
+    import paddle
+    import paddle.nn.functional as F
+
+    model.eval()
+    n = min(n, len(ds))
+    preds, losses = [], []
+    with paddle.no_grad():
+        for s in range(0, n, batch_size):
+            xb, yb, lb = zip(*(ds[k] for k in range(s, min(n, s + batch_size))))
+            probs = model(paddle.to_tensor(np.stack(xb)))
+            # ctc_loss applies softmax to its input; softmax(log p) = p, so log-probabilities give the true loss.
+            logp = paddle.log(paddle.clip(probs, min=1e-12)).transpose([1, 0, 2])
+            t = paddle.full([len(xb)], probs.shape[1], "int64")
+            losses.append(float(F.ctc_loss(logp, paddle.to_tensor(np.stack(yb)), t, paddle.to_tensor(np.stack(lb)),
+                                           blank=0, reduction="none").sum()))
+            preds += texts(probs.numpy(), ds.charset)
+    model.train()
+    return score(preds, [label for _, label in ds.items[:n]]), sum(losses) / max(n, 1)
+
+
+def load_params(model, init_dir: Path, charset: Charset) -> None:
+    """Fine-tune from a trained Paddle dir (its best.pdparams), checked against its meta's charset."""
+    import paddle
+
+    meta = ModelMeta.load(init_dir)
+    if meta.framework != "paddle" or meta.charset.chars != charset.chars:
+        raise DataError(f"{init_dir}: train.init must be a Paddle model dir with charset {charset.chars!r}")
+    try:
+        state = paddle.load(str(init_dir / "best.pdparams"))
+    except Exception as e:  # truncated/garbage parameter files
+        raise DataError(f"{init_dir / 'best.pdparams'}: corrupt model file ({str(e).splitlines()[0][:200]})") from None
+    missing, unexpected = model.set_state_dict(state)
+    if missing or unexpected:
+        raise DataError(f"{init_dir / 'best.pdparams'}: does not fit the model (missing {missing[:3]}, unexpected "
+                        f"{unexpected[:3]})")
+
+
+def _save_ckpt(ckpt_dir: Path, model, opt, state: dict, best_state=None) -> None:
+    import paddle
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(ckpt_dir / "current") as tmp:
+        paddle.save(model.state_dict(), str(tmp / "model.pdparams"))
+        paddle.save(opt.state_dict(), str(tmp / "opt.pdopt"))
+        old_best = ckpt_dir / "current" / "best.pdparams"
+        if best_state is not None:
+            paddle.save(best_state, str(tmp / "best.pdparams"))
+        elif old_best.is_file():
+            shutil.copy2(old_best, tmp / "best.pdparams")
+        write_json(tmp / "state.json", state)
+
+
+def _load_ckpt(ckpt_dir: Path, want_hash: str):
+    cur = ckpt_dir / "current"
+    if not (cur / "state.json").is_file():
+        return None
+    state = json.loads((cur / "state.json").read_text())
+    if state.get("config_hash") != want_hash or not all((cur / f).is_file() for f in CKPT_FILES):
+        return None
+    return state
+
+
+def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, plots_dir: Path) -> dict:
+    if mcfg.framework != "paddle":
+        raise ConfigError(f"params train.models.{name}.framework: expected paddle, got {mcfg.framework!r}")
+    threads = threads_for(mcfg, tcfg)
+    set_threads(threads)
+    from wordrec.models.paddle_rec.data import RecDataset
+    from wordrec.models.paddle_rec.model import time_steps
+
+    data_dir, out_dir, ckpt_dir, plots_dir = map(Path, (data_dir, out_dir, ckpt_dir, plots_dir))
+    charset = Charset.from_spec(mcfg.charset)
+    check_charset(charset)
+    check_input(mcfg.input)
+    steps_t = time_steps(mcfg.input.width)
+    train_ds = RecDataset(data_dir / "train", charset, mcfg.input, steps_t, mcfg.augment, int(tcfg.seed))
+    try:
+        val_ds = RecDataset(data_dir / "val", charset, mcfg.input, steps_t)
+    except BaseException:
+        train_ds.close()
+        raise
+    import paddle
+
+    try:
+        # Optimizer state is keyed by generated parameter/accumulator names; a fresh name scope makes them the
+        # same in every run (also several runs in one process), so a checkpoint can be resumed.
+        with paddle.utils.unique_name.guard():
+            return _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, charset, train_ds,
+                        val_ds)
+    finally:
+        train_ds.close()
+        val_ds.close()
+
+
+def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, charset, train_ds, val_ds) -> dict:
+    import paddle
+    import paddle.nn.functional as F
+    from tqdm import tqdm
+
+    from wordrec.models.paddle_rec.export import save_inference
+    from wordrec.models.paddle_rec.model import ARCH, build
+
+    # The common overrides (grid, sweeps) apply as for torch: train.epochs sets the budget in passes.
+    bs = int(tcfg.batch_size if tcfg.get("batch_size") is not None else mcfg.batch_size)
+    lr = float(tcfg.lr if tcfg.get("lr") is not None else mcfg.lr)
+    inp, seed = mcfg.input, int(tcfg.seed)
+    steps_t = train_ds.steps
+    if len(train_ds) < bs:
+        raise DataError(f"{data_dir / 'train'}: {len(train_ds)} usable samples, fewer than batch_size {bs}")
+    if len(val_ds) == 0:
+        raise DataError(f"{data_dir / 'val'}: no usable samples for charset {mcfg.charset!r}")
+
+    paddle.seed(seed)
+    model = build(mcfg, charset.num_classes)
+    if tcfg.get("init"):
+        load_params(model, Path(tcfg.init), charset)
+    total = int(mcfg.steps) if tcfg.get("epochs") is None else \
+        max(1, math.ceil(float(tcfg.epochs) * len(train_ds) / bs))
+    warm = min(int(mcfg.warmup_steps), total - 1)
+    sched = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=max(1, total - warm))
+    if warm > 0:
+        sched = paddle.optimizer.lr.LinearWarmup(sched, warm, 0.0, lr)
+    opt = paddle.optimizer.Adam(learning_rate=sched, parameters=model.parameters(), beta1=0.9, beta2=0.999,
+                                weight_decay=paddle.regularizer.L2Decay(mcfg.l2_decay),
+                                grad_clip=paddle.nn.ClipGradByGlobalNorm(mcfg.grad_clip))
+
+    chash = config_hash(mcfg, tcfg, data_dir)
+    state = _load_ckpt(ckpt_dir, chash)
+    step, history, best, best_state = 0, [], {"val_acc": -1.0, "val_loss": math.inf, "step": 0}, None
+    if state is not None:
+        model.set_state_dict(paddle.load(str(ckpt_dir / "current" / "model.pdparams")))
+        opt.set_state_dict(paddle.load(str(ckpt_dir / "current" / "opt.pdopt")))
+        step, history, best = state["step"], state["history"], state["best"]
+    resumed_from = step
+
+    per_pass = len(train_ds) // bs
+    t_run, seen, loss_sum, loss_n = time.perf_counter(), 0, 0.0, 0
+    t_mark = t_run
+    model.train()
+    bar = tqdm(total=total, initial=step, desc=f"train {name}", unit="step", dynamic_ncols=True)
+    while step < total:
+        epoch, b = divmod(step, per_pass)
+        order = np.random.default_rng([seed, epoch]).permutation(len(train_ds))[b * bs:(b + 1) * bs]
+        train_ds.epoch = epoch
+        xb, yb, lb = zip(*(train_ds[int(k)] for k in order))
+        logits = model(paddle.to_tensor(np.stack(xb)))
+        t = paddle.full([bs], logits.shape[1], "int64")
+        loss = F.ctc_loss(logits.transpose([1, 0, 2]), paddle.to_tensor(np.stack(yb)), t,
+                          paddle.to_tensor(np.stack(lb)), blank=0, reduction="none").mean()
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        sched.step()
+        step += 1
+        seen += bs
+        loss_sum, loss_n = loss_sum + float(loss), loss_n + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+        if step % int(mcfg.val_every) == 0 or step == total:
+            ips = seen / (time.perf_counter() - t_mark)
+            m, vloss = evaluate(model, val_ds, int(mcfg.val_images), bs)
+            acc = m["accuracy"]
+            history.append({"step": step, "epoch": round(step * bs / len(train_ds), 3), "lr": opt.get_lr(),
+                            "train_loss": loss_sum / loss_n, "val_accuracy": acc, "val_ned": m["ned"],
+                            "images_per_second": round(ips, 2)})
+            bar.write(f"step {step}: train_loss {loss_sum / loss_n:.4f} val_loss {vloss:.4f} val_acc {acc:.4f}")
+            best_state = None
+            # ties on accuracy (e.g. all 0 on the CTC plateau) go to the lower validation loss
+            if (acc, -vloss) > (best["val_acc"], -best["val_loss"]):
+                best = {"val_acc": acc, "val_ned": m["ned"], "val_loss": vloss, "step": step}
+                best_state = model.state_dict()
+            _save_ckpt(ckpt_dir, model, opt, {"config_hash": chash, "step": step, "history": history,
+                                              "best": best}, best_state)
+            seen, loss_sum, loss_n, t_mark = 0, 0.0, 0, time.perf_counter()
+    bar.close()
+    train_seconds = time.perf_counter() - t_run
+
+    model.set_state_dict(paddle.load(str(ckpt_dir / "current" / "best.pdparams")))
+    model.eval()
+    train = {
+        "val_accuracy": best["val_acc"], "val_ned": best.get("val_ned"), "best_step": best["step"],
+        "total_steps": total, "seq_len": steps_t, "params": int(sum(p.size for p in model.parameters())),
+        "batch_size": bs, "lr": lr, "epochs": round(total * bs / len(train_ds), 4), "train_images": len(train_ds),
+        "train_seconds": round(train_seconds, 1),
+        "images_per_second": round(float(np.median([h["images_per_second"] for h in history])), 2),
+        "threads": threads, "init": tcfg.get("init"), "config_hash": chash,
+        "val_loss": round(best["val_loss"], 4), "resumed_from_step": resumed_from,
+        "skipped_train": train_ds.skipped, "skipped_val": val_ds.skipped,
+    }
+    meta = ModelMeta(name, "paddle", ARCH, charset,
+                     InputSpec(int(inp.channels), int(inp.height), int(inp.width), True), {"train": train})
+    with atomic_dir(out_dir) as tmp:
+        paddle.save(model.state_dict(), str(tmp / "best.pdparams"))
+        save_inference(model, tmp / "inference", charset, inp)
+        write_curve_files(history, tmp, name)
+        meta.save(tmp)
+    write_curve_files(history, plots_dir, name)
+    return {k: train[k] for k in ("val_accuracy", "val_ned", "best_step", "total_steps", "images_per_second",
+                                  "params", "train_seconds")}

@@ -1,0 +1,47 @@
+"""What both trainers (torch and Paddle) share: the curves CSV/PNG and the `train` section of meta.json.
+
+Same keys and columns for every framework, so grid, evaluate, report and `dvc plots` read any model alike.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+# One row per validation. val_accuracy / val_ned: wordrec.pipeline.metrics.score on the val split (fractions).
+CURVE_FIELDS = ["step", "epoch", "lr", "train_loss", "val_accuracy", "val_ned", "images_per_second"]
+
+
+def write_curves(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def plot_curves(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a.plot(steps, [r["train_loss"] for r in rows], marker=".")
+    a.set(xlabel="step", ylabel="CTC loss (train)", yscale="log", title=f"{title}: loss")
+    b.plot(steps, [r["val_accuracy"] for r in rows], marker=".", label="accuracy")
+    b.plot(steps, [r["val_ned"] for r in rows], marker=".", label="1 - NED")
+    b.set(xlabel="step", ylim=(0, 1), title=f"{title}: validation")
+    b.legend()
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})  # no version string: same run, same bytes
+    plt.close(fig)
+
+
+def write_curve_files(rows: list[dict], folder: Path, title: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_curves(rows, folder / "curves.csv")
+    plot_curves(rows, folder / "curves.png", title)

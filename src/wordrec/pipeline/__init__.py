@@ -1,0 +1,1 @@
+"""The pipeline machinery: config composition and schema, the stage runner, DVC deps, metrics, gates, reports."""

@@ -1,0 +1,112 @@
+"""Markdown summary of a pipeline run (stages/report.py): the headline tables the README points to.
+
+Pure formatting of the stages' own JSON reports. Every metrics file holds accuracies as fractions; tables show
+percent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+
+def _pct(x) -> str:
+    """A fraction as percent with one decimal."""
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _code(text: str) -> str:
+    return f"`{text}`" if text else "(empty)"
+
+
+def _mib(n) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
+def accuracy_table(ev: dict) -> str:
+    sets = sorted({d for m in ev.values() for d in m})
+    header = ["model"] + [f"{d} acc / alnum-ci / NED" for d in sets]
+    rows = []
+    for m, per in ev.items():
+        rows.append([f"`{m}`"] + [
+            (f"{100 * per[d]['accuracy']:.1f} / {100 * per[d]['accuracy_alnum_ci']:.1f} / {per[d]['ned']:.3f}"
+             if d in per else "–") for d in sets])
+    return _table(header, rows)
+
+
+def bench_table(bench: dict) -> str:
+    rows = []
+    for m, per in bench.items():
+        for rt, r in per.items():
+            rows.append([f"`{m}`", rt, _pct(r.get("accuracy_alnum_ci")), f"{r['latency_ms_b1']:.2f}",
+                         f"{r['throughput_fps']:.0f}", r.get("throughput_vs_onnxruntime_fp32", "–"),
+                         r.get("note", "")])
+    return _table(["model", "runtime-precision", "alnum-ci %", "latency b1 ms", "images/s", "× ORT-FP32", "note"],
+                  rows)
+
+
+def quantize_table(q: dict) -> str:
+    rows = [[f"`{m}`", be, _pct(r["accuracy_fp32"]), _pct(r["accuracy_int8"]),
+             f"{100 * (r['accuracy_int8'] - r['accuracy_fp32']):+.1f}", _mib(r["bytes"])]
+            for m, per in q.items() for be, r in per.items()]
+    return _table(["model", "backend", "FP32 %", "INT8 %", "Δ points", "size"], rows)
+
+
+def mcu_table(mcu: dict) -> str:
+    rows = [[f"`{m}`", r["images"], f"{100 * r['text_agreement']:.0f} %", f"{r['max_abs_diff']:.1e}",
+             f"{r['insns_per_inference'] / 1e6:.0f} M", f"{r['macs'] / 1e6:.0f} M", r["macs_per_insn"],
+             f"{_mib(r['arena_bytes'])} ({r['arena_region']})",
+             f"{_mib(r['weight_bytes'])} {r.get('weights', 'float32')} ({r['weights_region']})",
+             r["device_kernels"]] for m, r in mcu.items()]
+    return _table(["model", "images", "text agreement", "max abs diff", "insns/inference", "MACs", "MACs/insn",
+                   "arena", "weights", "kernels"], rows)
+
+
+def samples_table(mcu_samples: dict[str, str], n: int) -> str:
+    rows = []
+    for m, text in mcu_samples.items():
+        for r in list(csv.DictReader(io.StringIO(text)))[:n]:
+            rows.append([f"`{m}`", _code(r["label"]), f"{_code(r['host'])} {float(r['host_conf']):.4f}",
+                         f"{_code(r['device'])} {float(r['device_conf']):.4f}"])
+    return _table(["model", "label", "host (TVM llvm)", "device (Cortex-M55)"], rows)
+
+
+def grid_line(g: dict) -> str:
+    head = f"\nGrid (`{g['model']}`, launcher {g['launcher']}, {len(g['runs'])} runs): "
+    if g["best"].get("source") == "init":
+        top = max(r["accuracy"] for r in g["runs"])
+        return (head + f"no fine-tuning run beat the trained model (best run {100 * top:.1f} % vs "
+                f"{100 * g['best']['accuracy']:.1f} % val accuracy), so it is kept unchanged.\n")
+    return head + f"best {g['best']['params']} → val accuracy {100 * g['best']['accuracy']:.1f} %.\n"
+
+
+def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_samples: int) -> str:
+    s = reports["synth"]
+    g = reports["grid"]
+    parts = [
+        "# Pipeline summary (written by the `report` stage; do not edit)\n",
+        f"Synthetic data: {s['train']:,} / {s['val']:,} / {s['test']:,} images (train/val/test), {s['fonts']} fonts, "
+        f"{s['words']:,} words.\n",
+        "## Word accuracy (`evaluate`, percent; alnum-ci = lowercase alphanumerics, the scene-text rule)\n",
+        accuracy_table(reports["eval"]),
+        grid_line(g),
+        "\n## Export parity (`export`)\n",
+        _table(["model", "max abs diff", "text agreement", "nodes", "ONNX"],
+               [[f"`{m}`", f"{r['max_abs_diff']:.1e}", f"{100 * r['text_agreement']:.0f} %", r["nodes"],
+                 _mib(r["onnx_bytes"])] for m, r in reports["export"].items()]),
+        "\n## INT8 vs FP32 (`quantize`, synthetic test, word accuracy % in each model's charset)\n",
+        quantize_table(reports["quantize"]),
+        "\n## Speed (`bench`, synthetic test)\n",
+        bench_table(reports["bench"]),
+        "\n## Cortex-M55 on Corstone-300 (`mcu`)\n",
+        mcu_table(mcu),
+        "\n### Device output next to host output\n",
+        samples_table(mcu_samples, n_samples),
+    ]
+    return "\n".join(parts)

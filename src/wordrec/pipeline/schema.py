@@ -1,0 +1,474 @@
+"""The one config schema: every stage section of params.yaml as a typed dataclass, with range checks.
+
+`wordrec.pipeline.config.section(cfg, "bench")` merges params.yaml:bench onto `Bench` (OmegaConf structured
+configs reject unknown keys and values of the wrong type) and runs each class's `check()` (ranges), so each stage
+validates its own section in one call and a typo or a bad value fails with `params.yaml:<key>: ...` before any
+work. Defaults live in conf/ (Hydra), not here: fields without a default must be given by the composition.
+Framework-specific model sections (train.models.<name>) are checked by `model_section`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+class RangeError(ValueError):
+    """A value of the right type outside its range; `key` is relative to the section."""
+
+    def __init__(self, key: str, msg: str):
+        super().__init__(msg)
+        self.key = key
+
+
+def _positive(obj, *names: str, zero_ok: bool = False) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if v is not None and (v < 0 if zero_ok else v <= 0):
+            raise RangeError(n, f"{v}: expected {'>= 0' if zero_ok else '> 0'}")
+
+
+def _fraction(obj, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if not 0 <= v <= 1:
+            raise RangeError(n, f"{v}: expected a fraction in [0, 1]")
+
+
+def _one_of(obj, name: str, allowed) -> None:
+    v = getattr(obj, name)
+    if v not in allowed:
+        raise RangeError(name, f"{v!r}: expected one of {sorted(allowed)}")
+
+
+# --- synth -------------------------------------------------------------------------------------------------
+@dataclass
+class Fonts:
+    dirs: list[str] = MISSING
+    min_fonts: int = MISSING
+
+    def check(self):
+        if not self.dirs:
+            raise RangeError("dirs", "empty: expected at least one font folder")
+        _positive(self, "min_fonts")
+
+
+@dataclass
+class Text:
+    word_lists: list[str] = MISSING
+    english_words: bool = MISSING
+    max_len: int = MISSING
+    upper_p: float = MISSING
+    title_p: float = MISSING
+    length_prior: dict[int, float] = MISSING
+    mix: dict[str, float] = MISSING
+
+    def check(self):
+        _positive(self, "max_len")
+        _fraction(self, "upper_p", "title_p")
+        if not self.word_lists and not self.english_words:
+            raise RangeError("word_lists", "empty and english_words is false: no words to render")
+
+
+@dataclass
+class Render:
+    height: int = MISSING
+    max_width: int = MISSING
+    font_size: list[int] = MISSING
+    char_spacing: list[float] = MISSING
+    pad: list[float] = MISSING
+    stroke_p: float = MISSING
+    shadow_p: float = MISSING
+    context_p: float = MISSING
+    min_contrast: int = MISSING
+    rotate: float = MISSING
+    shear: float = MISSING
+    perspective: float = MISSING
+    crop: float = MISSING
+
+    def check(self):
+        _positive(self, "height", "max_width")
+        _fraction(self, "stroke_p", "shadow_p", "context_p")
+        if len(self.font_size) != 2 or not 0 < self.font_size[0] <= self.font_size[1]:
+            raise RangeError("font_size", f"{list(self.font_size)}: expected [min, max] pixels, 0 < min <= max")
+
+
+@dataclass
+class Bda:
+    blur: float = MISSING
+    contrast: float = MISSING
+    color: float = MISSING
+    downscale: float = MISSING
+    noise: float = MISSING
+    jpeg: float = MISSING
+    invert: float = MISSING
+    gray: float = MISSING
+
+    def check(self):
+        _fraction(self, *(f.name for f in fields(self)))
+
+
+@dataclass
+class Synth:
+    seed: int = MISSING
+    charset: str = MISSING
+    n_train: int = MISSING
+    n_val: int = MISSING
+    n_test: int = MISSING
+    workers: int = MISSING
+    jpeg_quality: int = MISSING
+    fonts: Fonts = MISSING
+    text: Text = MISSING
+    render: Render = MISSING
+    bda: Bda = MISSING
+
+    def check(self):
+        _positive(self, "n_train", "n_val", "n_test", "workers")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise RangeError("jpeg_quality", f"{self.jpeg_quality}: expected 1..100")
+
+
+# --- train -------------------------------------------------------------------------------------------------
+@dataclass
+class InputCfg:
+    channels: int = MISSING
+    height: int = MISSING
+    width: int = MISSING
+    keep_ratio: bool = MISSING
+
+    def check(self):
+        _one_of(self, "channels", {1, 3})
+        _positive(self, "height", "width")
+
+
+@dataclass
+class Augment:
+    enabled: bool = MISSING
+    affine_p: float = MISSING
+    rotate: float = MISSING
+    shear: float = MISSING
+    crop_p: float = MISSING
+    crop: float = MISSING
+    bda: Bda = MISSING
+
+    def check(self):
+        _fraction(self, "affine_p", "crop_p")
+
+
+@dataclass
+class TorchModel:
+    framework: str = MISSING
+    arch: dict[str, Any] = MISSING
+    charset: str = MISSING
+    input: InputCfg = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    epochs: float = MISSING
+    warmup: float = MISSING
+    decay: float = MISSING
+    clip: float = MISSING
+    amp: Optional[str] = MISSING
+    val_every: int = MISSING
+    val_max: int = MISSING
+    augment: Augment = MISSING
+
+    def check(self):
+        _positive(self, "batch_size", "lr", "epochs", "clip", "val_every", "val_max")
+        _fraction(self, "warmup", "decay")
+        _one_of(self, "amp", {None, "bf16"})
+        if self.input.height % 16:
+            raise RangeError("input.height", f"{self.input.height}: the CRNN trunk needs a multiple of 16")
+        if self.input.width < 16:
+            raise RangeError("input.width", f"{self.input.width}: too small for the CRNN trunk's stride (>= 16)")
+
+
+@dataclass
+class PaddleArch:
+    scale: float = MISSING
+    last_conv_stride: list[int] = MISSING
+    last_pool_type: str = MISSING
+    mid_channels: int = MISSING
+    fc_decay: float = MISSING
+    act: str = MISSING
+
+    def check(self):
+        _one_of(self, "last_pool_type", {"avg", "max"})
+        _one_of(self, "act", {"hardswish", "relu"})
+
+
+@dataclass
+class PaddleModel:
+    framework: str = MISSING
+    charset: str = MISSING
+    arch: PaddleArch = MISSING
+    input: InputCfg = MISSING
+    threads: Optional[int] = MISSING
+    batch_size: int = MISSING
+    steps: int = MISSING
+    val_every: int = MISSING
+    val_images: int = MISSING
+    lr: float = MISSING
+    warmup_steps: int = MISSING
+    l2_decay: float = MISSING
+    grad_clip: float = MISSING
+    augment: Bda = MISSING
+
+    def check(self):
+        _positive(self, "batch_size", "steps", "val_every", "val_images", "lr", "threads")
+        _positive(self, "warmup_steps", zero_ok=True)
+        if self.input.width < 8:
+            raise RangeError("input.width", f"{self.input.width}: too small for the backbone's stride 8")
+
+
+MODEL_SCHEMAS = {"torch": TorchModel, "paddle": PaddleModel}
+
+
+@dataclass
+class Sweep:
+    model: str = MISSING
+    data: str = MISSING
+
+
+@dataclass
+class Train:
+    seed: int = MISSING
+    threads: int = MISSING
+    workers: int = MISSING
+    lr: Optional[float] = MISSING
+    batch_size: Optional[int] = MISSING
+    epochs: Optional[float] = MISSING
+    init: Optional[str] = MISSING
+    sweep: Sweep = MISSING
+    models: dict[str, Any] = MISSING  # each checked against MODEL_SCHEMAS by its framework (model_section)
+
+    def check(self):
+        _positive(self, "threads", "lr", "batch_size", "epochs")
+        _positive(self, "workers", zero_ok=True)
+
+
+# --- the other stages ---------------------------------------------------------------------------------------
+@dataclass
+class Evaluate:
+    models: list[str] = MISSING
+    extra: list[str] = MISSING
+    batch_size: int = MISSING
+    threads: int = MISSING
+    limit: Optional[int] = MISSING
+    worst_per_dataset: int = MISSING
+
+    def check(self):
+        _positive(self, "batch_size", "threads", "limit")
+        _positive(self, "worst_per_dataset", zero_ok=True)
+
+
+@dataclass
+class Grid:
+    model: str = MISSING
+    batch_size: list[int] = MISSING
+    lr: list[float] = MISSING
+    epochs: list[float] = MISSING
+    keep_init: bool = MISSING
+    threads: int = MISSING
+    launcher: str = MISSING
+    launcher_params: dict[str, Any] = MISSING
+
+    def check(self):
+        _one_of(self, "launcher", {"basic", "joblib", "submitit_local", "submitit_slurm"})
+        _positive(self, "threads")
+        for key in ("batch_size", "lr", "epochs"):
+            values = getattr(self, key)
+            if not values or any(v <= 0 for v in values):
+                raise RangeError(key, f"{list(values)}: expected a non-empty list of positive values")
+
+
+@dataclass
+class Parity:
+    n_images: int = MISSING
+    batch: int = MISSING
+    max_abs_diff: float = MISSING
+    min_text_agreement: float = MISSING
+
+    def check(self):
+        _positive(self, "n_images", "batch", "max_abs_diff")
+        _fraction(self, "min_text_agreement")
+
+
+@dataclass
+class Export:
+    opset: int = MISSING
+    threads: int = MISSING
+    parity: Parity = MISSING
+
+    def check(self):
+        _positive(self, "threads")
+        if not 13 <= self.opset <= 17:
+            raise RangeError("opset", f"{self.opset}: expected 13..17 (the classic torch exporter)")
+
+
+@dataclass
+class Calibration:
+    n_images: int = MISSING
+    mode: str = MISSING
+
+    def check(self):
+        _positive(self, "n_images")
+        _one_of(self, "mode", {"val", "constant"})
+
+
+@dataclass
+class Nncf:
+    preset: str = MISSING
+    fast_bias_correction: bool = MISSING
+    openvino_ignored_types: list[str] = MISSING
+
+    def check(self):
+        _one_of(self, "preset", {"performance", "mixed"})
+
+
+@dataclass
+class Inc:
+    batch: int = MISSING
+
+    def check(self):
+        _positive(self, "batch")
+
+
+@dataclass
+class Quantize:
+    backends: list[str] = MISSING
+    threads: int = MISSING
+    batch: int = MISSING
+    n_test: int = MISSING
+    calibration: Calibration = MISSING
+    max_accuracy_drop: float = MISSING
+    gate_sets: list[str] = MISSING
+    nncf: Nncf = MISSING
+    inc: Inc = MISSING
+    openvino_precision: str = MISSING
+    float_first_conv: bool = MISSING
+
+    def check(self):
+        unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}
+        if unknown:
+            raise RangeError("backends", f"unknown {sorted(unknown)}; expected some of inc, openvino, onnx_qdq")
+        _positive(self, "threads", "batch")
+        _positive(self, "n_test", zero_ok=True)
+        _fraction(self, "max_accuracy_drop")
+        _one_of(self, "openvino_precision", {"f32", "auto"})
+
+
+@dataclass
+class Peers:
+    tesseract: bool = MISSING
+    rapidocr: bool = MISSING
+    n_images: int = MISSING
+    repeats: int = MISSING
+
+    def check(self):
+        _positive(self, "repeats")
+        _positive(self, "n_images", zero_ok=True)
+
+
+@dataclass
+class Bench:
+    runtimes: list[str] = MISSING
+    threads: int = MISSING
+    batch: int = MISSING
+    warmup: int = MISSING
+    repeats: int = MISSING
+    n_accuracy: int = MISSING
+    compile_fp32: bool = MISSING
+    peers: Peers = MISSING
+
+    def check(self):
+        # runtimes are checked against wordrec.post.benchmark.RUNTIMES, a registry other code can extend
+        _positive(self, "threads", "batch", "repeats")
+        _positive(self, "warmup", "n_accuracy", zero_ok=True)
+
+
+@dataclass
+class Int8Check:
+    images: int = MISSING
+    min_text_agreement: float = MISSING
+
+    def check(self):
+        _positive(self, "images")
+        _fraction(self, "min_text_agreement")
+
+
+@dataclass
+class Targets:
+    arena_bytes: int = MISSING
+    weight_bytes: int = MISSING
+
+    def check(self):
+        _positive(self, "arena_bytes", "weight_bytes")
+
+
+@dataclass
+class Compile:
+    width: int = MISSING
+    threads: int = MISSING
+    seed: int = MISSING
+    parity_inputs: int = MISSING
+    parity_tol: float = MISSING
+    pad_in_arena: Any = MISSING  # true | false | "auto"
+    weights: str = MISSING
+    int8_check: Int8Check = MISSING
+    targets: Targets = MISSING
+
+    def check(self):
+        _positive(self, "width", zero_ok=True)
+        _positive(self, "threads", "parity_inputs", "parity_tol")
+        _one_of(self, "weights", {"float32", "int8", "auto"})
+        if self.pad_in_arena not in (True, False, "auto"):
+            raise RangeError("pad_in_arena", f"{self.pad_in_arena!r}: expected true, false or auto")
+
+
+@dataclass
+class Mcu:
+    runner: str = MISSING
+    images: int = MISSING
+    opt: str = MISSING
+    extra_cflags: list[str] = MISSING
+    arena_region: str = MISSING
+    weights_region: str = MISSING
+    timeout_s: float = MISSING
+    max_abs_diff_tol: float = MISSING
+    plugin_dir: str = MISSING
+    samples: int = MISSING
+
+    def check(self):
+        _one_of(self, "runner", {"qemu", "fvp"})
+        _one_of(self, "arena_region", {"auto", "dtcm", "isram", "ddr"})
+        _one_of(self, "weights_region", {"auto", "sram", "ddr"})
+        _positive(self, "images", "timeout_s", "max_abs_diff_tol")
+        _positive(self, "samples", zero_ok=True)
+
+
+@dataclass
+class Report:
+    samples: int = MISSING
+
+    def check(self):
+        _positive(self, "samples", zero_ok=True)
+
+
+SECTIONS = {"synth": Synth, "train": Train, "evaluate": Evaluate, "grid": Grid, "export": Export,
+            "quantize": Quantize, "bench": Bench, "compile": Compile, "mcu": Mcu, "report": Report}
+
+
+def check_tree(obj, prefix: str) -> None:
+    """Run `check()` on a typed section and every nested schema object; RangeError keys get the full path."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if is_dataclass(v):
+            check_tree(v, f"{prefix}.{f.name}")
+    if hasattr(obj, "check"):
+        try:
+            obj.check()
+        except RangeError as e:
+            raise RangeError(f"{prefix}.{e.key}", str(e)) from None

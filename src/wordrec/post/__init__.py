@@ -1,0 +1,1 @@
+"""Post-training: ONNX export, INT8 quantization (INC, NNCF), benchmarking and peer recognizers."""
