@@ -170,7 +170,8 @@ def _find_head(graph: onnx.GraphProto) -> _Head:
     return _Head(softmax, node, bias_add, inits[node.input[1]], bias, trans_b)
 
 
-def _kept_columns(source_chars: list[str], target_chars: str, case_insensitive: bool) -> tuple[list[int], np.ndarray | None]:
+def _kept_columns(source_chars: list[str], target_chars: str,
+                  case_insensitive: bool) -> tuple[list[int], np.ndarray | None]:
     """Source class indices to keep (blank first) and, when case-insensitive, the 0/1 [kept, 1+T] summing matrix."""
     index = {c: i + 1 for i, c in enumerate(source_chars)}
     missing = [c for c in target_chars if c not in index]
