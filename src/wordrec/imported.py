@@ -116,6 +116,9 @@ def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
 # --- head cut --------------------------------------------------------------------------------------------------
 
 
+CASE_SUM = "case_sum"  # name of the 0/1 [kept classes, 1 + target chars] matrix that merges upper and lower case
+
+
 @dataclass
 class _Head:
     softmax: onnx.NodeProto
@@ -246,8 +249,8 @@ def _append_merge(graph: onnx.GraphProto, merge: np.ndarray) -> None:
     producer = _producers(graph)[out_name]
     probs = out_name + "_cased"
     producer.output[:] = [probs if o == out_name else o for o in producer.output]
-    graph.initializer.append(numpy_helper.from_array(merge, "case_sum"))
-    graph.node.append(helper.make_node("MatMul", [probs, "case_sum"], [out_name], name="case_sum_matmul"))
+    graph.initializer.append(numpy_helper.from_array(merge, CASE_SUM))
+    graph.node.append(helper.make_node("MatMul", [probs, CASE_SUM], [out_name], name=CASE_SUM + "_matmul"))
 
 
 # --- whole import ----------------------------------------------------------------------------------------------
@@ -261,9 +264,11 @@ def fix_input(model: onnx.ModelProto, src: Source) -> None:
 
 
 def param_count(model: onnx.ModelProto) -> int:
-    """Elements of all floating-point initializers (weights; integer shape constants are not parameters)."""
+    """Elements of the floating-point initializers: the weights. Integer shape constants and the fixed 0/1
+    case-summing matrix are not parameters."""
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-    return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer if t.data_type in floats))
+    return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer
+                   if t.data_type in floats and t.name != CASE_SUM))
 
 
 def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
