@@ -159,14 +159,15 @@ def test_missing_member(tmp_path):
 
 
 def _tiny(head: str = "softmax", classes: int = 5) -> onnx.ModelProto:
-    """x[N,T,4] -> MatMul W[4,classes] -> Add b -> Softmax (or Relu in place of the Softmax / the MatMul)."""
+    """x[N,T,4] -> MatMul W[4,classes] -> Add b -> Softmax over classes; `head` puts a Relu in place of the Softmax
+    (relu_out) or the MatMul (relu_linear), or normalises over time (softmax_axis1)."""
     rng = np.random.default_rng(1)
     w = numpy_helper.from_array(rng.normal(size=(4, classes)).astype(np.float32), "w")
     b = numpy_helper.from_array(rng.normal(size=(classes,)).astype(np.float32), "b")
     first = helper.make_node("Relu", ["x"], ["mm"]) if head == "relu_linear" else \
         helper.make_node("MatMul", ["x", "w"], ["mm"], name="head_matmul")
     last = helper.make_node("Relu", ["logits"], ["y"], name="head_out") if head == "relu_out" else \
-        helper.make_node("Softmax", ["logits"], ["y"], name="head_out", axis=2)
+        helper.make_node("Softmax", ["logits"], ["y"], name="head_out", axis=1 if head == "softmax_axis1" else 2)
     nodes = [first, helper.make_node("Add", ["mm", "b"], ["logits"], name="head_add"), last]
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "T", classes])], [w, b])
@@ -196,6 +197,7 @@ def test_dictionary_size_mismatch():
 
 
 @pytest.mark.parametrize("head, op", [("relu_out", "comes from Relu, expected Softmax"),
+                                      ("softmax_axis1", "Softmax 'head_out' has axis 1"),
                                       ("relu_linear", "is fed by Relu, expected MatMul/Gemm")])
 def test_head_not_where_expected(head, op):
     with pytest.raises(DataError, match=op):

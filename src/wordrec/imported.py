@@ -150,6 +150,9 @@ def _find_head(graph: onnx.GraphProto) -> _Head:
     if softmax is None or softmax.op_type != "Softmax":
         what = softmax.op_type if softmax is not None else "a graph input"
         raise DataError(f"head cut: graph output {graph.output[0].name!r} comes from {what}, expected Softmax")
+    axis = next((a.i for a in softmax.attribute if a.name == "axis"), None)
+    if axis not in (-1, 2):  # opset < 13 defaults to axis 1, which would normalise over time × classes
+        raise DataError(f"head cut: Softmax {softmax.name!r} has axis {axis}, expected the class axis (2 or -1)")
     node = _skip_identity(softmax.input[0], prod)
     bias_add, bias = None, None
     if node is not None and node.op_type == "Add":
@@ -164,7 +167,8 @@ def _find_head(graph: onnx.GraphProto) -> _Head:
         what = node.op_type if node is not None else "a graph input"
         raise DataError(f"head cut: Softmax {softmax.name!r} is fed by {what}, expected MatMul/Gemm (+ Add)")
     if len(node.input) < 2 or node.input[1] not in inits:
-        raise DataError(f"head cut: {node.op_type} {node.name!r} has no initializer weight")
+        raise DataError(f"head cut: {node.op_type} {node.name!r} has no initializer weight "
+                        "(run constants_to_initializers first)")
     trans_b = any(a.name == "transB" and a.i for a in node.attribute)
     if node.op_type == "Gemm" and len(node.input) > 2:
         if bias_add is not None or node.input[2] not in inits:
