@@ -287,8 +287,8 @@ def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 def simplify(model: onnx.ModelProto, what: str, src: Source) -> onnx.ModelProto:
     """onnxsim, checked: same outputs as `model` on a random batch of 2 (onnxruntime), then onnx.checker.
 
-    onnxsim 0.8.1's constant folding turns PP-OCRv4's neck reshape width into 39 where the graph computes 40
-    (a [1, 3] conv with pads [0, 1, 0, 1]), and the result fails to load. When that happens the model is simplified
+    onnxsim 0.8.1's constant folding turns a reshape target in PP-OCRv4's neck (a Shape -> Slice of the width) into
+    39 where the graph computes 40, and the result fails to load. When that happens the model is simplified
     without constant folding (BatchNorm still fused; the shape arithmetic stays as Shape/Slice/Concat nodes).
     """
     import onnxsim
