@@ -41,3 +41,4 @@ fi
 if command -v qemu-system-arm >/dev/null 2>&1; then
   "$VENV/bin/python" -c "from pathlib import Path; from wordrec.mcu.sim import build_plugin; build_plugin(Path('build/qemu'))"
 fi
+VENV="$VENV" bash scripts/fetch_wheels.sh  # pinned RapidOCR wheels holding the PaddleOCR rec models (src/wordrec/imported.py)
