@@ -163,7 +163,7 @@ class Detector:
             raise DataError(f"{where}: {w}x{h} px is larger than max_side={self.max_side}; downscale it first")
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        """RGB -> 1x3xHxW float32: long side <= limit_side, both sides multiples of 32 (at least 32), BGR, normalised."""
+        """RGB -> 1x3xHxW float32: long side <= limit_side, sides multiples of 32 (at least 32), BGR, normalised."""
         h, w = rgb.shape[:2]
         r = min(1.0, self.limit_side / max(h, w))
         rh, rw = (max(32, int(round(s * r / 32)) * 32) for s in (h, w))

@@ -31,7 +31,8 @@ class RapidOCRPage:
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError:
-            raise ConfigError("rapidocr_onnxruntime is not installed (pip install rapidocr-onnxruntime==1.4.4)") from None
+            raise ConfigError("rapidocr_onnxruntime is not installed "
+                              "(pip install rapidocr-onnxruntime==1.4.4)") from None
         self.ocr = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
 
     def __call__(self, rgb: np.ndarray) -> list[dict]:
