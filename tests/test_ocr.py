@@ -8,12 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from wordrec.errors import DataError
+from wordrec.errors import ConfigError, DataError
 from wordrec.ocr import cli
 from wordrec.ocr.crop import crop_quad
-from wordrec.ocr.detect import Detector, db_postprocess, load_image, order_clockwise, unclip_rect
+from wordrec.ocr.detect import Detector, db_postprocess, load_image, order_clockwise, sort_boxes, unclip_rect
 from wordrec.ocr.evaluate import match, page_counts, quad_iou, summarize
 from wordrec.ocr.pages import PageRenderer
+from wordrec.ocr.peers import PAGE_PEERS, parse_tsv
 from wordrec.ocr.pipeline import read_image
 
 FEW_FONTS = "/usr/share/fonts/truetype/dejavu"
@@ -83,6 +84,14 @@ def test_order_clockwise_from_top_left():
     q = np.array([[10, 30], [110, 40], [108, 60], [8, 50]], np.float32)  # tl, tr, br, bl of a tilted line
     for perm in ([2, 0, 3, 1], [3, 2, 1, 0], [1, 3, 0, 2]):
         np.testing.assert_array_equal(order_clockwise(q[perm]), q)
+
+
+def test_sort_boxes_reading_order():
+    right_higher = np.array(_sq(200, 8), np.float32)  # same visual line as `left`, its top 2 px higher
+    left = np.array(_sq(0, 10), np.float32)
+    below = np.array(_sq(0, 60), np.float32)
+    boxes, scores = sort_boxes([below, right_higher, left], [3, 2, 1])
+    assert scores == [1, 2, 3]
 
 
 def test_crop_is_upright_and_turns_tall_boxes():
@@ -211,3 +220,37 @@ def test_cli_missing_detector_is_one_line(tmp_path, capsys):
     rc = cli.main([str(tmp_path), "--model", "stub", "--det", str(tmp_path / "nope.onnx")],
                   recognizer_factory=lambda path: FixedText())
     assert rc == 2 and "nope.onnx" in capsys.readouterr().err
+
+
+def test_cli_default_recognizer_loader_reports_a_bad_model(tmp_path, renderer, capsys):
+    _write_page(renderer, tmp_path / "page.png")
+    rc = cli.main([str(tmp_path / "page.png"), "--model", str(tmp_path / "no_model")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no_model" in err and len(err.strip().splitlines()) == 1
+
+
+# --- peers --------------------------------------------------------------------------------------------------------
+
+def test_tesseract_tsv_groups_words_into_lines():
+    head = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext"
+    rows = ["4\t1\t1\t1\t1\t0\t10\t10\t200\t20\t-1\t",
+            "5\t1\t1\t1\t1\t1\t10\t12\t50\t18\t90\tHello",
+            "5\t1\t1\t1\t1\t2\t70\t10\t60\t20\t80\tworld",
+            "5\t1\t1\t1\t2\t1\t10\t40\t30\t20\t70\tnext",
+            "5\t1\t1\t1\t2\t2\t50\t40\t30\t20\t95\t "]
+    lines = parse_tsv("\n".join([head, *rows]))
+    assert [ln["text"] for ln in lines] == ["Hello world", "next"]
+    assert lines[0]["box"] == [[10, 10], [130, 10], [130, 30], [10, 30]] and lines[0]["confidence"] == 0.85
+
+
+@pytest.mark.parametrize("peer", ["rapidocr", "tesseract"])
+def test_page_peers_score_like_read_image(peer, renderer):
+    try:
+        reader = PAGE_PEERS[peer](threads=1)
+    except ConfigError as e:
+        pytest.skip(str(e))
+    rgb, truth = renderer.render(0, 0)
+    lines = reader(rgb)
+    assert all(set(ln) == {"box", "text", "confidence", "det_score"} and len(ln["box"]) == 4 for ln in lines)
+    m = summarize([page_counts(lines, truth)])
+    assert m["f1"] >= 0.8 and m["cer"] < 0.5, m
