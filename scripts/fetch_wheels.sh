@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set-up only: download the RapidOCR wheels whose PaddleOCR rec ONNX models src/wordrec/imported.py imports, into
+# Set-up only: download the RapidOCR wheels whose PaddleOCR rec ONNX models src/wordrec/models/imported.py imports, into
 # build/wheels/, and check them against the pins in scripts/wheels.sha256. Idempotent: a wheel already present is
 # not downloaded again, but every wheel is hash-checked on every run. Nothing is installed (wheels are read as zips).
 set -euo pipefail

@@ -1,73 +1,58 @@
-"""Word accuracy and latency of the imported PaddleOCR recognizers (wordrec.imported), one thread, onnxruntime.
+"""Word accuracy and batch-1 latency of the imported PaddleOCR recognizers (wordrec.models.imported), one thread.
 
 Reads build/wheels/ (scripts/fetch_wheels.sh) and labelled crop folders (`labels.txt`: `images/x.png<TAB>word`);
-prints one JSON line per (model, charset, folder). Accuracy compares lowercase alphanumerics only.
-Usage: python scripts/measure_imported.py ppocrv3 /work/shared/data/iiit5k_test_dev /work/shared/data/iiit5k_train
+prints one JSON line per (model, charset, folder): the pipeline's own Recognizer and accuracy rule
+(wordrec.pipeline.metrics.score, fractions). Not part of the DAG: a side measurement for docs/imported_models.md.
+Usage: python scripts/measure_imported.py ppocrv3 ../shared/data/iiit5k_test_dev ../shared/data/iiit5k_train
 """
 
 from __future__ import annotations
 
 import json
-import re
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from wordrec import imported
-from wordrec.charset import Charset, ctc_greedy_decode
-from wordrec.preprocess import prepare_batch
+from wordrec.infer.recognizer import load
+from wordrec.models import imported
+from wordrec.pipeline.metrics import score
 
 WHEELS = Path(__file__).resolve().parents[1] / "build" / "wheels"
 
 
-def alnum(text: str) -> str:
-    return re.sub("[^a-z0-9]", "", text.lower())
-
-
-def load_folder(folder: Path) -> tuple[list[np.ndarray], list[str]]:
-    """BGR crops as cv2 decodes them (what the weights were trained on) and their labels."""
+def load_folder(folder: Path) -> tuple[list, list[str]]:
+    """RGB crops (the Recognizer reverses them for BGR-trained weights) and their labels."""
     pairs = [line.split("\t", 1) for line in (folder / "labels.txt").read_text().splitlines() if line.strip()]
-    return [cv2.imread(str(folder / p)) for p, _ in pairs], [w for _, w in pairs]
+    return [cv2.cvtColor(cv2.imread(str(folder / p)), cv2.COLOR_BGR2RGB) for p, _ in pairs], [w for _, w in pairs]
 
 
-def session(model):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-
-
-def latency_ms(sess, x: np.ndarray, n: int = 50) -> float:
+def latency_ms(rec, images, n: int = 50) -> float:
     """Median wall time of one image (batch 1) over n runs after a warm-up."""
-    name = sess.get_inputs()[0].name
-    sess.run(None, {name: x[:1]})
+    rec.predict(images[:1])
     times = []
     for i in range(n):
         t = time.perf_counter()
-        sess.run(None, {name: x[i % len(x)][None]})
+        rec.predict([images[i % len(images)]])
         times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
+    return 1000 * statistics.median(times)
 
 
 def main(name: str, folders: list[str]) -> None:
-    src = imported.SOURCES[name]
     data = {f: load_folder(Path(f)) for f in folders}
     for spec in ("alnum_lower", "en"):
-        charset = Charset.from_spec(spec)
-        model, meta = imported.build_model(src, WHEELS, charset)
-        sess = session(model)
-        for folder, (images, labels) in data.items():
-            x = prepare_batch(images, src.channels, src.height, src.width, keep_ratio=True)
-            probs = np.concatenate([sess.run(None, {"x": x[i:i + 32]})[0] for i in range(0, len(x), 32)])
-            texts = [ctc_greedy_decode(p.argmax(-1), charset) for p in probs]
-            correct = sum(alnum(t) == alnum(w) for t, w in zip(texts, labels))
-            print(json.dumps({"model": name, "charset": spec, "data": Path(folder).name, "n": len(labels),
-                              "accuracy": round(100 * correct / len(labels), 2), "params": meta["params"],
-                              "latency_ms": round(latency_ms(sess, x), 2)}), flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            meta = imported.import_model(name, WHEELS, Path(tmp) / name, spec)
+            rec = load(Path(tmp) / name, threads=1)
+            for folder, (images, labels) in data.items():
+                m = score([t for t, _ in rec.predict(images, 32)], labels, rec.charset)
+                print(json.dumps({"model": name, "charset": spec, "data": Path(folder).name, "n": m["n"],
+                                  "accuracy_alnum_ci": m["accuracy_alnum_ci"],
+                                  "params": meta.section("source")["params"],
+                                  "latency_ms": round(latency_ms(rec, images), 2)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,6 @@ fi
 
 # --- QEMU instruction-count plugin (csrc/qemu_insn_count.c; Debian ships no plugin header, see docs/mcu.md) --
 if command -v qemu-system-arm >/dev/null 2>&1; then
-  "$VENV/bin/python" -c "from pathlib import Path; from wordrec.mcu.sim import build_plugin; build_plugin(Path('build/qemu'))"
+  "$VENV/bin/python" -c "from pathlib import Path; from wordrec.device.board.sim import build_plugin; build_plugin(Path('build/qemu'))"
 fi
-VENV="$VENV" bash scripts/fetch_wheels.sh  # pinned RapidOCR wheels holding the PaddleOCR rec models (src/wordrec/imported.py)
+VENV="$VENV" bash scripts/fetch_wheels.sh  # pinned RapidOCR wheels holding the PaddleOCR rec models (src/wordrec/models/imported.py)

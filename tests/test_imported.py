@@ -16,10 +16,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from wordrec import imported
-from wordrec.charset import Charset, ctc_greedy_decode
+from wordrec.data.charset import Charset
+from wordrec.infer.decode import texts as decode_texts
+from wordrec.models import imported
+from wordrec.models.meta import InputSpec, ModelMeta
 from wordrec.errors import ConfigError, DataError
-from wordrec.preprocess import prepare_batch
+from wordrec.data.preprocess import prepare_batch
 
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = REPO / "build" / "wheels"
@@ -50,10 +52,8 @@ def _crops(n: int = 4) -> tuple[list[np.ndarray], list[str]]:
 
 
 def _batch(images: list[np.ndarray], src: imported.Source) -> np.ndarray:
-    # The weights were trained on cv2's BGR; `prepare` takes RGB (a `channel_order` argument is coming), so the
-    # tests swap the channels themselves before calling it.
-    bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
-    return prepare_batch(bgr, src.channels, src.height, src.width, keep_ratio=True)
+    # The weights were trained on cv2's BGR: the input spec says so and `prepare` reverses the channels.
+    return prepare_batch(images, InputSpec(src.channels, src.height, src.width, True, src.channel_order))
 
 
 def _expected(probs: np.ndarray, source_chars: list[str], target: Charset) -> np.ndarray:
@@ -94,10 +94,10 @@ def test_cut_model_equals_renormalised_original(name, crops):
         written = _run(model, x)
         # onnxsim's fusions re-associate float arithmetic: up to 1.3e-5 measured on PP-OCRv6's probabilities
         np.testing.assert_allclose(written, want, atol=5e-5, rtol=0)
-        assert meta["source_classes"] == probs.shape[-1] and meta["charset"] == charset.chars
+        assert meta.section("source")["source_classes"] == probs.shape[-1] and meta.charset.chars == charset.chars
         if spec == "alnum_lower" and (REAL / "labels.txt").is_file():
             # real crops: the cut model reads them (catches a channel-order or charset-order slip)
-            texts = [ctc_greedy_decode(p.argmax(-1), charset) for p in written]
+            texts = decode_texts(written, charset)
             norm = [re.sub("[^a-z0-9]", "", w.lower()) for w in labels]
             assert sum(t == w for t, w in zip(texts, norm)) >= len(norm) - 1, (texts, norm)
 
@@ -107,16 +107,22 @@ def test_import_model_writes_dir(tmp_path):
     meta = imported.import_model("ppocrv3", WHEELS, tmp_path / "ppocrv3", "alnum_lower")
     out = tmp_path / "ppocrv3"
     assert sorted(p.name for p in out.iterdir()) == ["meta.json", "model.onnx"]
-    assert json.loads((out / "meta.json").read_text()) == meta
-    assert set(meta) == {"name", "framework", "arch", "charset", "input", "source", "params", "source_classes"}
-    assert meta["input"] == {"channels": 3, "height": 48, "width": 320, "keep_ratio": True, "channel_order": "bgr"}
-    assert meta["source"]["origin"] == f"{SMALLEST.wheel} :: {SMALLEST.member}"
+    assert ModelMeta.load(out).to_dict() == meta.to_dict()
+    assert meta.framework == "onnx" and meta.input == InputSpec(3, 48, 320, True, "bgr")
+    assert meta.section("source")["origin"] == f"{SMALLEST.wheel} :: {SMALLEST.member}"
     model = onnx.load(str(out / "model.onnx"))
     dims = [[d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
             for v in (model.graph.input[0], model.graph.output[0])]
     assert dims[0] == ["N", 3, 48, 320] and dims[1][0] == "N" and dims[1][2] == 37
     assert not any(n.op_type == "Constant" for n in model.graph.node)
-    assert meta["params"] == imported.param_count(model)
+    assert meta.section("source")["params"] == imported.param_count(model)
+    # an imported dir is a model like any other: the one Recognizer reads real words with it
+    from wordrec.infer.recognizer import load
+
+    if (REAL / "labels.txt").is_file():
+        images, labels = _crops(8)
+        got = [t for t, _ in load(out).predict(images)]
+        assert sum(t == re.sub("[^a-z0-9]", "", w.lower()) for t, w in zip(got, labels)) >= 6, (got, labels)
 
 
 def test_pins_match_the_setup_file():

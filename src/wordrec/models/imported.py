@@ -17,9 +17,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from wordrec.charset import Charset
+from wordrec.data.charset import Charset
 from wordrec.errors import ConfigError, DataError
-from wordrec.io import atomic_dir, write_json
+from wordrec.io import atomic_dir
+from wordrec.models.meta import InputSpec, ModelMeta
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Source:
     height: int = 48
     width: int = 320  # PP-OCR rec's default inference width (rec_image_shape 3,48,320)
     channel_order: str = "bgr"  # trained on images as cv2 decodes them
-    normalisation: str = "(x/255-0.5)/0.5"  # = wordrec.preprocess.prepare's
+    normalisation: str = "(x/255-0.5)/0.5"  # = wordrec.data.preprocess.prepare's
 
 
 _V1X = "Apache-2.0 (License field of the wheel's METADATA; weights by PaddleOCR, Apache-2.0)"
@@ -307,37 +308,32 @@ def simplify(model: onnx.ModelProto, what: str, src: Source) -> onnx.ModelProto:
     raise DataError(f"{what}: onnxsim's output differs from the unsimplified model's on a random batch")
 
 
-def build_model(src: Source, wheel_dir: Path, charset: Charset) -> tuple[onnx.ModelProto, dict]:
-    """Source ONNX (from the wheel) → initializers → fixed input → cut head → simplified; plus its meta dict."""
+def build_model(src: Source, wheel_dir: Path, charset: Charset) -> tuple[onnx.ModelProto, ModelMeta]:
+    """Source ONNX (from the wheel) → initializers → fixed input → cut head → simplified; plus its meta."""
     model = constants_to_initializers(load_source(src, wheel_dir))
     source_chars = source_charset(model)
     fix_input(model, src)
     model = cut_head(model, source_chars, charset.chars, charset.case_insensitive)
     del model.metadata_props[:]  # the 6.6k/18.7k-character dictionary no longer describes the outputs: meta.json does
     model = simplify(model, f"{src.wheel} :: {src.member}", src)
-    meta = {
-        "name": src.name,
-        "framework": "onnx",
-        "arch": src.arch,
-        "charset": charset.chars,
-        "input": {"channels": src.channels, "height": src.height, "width": src.width, "keep_ratio": True,
-                  "channel_order": src.channel_order},
-        "source": {"kind": "imported", "origin": f"{src.wheel} :: {src.member}", "wheel_sha256": src.wheel_sha256,
-                   "licence": src.licence, "authors": "PaddlePaddle/PaddleOCR"},
-        "params": param_count(model),
-        "source_classes": len(source_chars) + 1,
-    }
+    meta = ModelMeta(src.name, "onnx", src.arch, charset,
+                     InputSpec(src.channels, src.height, src.width, True, src.channel_order),
+                     {"source": {"kind": "imported", "origin": f"{src.wheel} :: {src.member}",
+                                 "wheel_sha256": src.wheel_sha256, "licence": src.licence,
+                                 "authors": "PaddlePaddle/PaddleOCR", "params": param_count(model),
+                                 "source_classes": len(source_chars) + 1}})
     return model, meta
 
 
-def import_model(name: str, wheel_dir: str | Path, out_dir: str | Path, target_charset_spec: str) -> dict:
-    """Write `out_dir/model.onnx` + `out_dir/meta.json` (atomically) for SOURCES[name] cut to the target charset.
+def import_model(name: str, wheel_dir: str | Path, out_dir: str | Path, target_charset_spec: str) -> ModelMeta:
+    """Write `out_dir/model.onnx` + `out_dir/meta.json` (atomically) for SOURCES[name] cut to the target charset:
+    a model dir with `framework: onnx` that every recognizer, stage and CLI loads like a trained one.
 
-    Reads `wheel_dir/<wheel>` (sha256-checked against SOURCES). Returns the meta dict.
+    Reads `wheel_dir/<wheel>` (sha256-checked against SOURCES). Returns the meta.
     """
     src = source(name)
     model, meta = build_model(src, Path(wheel_dir), Charset.from_spec(target_charset_spec))
     with atomic_dir(out_dir) as tmp:
         onnx.save(model, str(tmp / "model.onnx"))
-        write_json(tmp / "meta.json", meta)
+        meta.save(tmp)
     return meta

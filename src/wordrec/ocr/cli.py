@@ -1,0 +1,123 @@
+"""Read every text line of pages and photos: boxes + text + confidence per image.
+
+    wordrec-ocr IMAGE|DIR... --model MODEL [--det ONNX] [--json] [--viz DIR] [--threads N]
+
+MODEL is anything `wordrec.infer.recognizer.load` understands (trained model dir, exported `.onnx` with meta.json, ...).
+--det defaults to the PP-OCRv4 detector inside the installed rapidocr_onnxruntime wheel. Folders are read
+non-recursively, in name order. Output (stdout): with --json one object per image and line of output,
+{"file", "lines": [{"box", "text", "confidence", "det_score"}]}; otherwise TSV rows
+file, x1,y1,x2,y2,x3,y3,x4,y4, text, confidence. --viz DIR writes DIR/<image stem>.png: the image with its boxes
+next to a white panel with each line's text in its box. A file that cannot be read is named on stderr with the
+reason, the others are still processed, and the exit status is 2 at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from wordrec.errors import DataError, WordrecError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _load_recognizer(path: str, threads: int):
+    # Imported here: loading a recognizer may pull in torch or Paddle.
+    from wordrec.infer import recognizer
+
+    return recognizer.load(path, threads)
+
+
+def expand(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Files and folders -> (image paths, one-line problems for items that are neither)."""
+    paths, problems = [], []
+    for item in map(Path, items):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{item}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths += found
+        elif item.is_file():
+            paths.append(item)
+        else:
+            problems.append(f"{item}: no such image file or folder")
+    return paths, problems
+
+
+def draw(rgb: np.ndarray, lines: list[dict]) -> np.ndarray:
+    """Side-by-side visualisation: image with boxes | white panel with each line's text drawn in its box."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    left = np.ascontiguousarray(rgb.copy())
+    panel = Image.new("RGB", (rgb.shape[1], rgb.shape[0]), "white")
+    pd = ImageDraw.Draw(panel)
+    for ln in lines:
+        pts = np.round(np.array(ln["box"])).astype(np.int32)
+        cv2.polylines(left, [pts], True, (0, 200, 0), 2)
+        pd.polygon([tuple(p) for p in pts.tolist()], outline=(0, 160, 0))
+        h = max(8, int(np.linalg.norm(pts[3] - pts[0]) * 0.7))
+        pd.text(tuple(pts[0] + [2, 1]), ln.get("text", ""), fill=(0, 0, 0), font=ImageFont.load_default(size=h))
+    return np.hstack([left, np.asarray(panel)])
+
+
+def main(argv: list[str] | None = None, recognizer_factory: Callable[[str], object] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("images", nargs="+", help="image files and/or folders")
+    ap.add_argument("--model", required=True, help="recognizer: model dir or model file (.onnx, ...)")
+    ap.add_argument("--det", help="detector ONNX (default: PP-OCRv4 det from the rapidocr_onnxruntime wheel)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per image instead of TSV rows")
+    ap.add_argument("--viz", type=Path, help="write an annotated PNG per image into this folder")
+    ap.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    a = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
+
+    from tqdm import tqdm
+
+    from wordrec.ocr.detect import Detector, load_image
+    from wordrec.ocr.pipeline import read_image
+
+    try:
+        detector = Detector(a.det, threads=a.threads)
+        rec = recognizer_factory(a.model) if recognizer_factory else _load_recognizer(a.model, a.threads)
+    except WordrecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    paths, problems = expand(a.images)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if a.viz:
+        a.viz.mkdir(parents=True, exist_ok=True)
+    failed = bool(problems)
+    viz_names: set[str] = set()
+    for path in tqdm(paths, desc="images", disable=len(paths) < 10 or not sys.stderr.isatty()):
+        try:
+            rgb = load_image(path)
+            lines = read_image(detector, rec, rgb, str(path))
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed = True
+            continue
+        if a.json:
+            print(json.dumps({"file": str(path), "lines": lines}), flush=True)
+        else:
+            for ln in lines:
+                box = ",".join(f"{v:g}" for pt in ln["box"] for v in pt)
+                print(f"{path}\t{box}\t{ln['text']}\t{ln['confidence']:.4f}", flush=True)
+        if a.viz:
+            name = path.stem
+            while name in viz_names:  # same stem from two folders: keep both
+                name += "_"
+            viz_names.add(name)
+            cv2.imwrite(str(a.viz / f"{name}.png"), cv2.cvtColor(draw(rgb, lines), cv2.COLOR_RGB2BGR))
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
