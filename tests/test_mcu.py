@@ -251,7 +251,8 @@ def test_seed_shape_ppocr_like_end_to_end(synth_data, tmp_path):
     exp = tmp_path / "export" / "svtr"
     exp.mkdir(parents=True)
     ppocr_like_onnx(exp / "model.onnx", len(EN_CHARS) + 1)
-    (exp / "meta.json").write_text(json.dumps({"name": "svtr", "charset": EN_CHARS, "input": {
+    (exp / "meta.json").write_text(json.dumps({"name": "svtr", "framework": "onnx", "arch": "ppocr_like",
+                                               "charset": EN_CHARS, "input": {
         "channels": 3, "height": 32, "width": 320, "keep_ratio": True}}))
     c = _stage("compile").run(smoke_cfg(), {"model": exp}, {"out": tmp_path / "c", "report": tmp_path / "c.json"})
     assert c["input_shape"] == [1, 3, 32, 320] and c["output_shape"] == [1, 80, len(EN_CHARS) + 1]
