@@ -1,0 +1,1 @@
+"""Device-side code: the int8 kernel library and its host/QEMU harnesses."""

@@ -1,0 +1,450 @@
+/* wrnn kernels: see wrnn.h for layouts, the arithmetic and the error codes.
+ * The Helium path and the scalar path compute the same integers: accumulation is modulo 2^32 (order-free),
+ * and the vector requantization (rq_vec) reproduces wrnn_requant bit for bit (tested on QEMU with edge values). */
+#include "wrnn.h"
+
+#include <string.h>
+
+#if defined(__ARM_FEATURE_MVE) && !defined(WRNN_SCALAR)
+#define WRNN_MVE 1
+#include <arm_mve.h>
+#endif
+
+/* ---------------------------------------------------------------- scalar arithmetic (normative) */
+
+static inline int32_t sat32(int64_t x) { return x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x); }
+
+static inline int32_t srdhm(int32_t a, int32_t b) {
+  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+  /* floor((ab + 2^30) / 2^31): an arithmetic shift floors; gcc's >> on negative int64 is arithmetic. */
+  return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
+}
+
+static inline int32_t rdbpot(int32_t x, int32_t e) {
+  if (e == 0) return x;
+  const int32_t mask = (int32_t)((1u << e) - 1u);
+  const int32_t rem = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> e) + (rem > threshold ? 1 : 0);
+}
+
+int32_t wrnn_scale(int32_t acc, int32_t mult, int32_t shift) {
+  const int32_t a = shift > 0 ? sat32((int64_t)acc * ((int64_t)1 << shift)) : acc;
+  return rdbpot(srdhm(a, mult), shift < 0 ? -shift : 0);
+}
+
+int32_t wrnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max) {
+  int64_t v = (int64_t)wrnn_scale(acc, mult, shift) + out_zp;
+  return (int32_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
+}
+
+/* Wrapping int32 arithmetic without signed-overflow UB. */
+static inline int32_t wadd(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static inline int32_t wmul(int32_t a, int32_t b) { return (int32_t)((uint32_t)a * (uint32_t)b); }
+
+/* ---------------------------------------------------------------- argument checks */
+
+static int check_zp(int32_t zp) { return zp >= -128 && zp <= 127; }
+static int check_clamp(int32_t lo, int32_t hi) { return lo >= -128 && lo <= hi && hi <= 127; }
+static int check_shifts(const int32_t *shift, int32_t n) {
+  for (int32_t i = 0; i < n; ++i)
+    if (shift[i] < -31 || shift[i] > 31) return 0;
+  return 1;
+}
+static int check_quant(const wrnn_quant *q) {
+  return check_zp(q->in_zp) && check_zp(q->out_zp) && check_clamp(q->act_min, q->act_max);
+}
+
+/* Window geometry: positive sizes and every output window overlapping the input. */
+static int check_geom(const wrnn_geom *g) {
+  if (g->in_h <= 0 || g->in_w <= 0 || g->in_c <= 0 || g->out_h <= 0 || g->out_w <= 0 || g->out_c <= 0 ||
+      g->k_h <= 0 || g->k_w <= 0 || g->stride_h <= 0 || g->stride_w <= 0 || g->pad_top < 0 || g->pad_left < 0)
+    return 0;
+  if (g->pad_top >= g->k_h || g->pad_left >= g->k_w) return 0;
+  if ((int64_t)(g->out_h - 1) * g->stride_h - g->pad_top >= g->in_h) return 0;
+  if ((int64_t)(g->out_w - 1) * g->stride_w - g->pad_left >= g->in_w) return 0;
+  return 1;
+}
+
+/* ---------------------------------------------------------------- Helium helpers */
+#ifdef WRNN_MVE
+/* Vector form of wrnn_requant with per-lane mult/shift. VQRDMULH is exactly SRDHM; VRSHL by -r rounds half up,
+ * so negative values are first moved down by one (saturating) when r > 0: a tie then rounds away from zero and
+ * no other value changes (x - 1 + 2^(r-1) crosses a multiple of 2^r only at a tie). */
+static inline int32x4_t rq_scale_vec(int32x4_t acc, int32x4_t mult, int32x4_t shift) {
+  const int32x4_t zero = vdupq_n_s32(0);
+  const int32x4_t rsh = vminq_s32(shift, zero); /* -r */
+  int32x4_t x = vqshlq_s32(acc, vmaxq_s32(shift, zero));
+  x = vqrdmulhq_s32(x, mult);
+  x = vqaddq_s32(x, vandq_s32(vshrq_n_s32(x, 31), vshrq_n_s32(rsh, 31)));
+  return vrshlq_s32(x, rsh);
+}
+
+static inline int32x4_t rq_vec(int32x4_t acc, int32x4_t mult, int32x4_t shift, int32_t out_zp, int32_t act_min,
+                               int32_t act_max) {
+  int32x4_t x = vqaddq_n_s32(rq_scale_vec(acc, mult, shift), out_zp);
+  x = vmaxq_s32(x, vdupq_n_s32(act_min));
+  return vminq_s32(x, vdupq_n_s32(act_max));
+}
+
+static inline int32_t row_sum(const int8_t *w, int32_t k) {
+  int32_t s = 0;
+  for (int32_t i = 0; i < k; i += 16) s = vaddvaq_p_s8(s, vldrbq_z_s8(w + i, vctp8q(k - i)), vctp8q(k - i));
+  return s;
+}
+#else
+static inline int32_t row_sum(const int8_t *w, int32_t k) {
+  int32_t s = 0;
+  for (int32_t i = 0; i < k; ++i) s += w[i];
+  return s;
+}
+#endif
+
+/* folded bias: bias - in_zp * sum(w row), wrapping */
+static inline int32_t fold(const int32_t *bias, int32_t c, const int8_t *wrow, int32_t k, int32_t in_zp) {
+  return wadd(bias ? bias[c] : 0, wmul(-in_zp, row_sum(wrow, k)));
+}
+
+/* ---------------------------------------------------------------- GEMM core
+ * out[p * out_stride + o] = requant(fb[o] + sum_i a[p * a_stride + i] * w[o * k + i]) for p < m, o < n, where
+ * fb is `folded` when given, else computed from bias/in_zp per block of output channels. */
+static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *w, int32_t n, int32_t k,
+                    const int32_t *folded, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                    const wrnn_quant *q, int8_t *out, int32_t out_stride) {
+#ifdef WRNN_MVE
+  /* 1 pixel x 4 output channels per step: one activation load feeds four VMLADAVA (64 MACs per 16 bytes of K);
+   * the four sums are requantized as one vector and stored as 4 contiguous bytes. Channel tails reuse the last
+   * weight row and store through a predicate. */
+  const int32_t k16 = k & ~15;
+  const mve_pred16_t ktail = vctp8q(k - k16);
+  for (int32_t o = 0; o < n; o += 4) {
+    const int32_t live = n - o < 4 ? n - o : 4;
+    const int8_t *w0 = w + (int64_t)o * k;
+    const int8_t *w1 = w + (int64_t)(live > 1 ? o + 1 : o) * k;
+    const int8_t *w2 = w + (int64_t)(live > 2 ? o + 2 : o) * k;
+    const int8_t *w3 = w + (int64_t)(live > 3 ? o + 3 : o) * k;
+    const mve_pred16_t opred = vctp32q(live);
+    int32x4_t fb;
+    if (folded) {
+      fb = vldrwq_z_s32(folded + o, opred);
+    } else {
+      fb = vdupq_n_s32(fold(bias, o, w0, k, q->in_zp));
+      if (live > 1) fb = vsetq_lane_s32(fold(bias, o + 1, w1, k, q->in_zp), fb, 1);
+      if (live > 2) fb = vsetq_lane_s32(fold(bias, o + 2, w2, k, q->in_zp), fb, 2);
+      if (live > 3) fb = vsetq_lane_s32(fold(bias, o + 3, w3, k, q->in_zp), fb, 3);
+    }
+    const int32x4_t mv = vldrwq_z_s32(mult + o, opred);
+    const int32x4_t sv = vldrwq_z_s32(shift + o, opred);
+    const int8_t *ap = a;
+    int8_t *op = out + o;
+    for (int32_t p = 0; p < m; ++p, ap += a_stride, op += out_stride) {
+      int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      int32_t i = 0;
+      for (; i < k16; i += 16) {
+        const int8x16_t x = vldrbq_s8(ap + i);
+        s0 = vmladavaq_s8(s0, x, vldrbq_s8(w0 + i));
+        s1 = vmladavaq_s8(s1, x, vldrbq_s8(w1 + i));
+        s2 = vmladavaq_s8(s2, x, vldrbq_s8(w2 + i));
+        s3 = vmladavaq_s8(s3, x, vldrbq_s8(w3 + i));
+      }
+      if (i < k) {
+        const int8x16_t x = vldrbq_z_s8(ap + i, ktail);
+        s0 = vmladavaq_s8(s0, x, vldrbq_z_s8(w0 + i, ktail));
+        s1 = vmladavaq_s8(s1, x, vldrbq_z_s8(w1 + i, ktail));
+        s2 = vmladavaq_s8(s2, x, vldrbq_z_s8(w2 + i, ktail));
+        s3 = vmladavaq_s8(s3, x, vldrbq_z_s8(w3 + i, ktail));
+      }
+      int32x4_t acc = vdupq_n_s32(s0);
+      acc = vsetq_lane_s32(s1, acc, 1);
+      acc = vsetq_lane_s32(s2, acc, 2);
+      acc = vsetq_lane_s32(s3, acc, 3);
+      acc = vaddq_s32(acc, fb);
+      vstrbq_p_s32(op, rq_vec(acc, mv, sv, q->out_zp, q->act_min, q->act_max), opred);
+    }
+  }
+#else
+  for (int32_t o = 0; o < n; ++o) {
+    const int8_t *wr = w + (int64_t)o * k;
+    const int32_t fb = folded ? folded[o] : fold(bias, o, wr, k, q->in_zp);
+    for (int32_t p = 0; p < m; ++p) {
+      const int8_t *ar = a + (int64_t)p * a_stride;
+      int32_t acc = fb;
+      for (int32_t i = 0; i < k; ++i) acc = wadd(acc, ar[i] * wr[i]);
+      out[(int64_t)p * out_stride + o] =
+          (int8_t)wrnn_requant(acc, mult[o], shift[o], q->out_zp, q->act_min, q->act_max);
+    }
+  }
+#endif
+}
+
+/* ---------------------------------------------------------------- public kernels */
+
+int wrnn_requantize_s32(const int32_t *acc, int32_t n, int32_t channels, const int32_t *mult, const int32_t *shift,
+                        int32_t out_zp, int32_t act_min, int32_t act_max, int8_t *out) {
+  if (!acc || !mult || !shift || !out) return WRNN_ENULL;
+  if (n <= 0 || channels <= 0 || n % channels) return WRNN_EDIM;
+  if (!check_zp(out_zp) || !check_clamp(act_min, act_max) || !check_shifts(shift, channels)) return WRNN_EQUANT;
+  for (int32_t base = 0; base < n; base += channels) {
+#ifdef WRNN_MVE
+    for (int32_t c = 0; c < channels; c += 4) {
+      const mve_pred16_t p = vctp32q(channels - c);
+      const int32x4_t r = rq_vec(vldrwq_z_s32(acc + base + c, p), vldrwq_z_s32(mult + c, p),
+                                 vldrwq_z_s32(shift + c, p), out_zp, act_min, act_max);
+      vstrbq_p_s32(out + base + c, r, p);
+    }
+#else
+    for (int32_t c = 0; c < channels; ++c)
+      out[base + c] = (int8_t)wrnn_requant(acc[base + c], mult[c], shift[c], out_zp, act_min, act_max);
+#endif
+  }
+  return WRNN_OK;
+}
+
+static int check_gemm(const int8_t *in, const int8_t *w, const int32_t *mult, const int32_t *shift,
+                      const wrnn_quant *q, const int8_t *out, int32_t m, int32_t k, int32_t n) {
+  if (!in || !w || !mult || !shift || !q || !out) return WRNN_ENULL;
+  if (m <= 0 || k <= 0 || n <= 0) return WRNN_EDIM;
+  if (!check_quant(q) || !check_shifts(shift, n)) return WRNN_EQUANT;
+  return WRNN_OK;
+}
+
+int wrnn_conv1x1_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c,
+                    const int32_t *bias, const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out) {
+  const int rc = check_gemm(in, w, mult, shift, q, out, pixels, in_c, out_c);
+  if (rc) return rc;
+  gemm_s8(in, in_c, pixels, w, out_c, in_c, 0, bias, mult, shift, q, out, out_c);
+  return WRNN_OK;
+}
+
+int wrnn_fc_s8(const int8_t *in, int32_t m, int32_t k, const int8_t *w, int32_t n, const int32_t *bias,
+               const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out) {
+  const int rc = check_gemm(in, w, mult, shift, q, out, m, k, n);
+  if (rc) return rc;
+  gemm_s8(in, k, m, w, n, k, 0, bias, mult, shift, q, out, n);
+  return WRNN_OK;
+}
+
+int32_t wrnn_conv_s8_scratch_bytes(const wrnn_geom *g) {
+  if (!g || !check_geom(g)) return WRNN_EDIM;
+  const int32_t k = g->k_h * g->k_w * g->in_c;
+  return 4 * g->out_c + ((WRNN_CONV_COLS * k + 3) & ~3);
+}
+
+/* Copy the receptive field of output pixel (oy, ox) into col[k_h * k_w * in_c]; outside positions get in_zp. */
+static void im2col_pixel(const int8_t *in, const wrnn_geom *g, int32_t oy, int32_t ox, int8_t pad, int8_t *col) {
+  const int32_t c = g->in_c, row = g->k_w * c;
+  const int32_t y0 = oy * g->stride_h - g->pad_top, x0 = ox * g->stride_w - g->pad_left;
+  for (int32_t ky = 0; ky < g->k_h; ++ky, col += row) {
+    const int32_t y = y0 + ky;
+    if (y < 0 || y >= g->in_h) {
+      memset(col, pad, (size_t)row);
+      continue;
+    }
+    /* the in-bounds x range of this row is one contiguous run of NHWC bytes */
+    const int32_t kx_lo = x0 < 0 ? -x0 : 0;
+    const int32_t kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
+    if (kx_lo > 0) memset(col, pad, (size_t)(kx_lo * c));
+    memcpy(col + kx_lo * c, in + ((int64_t)y * g->in_w + x0 + kx_lo) * c, (size_t)((kx_hi - kx_lo) * c));
+    if (kx_hi < g->k_w) memset(col + kx_hi * c, pad, (size_t)((g->k_w - kx_hi) * c));
+  }
+}
+
+int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                 const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out) {
+  if (!in || !w || !mult || !shift || !g || !q || !scratch || !out) return WRNN_ENULL;
+  if (!check_geom(g)) return WRNN_EDIM;
+  if (!check_quant(q) || !check_shifts(shift, g->out_c)) return WRNN_EQUANT;
+  const int32_t k = g->k_h * g->k_w * g->in_c;
+  int32_t *folded = (int32_t *)scratch;
+  int8_t *cols = (int8_t *)(folded + g->out_c);
+  for (int32_t o = 0; o < g->out_c; ++o) folded[o] = fold(bias, o, w + (int64_t)o * k, k, q->in_zp);
+  const int32_t total = g->out_h * g->out_w;
+  for (int32_t p0 = 0; p0 < total; p0 += WRNN_CONV_COLS) {
+    const int32_t np = total - p0 < WRNN_CONV_COLS ? total - p0 : WRNN_CONV_COLS;
+    for (int32_t j = 0; j < np; ++j)
+      im2col_pixel(in, g, (p0 + j) / g->out_w, (p0 + j) % g->out_w, (int8_t)q->in_zp, cols + j * k);
+    gemm_s8(cols, k, np, w, g->out_c, k, folded, bias, mult, shift, q, out + (int64_t)p0 * g->out_c, g->out_c);
+  }
+  return WRNN_OK;
+}
+
+int32_t wrnn_dwconv_s8_scratch_bytes(const wrnn_geom *g) {
+  if (!g || !check_geom(g) || g->out_c != g->in_c) return WRNN_EDIM;
+  return 4 * g->in_c;
+}
+
+int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                   const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out) {
+  if (!in || !w || !mult || !shift || !g || !q || !scratch || !out) return WRNN_ENULL;
+  if (!check_geom(g) || g->out_c != g->in_c) return WRNN_EDIM;
+  if (!check_quant(q) || !check_shifts(shift, g->in_c)) return WRNN_EQUANT;
+  const int32_t c = g->in_c, taps = g->k_h * g->k_w, zp = q->in_zp;
+  int32_t *folded = (int32_t *)scratch;
+#ifdef WRNN_MVE
+  const uint32x4_t ev_off = vidupq_n_u32(0, 2), od_off = vidupq_n_u32(1, 2);
+  const int16x8_t zpv = vdupq_n_s16((int16_t)zp);
+#endif
+  /* fold over all taps: a tap outside the input then adds in_zp * w, i.e. (in_zp - in_zp) * w = 0 */
+  for (int32_t ch = 0; ch < c; ++ch) {
+    int32_t s = 0;
+    for (int32_t t = 0; t < taps; ++t) s += w[t * c + ch];
+    folded[ch] = wadd(bias ? bias[ch] : 0, wmul(-zp, s));
+  }
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
+    const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + g->k_h > g->in_h ? g->in_h - y0 : g->k_h;
+    for (int32_t ox = 0; ox < g->out_w; ++ox) {
+      const int32_t x0 = ox * g->stride_w - g->pad_left;
+      const int32_t kx_lo = x0 < 0 ? -x0 : 0, kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
+      const int32_t inner = ky_lo == 0 && kx_lo == 0 && ky_hi == g->k_h && kx_hi == g->k_w;
+      int8_t *op = out + ((int64_t)oy * g->out_w + ox) * c;
+#ifdef WRNN_MVE
+      /* 8 channels per step in int16 lanes (widening byte loads); VMULLB/VMULLT give the even/odd lanes' int32
+       * products, kept in two int32 accumulators (6 instructions per 8 MACs); even/odd are re-interleaved by
+       * the narrowing moves before one 8-byte store. */
+      for (int32_t ch = 0; ch < c; ch += 8) {
+        const int32_t rem = c - ch;
+        const mve_pred16_t p16 = vctp16q(rem);
+        const mve_pred16_t pe = vcmpltq_n_s32(vreinterpretq_s32_u32(ev_off), rem);
+        const mve_pred16_t po = vcmpltq_n_s32(vreinterpretq_s32_u32(od_off), rem);
+        int32x4_t acc_e = vldrwq_gather_shifted_offset_z_s32(folded + ch, ev_off, pe);
+        int32x4_t acc_o = vldrwq_gather_shifted_offset_z_s32(folded + ch, od_off, po);
+        for (int32_t ky = 0; ky < g->k_h; ++ky) {
+          const int8_t *wr = w + (ky * g->k_w) * c + ch;
+          const int8_t *xr = in + ((int64_t)(y0 + ky) * g->in_w + x0) * c + ch;
+          const int row_in = inner || (ky >= ky_lo && ky < ky_hi);
+          for (int32_t kx = 0; kx < g->k_w; ++kx, wr += c, xr += c) {
+            const int16x8_t wv = vldrbq_z_s16(wr, p16);
+            const int16x8_t xv = (row_in && (inner || (kx >= kx_lo && kx < kx_hi))) ? vldrbq_z_s16(xr, p16) : zpv;
+            acc_e = vaddq_s32(acc_e, vmullbq_int_s16(xv, wv));
+            acc_o = vaddq_s32(acc_o, vmulltq_int_s16(xv, wv));
+          }
+        }
+        const int32x4_t re = rq_vec(acc_e, vldrwq_gather_shifted_offset_z_s32(mult + ch, ev_off, pe),
+                                    vldrwq_gather_shifted_offset_z_s32(shift + ch, ev_off, pe), q->out_zp,
+                                    q->act_min, q->act_max);
+        const int32x4_t ro = rq_vec(acc_o, vldrwq_gather_shifted_offset_z_s32(mult + ch, od_off, po),
+                                    vldrwq_gather_shifted_offset_z_s32(shift + ch, od_off, po), q->out_zp,
+                                    q->act_min, q->act_max);
+        int16x8_t packed = vmovnbq_s32(vdupq_n_s16(0), re);
+        packed = vmovntq_s32(packed, ro);
+        vstrbq_p_s16(op + ch, packed, p16);
+      }
+#else
+      (void)inner;
+      for (int32_t ch = 0; ch < c; ++ch) {
+        int32_t acc = folded[ch];
+        for (int32_t ky = 0; ky < g->k_h; ++ky)
+          for (int32_t kx = 0; kx < g->k_w; ++kx) {
+            const int32_t wv = w[(ky * g->k_w + kx) * c + ch];
+            const int in_bounds = ky >= ky_lo && ky < ky_hi && kx >= kx_lo && kx < kx_hi;
+            const int32_t xv = in_bounds ? in[((int64_t)(y0 + ky) * g->in_w + x0 + kx) * c + ch] : zp;
+            acc = wadd(acc, xv * wv);
+          }
+        op[ch] = (int8_t)wrnn_requant(acc, mult[ch], shift[ch], q->out_zp, q->act_min, q->act_max);
+      }
+#endif
+    }
+  }
+  return WRNN_OK;
+}
+
+int wrnn_avgpool_s8(const int8_t *in, const wrnn_geom *g, int32_t act_min, int32_t act_max, int8_t *out) {
+  if (!in || !g || !out) return WRNN_ENULL;
+  if (!check_geom(g) || g->out_c != g->in_c || (int64_t)g->k_h * g->k_w > (1 << 23)) return WRNN_EDIM;
+  if (!check_clamp(act_min, act_max)) return WRNN_EQUANT;
+  const int32_t c = g->in_c;
+  /* No integer divide in Helium: both paths run this loop (sum per channel in int32, one division each). */
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
+    const int32_t ylo = y0 < 0 ? 0 : y0, yhi = y0 + g->k_h > g->in_h ? g->in_h : y0 + g->k_h;
+    for (int32_t ox = 0; ox < g->out_w; ++ox) {
+      const int32_t x0 = ox * g->stride_w - g->pad_left;
+      const int32_t xlo = x0 < 0 ? 0 : x0, xhi = x0 + g->k_w > g->in_w ? g->in_w : x0 + g->k_w;
+      const int32_t count = (yhi - ylo) * (xhi - xlo);
+      int8_t *op = out + ((int64_t)oy * g->out_w + ox) * c;
+      for (int32_t ch = 0; ch < c; ++ch) {
+        int32_t sum = 0;
+        for (int32_t y = ylo; y < yhi; ++y)
+          for (int32_t x = xlo; x < xhi; ++x) sum += in[((int64_t)y * g->in_w + x) * c + ch];
+        int32_t avg = (sum >= 0 ? sum + count / 2 : sum - count / 2) / count;
+        op[ch] = (int8_t)(avg < act_min ? act_min : (avg > act_max ? act_max : avg));
+      }
+    }
+  }
+  return WRNN_OK;
+}
+
+int wrnn_lut_s8(const int8_t *in, int32_t n, const int8_t *table, int8_t *out) {
+  if (!in || !table || !out) return WRNN_ENULL;
+  if (n <= 0) return WRNN_EDIM;
+#ifdef WRNN_MVE
+  /* in + 128 as a byte offset is in ^ 0x80; a gather load does 16 lookups */
+  for (int32_t i = 0; i < n; i += 16) {
+    const mve_pred16_t p = vctp8q(n - i);
+    const uint8x16_t idx = veorq_u8(vreinterpretq_u8_s8(vldrbq_z_s8(in + i, p)), vdupq_n_u8(0x80));
+    vstrbq_p_s8(out + i, vldrbq_gather_offset_z_s8(table, idx, p), p);
+  }
+#else
+  for (int32_t i = 0; i < n; ++i) out[i] = table[in[i] + 128];
+#endif
+  return WRNN_OK;
+}
+
+int wrnn_mul_s8(const int8_t *x, int32_t pixels, int32_t c, const int8_t *s, int32_t x_zp, int32_t s_zp,
+                int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max, int8_t *out) {
+  if (!x || !s || !out) return WRNN_ENULL;
+  if (pixels <= 0 || c <= 0) return WRNN_EDIM;
+  if (!check_zp(x_zp) || !check_zp(s_zp) || !check_zp(out_zp) || !check_clamp(act_min, act_max) ||
+      !check_shifts(&shift, 1))
+    return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  const int32x4_t mv = vdupq_n_s32(mult), sv = vdupq_n_s32(shift);
+  for (int32_t p = 0; p < pixels; ++p) {
+    const int8_t *xp = x + (int64_t)p * c;
+    int8_t *op = out + (int64_t)p * c;
+    for (int32_t ch = 0; ch < c; ch += 4) {
+      const mve_pred16_t pr = vctp32q(c - ch);
+      const int32x4_t xv = vsubq_n_s32(vldrbq_z_s32(xp + ch, pr), x_zp);
+      const int32x4_t sc = vsubq_n_s32(vldrbq_z_s32(s + ch, pr), s_zp);
+      vstrbq_p_s32(op + ch, rq_vec(vmulq_s32(xv, sc), mv, sv, out_zp, act_min, act_max), pr);
+    }
+  }
+#else
+  for (int32_t p = 0; p < pixels; ++p)
+    for (int32_t ch = 0; ch < c; ++ch) {
+      const int32_t prod = (x[(int64_t)p * c + ch] - x_zp) * (s[ch] - s_zp);
+      out[(int64_t)p * c + ch] = (int8_t)wrnn_requant(prod, mult, shift, out_zp, act_min, act_max);
+    }
+#endif
+  return WRNN_OK;
+}
+
+int wrnn_add_s8(const int8_t *a, const int8_t *b, int32_t n, const wrnn_add_params *q, int8_t *out) {
+  if (!a || !b || !q || !out) return WRNN_ENULL;
+  if (n <= 0) return WRNN_EDIM;
+  const int32_t shifts[3] = {q->a_shift, q->b_shift, q->out_shift};
+  if (!check_zp(q->a_zp) || !check_zp(q->b_zp) || !check_zp(q->out_zp) || !check_clamp(q->act_min, q->act_max) ||
+      !check_shifts(shifts, 3) || q->left_shift < 0 || q->left_shift > 23)
+    return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  const int32x4_t am = vdupq_n_s32(q->a_mult), as = vdupq_n_s32(q->a_shift);
+  const int32x4_t bm = vdupq_n_s32(q->b_mult), bs = vdupq_n_s32(q->b_shift);
+  const int32x4_t om = vdupq_n_s32(q->out_mult), os = vdupq_n_s32(q->out_shift);
+  const int32x4_t ls = vdupq_n_s32(q->left_shift);
+  for (int32_t i = 0; i < n; i += 4) {
+    const mve_pred16_t p = vctp32q(n - i);
+    const int32x4_t av = vshlq_s32(vsubq_n_s32(vldrbq_z_s32(a + i, p), q->a_zp), ls);
+    const int32x4_t bv = vshlq_s32(vsubq_n_s32(vldrbq_z_s32(b + i, p), q->b_zp), ls);
+    const int32x4_t sum = vaddq_s32(rq_scale_vec(av, am, as), rq_scale_vec(bv, bm, bs));
+    vstrbq_p_s32(out + i, rq_vec(sum, om, os, q->out_zp, q->act_min, q->act_max), p);
+  }
+#else
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t av = wrnn_scale((a[i] - q->a_zp) * (1 << q->left_shift), q->a_mult, q->a_shift);
+    const int32_t bv = wrnn_scale((b[i] - q->b_zp) * (1 << q->left_shift), q->b_mult, q->b_shift);
+    out[i] = (int8_t)wrnn_requant(wadd(av, bv), q->out_mult, q->out_shift, q->out_zp, q->act_min, q->act_max);
+  }
+#endif
+  return WRNN_OK;
+}
