@@ -102,3 +102,62 @@ def run_qemu(calls: list[Call], work: Path, build_dir: Path, *, timeout_s: float
     if len(insns) != len(calls):
         raise DataError(f"instruction-count plugin reported {len(insns)} windows for {len(calls)} calls")
     return {"results": _unpack(results.read_bytes(), calls, results), "insns": insns}
+
+
+def benchmark_calls(lib: int8_host.HostLib, seed: int = 0) -> list[tuple[str, str, int, Call]]:
+    """The reference shapes of docs/int8_kernels.md: (name, description, MACs, call) with random data."""
+    rng = np.random.default_rng(seed)
+
+    def r8(*shape):
+        return rng.integers(-128, 128, shape).astype(np.int8)
+
+    def rq(n):
+        return rng.integers(2**30, 2**31 - 1, n), rng.integers(-12, 0, n)
+
+    q = (3, -5, -128, 127)
+    out = []
+    m, s = rq(128)
+    out.append(("conv1x1", "1x1 conv, 16x40 pixels, 64->128", 16 * 40 * 64 * 128,
+                int8_host.conv1x1_call(r8(16, 40, 64), r8(128, 64), rng.integers(-999, 999, 128), m, s, *q)))
+    m, s = rq(16)
+    oh, ow = int8_host.conv_out_dim(48, 3, 2, 1, 1), int8_host.conv_out_dim(320, 3, 2, 1, 1)
+    out.append(("conv3x3", f"3x3 conv, 48x320x3 -> {oh}x{ow}x16, stride 2, pad 1", oh * ow * 16 * 27,
+                int8_host.conv_call(r8(48, 320, 3), r8(16, 3, 3, 3), None, m, s, *q, (2, 2), (1, 1), (oh, ow), lib)))
+    for k in (3, 5):
+        m, s = rq(128)
+        out.append((f"dwconv{k}x{k}", f"depthwise {k}x{k}, 12x80x128, stride 1, pad {k // 2}", 12 * 80 * 128 * k * k,
+                    int8_host.dwconv_call(r8(12, 80, 128), r8(k, k, 128), None, m, s, *q, (1, 1), (k // 2, k // 2),
+                                          (12, 80), lib)))
+    m, s = rq(96)
+    out.append(("fc", "FC, 40x120 -> 40x96", 40 * 120 * 96, int8_host.fc_call(r8(40, 120), r8(96, 120), None, m, s, *q)))
+    return out
+
+
+def measure(lib: int8_host.HostLib, build_dir: Path, work: Path) -> list[dict]:
+    """Run the benchmark shapes on QEMU: per kernel MACs, executed instructions, MACs/instruction, host match."""
+    bench = benchmark_calls(lib)
+    res = run_qemu([b[3] for b in bench], work, build_dir, timeout_s=300)
+    rows = []
+    for (name, desc, macs, call), (rc, got), insns in zip(bench, res["results"], res["insns"]):
+        host_rc, host = lib.run(call)
+        rows.append({"name": name, "desc": desc, "macs": macs, "insns": insns, "macs_per_insn": macs / insns,
+                     "match": rc == 0 == host_rc and bool(np.array_equal(got, host))})
+    return rows
+
+
+def main() -> None:
+    """python -m wordrec.device.int8_qemu [BUILD_DIR]: print the MACs/instruction table (markdown)."""
+    import sys
+    import tempfile
+
+    build = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="wrnn_"))
+    rows = measure(int8_host.HostLib(build), build, build / "work")
+    print("| kernel | shape | MACs | instructions | MACs/instruction | device == host |")
+    print("|---|---|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['desc']} | {r['macs']:,} | {r['insns']:,} | {r['macs_per_insn']:.2f} | "
+              f"{'yes' if r['match'] else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()
