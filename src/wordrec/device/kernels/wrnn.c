@@ -270,8 +270,63 @@ int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const i
 
 int32_t wrnn_dwconv_s8_scratch_bytes(const wrnn_geom *g) {
   if (!g || !check_geom(g) || g->out_c != g->in_c) return WRNN_EDIM;
-  return 4 * g->in_c;
+  return 4 * g->in_c + ((g->in_c * g->k_h * g->k_w + 3) & ~3);
 }
+
+#ifdef WRNN_MVE
+/* Same as rq_vec with one (mult, shift) for all lanes: the scalar-operand forms of the same instructions. */
+static inline int32x4_t rq_uniform(int32x4_t acc, int32_t mult, int32_t lsh, int32_t rsh, int32_t out_zp,
+                                   int32x4_t lo, int32x4_t hi) {
+  int32x4_t x = vqrdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult);
+  if (rsh) x = vrshlq_n_s32(vqaddq_s32(x, vshrq_n_s32(x, 31)), -rsh);
+  return vminq_s32(vmaxq_s32(vqaddq_n_s32(x, out_zp), lo), hi);
+}
+
+/* Depthwise on Helium, one channel at a time and 8 output pixels of one row per step (two int32x4 accumulators):
+ * each tap is one scalar weight (VMLA by a scalar register) times 4 pixels fetched by a byte gather load at offsets
+ * {0, s*C, 2s*C, 3s*C} from NHWC, so a tap costs ~6 instructions for 8 MACs and the 8 outputs are requantized with
+ * the channel's (mult, shift) as scalar operands and scattered back to NHWC. Rows outside the input are skipped
+ * here: the caller adds their in_zp * w to `init` (so the folded bias stays exact); groups whose columns touch the padding take the predicated variant, where
+ * padded lanes read in_zp. */
+static inline void dw_group(const int8_t *in, const int8_t *wt, const wrnn_geom *g, int32_t ch, int32_t y0,
+                            int32_t ky_lo, int32_t ky_hi, int32_t ox0, int32_t edge, int32_t init, int32_t zp,
+                            uint32x4_t goff0, uint32x4_t goff1, int32x4_t *out0, int32x4_t *out1) {
+  const int32_t c = g->in_c, s = g->stride_w, kw = g->k_w;
+  int32x4_t acc0 = vdupq_n_s32(init), acc1 = acc0;
+  const int32_t xbase = ox0 * s - g->pad_left;
+  wt += ky_lo * kw;
+  if (!edge) {
+    const int8_t *xp = in + ((int64_t)(y0 + ky_lo) * g->in_w + xbase) * c + ch;
+    const int32_t row_step = (g->in_w - kw) * c;
+    for (int32_t ky = ky_lo; ky < ky_hi; ++ky, xp += row_step) {
+      for (int32_t kx = 0; kx < kw; ++kx, xp += c) {
+        const int32_t wv = *wt++;
+        acc0 = vmlaq_n_s32(acc0, vldrbq_gather_offset_s32(xp, goff0), wv);
+        acc1 = vmlaq_n_s32(acc1, vldrbq_gather_offset_s32(xp, goff1), wv);
+      }
+    }
+  } else {
+    const int32x4_t zpv = vdupq_n_s32(zp);
+    const int32x4_t ix0 = vaddq_n_s32(vmulq_n_s32(vreinterpretq_s32_u32(vidupq_n_u32(0, 1)), s), xbase);
+    const int32x4_t ix1 = vaddq_n_s32(ix0, 4 * s);
+    for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
+      /* the row base as an integer: it may lie before `in` when the first lanes are padding (never read) */
+      const uintptr_t row = (uintptr_t)in + (uintptr_t)(((int64_t)(y0 + ky) * g->in_w + xbase) * c + ch);
+      for (int32_t kx = 0; kx < kw; ++kx) {
+        const int32_t wv = *wt++;
+        const int8_t *xp = (const int8_t *)(row + (uintptr_t)(kx * c));
+        const int32x4_t i0 = vaddq_n_s32(ix0, kx), i1 = vaddq_n_s32(ix1, kx);
+        const mve_pred16_t p0 = vcmpltq_m_n_s32(i0, g->in_w, vcmpgeq_n_s32(i0, 0));
+        const mve_pred16_t p1 = vcmpltq_m_n_s32(i1, g->in_w, vcmpgeq_n_s32(i1, 0));
+        acc0 = vmlaq_n_s32(acc0, vpselq_s32(vldrbq_gather_offset_z_s32(xp, goff0, p0), zpv, p0), wv);
+        acc1 = vmlaq_n_s32(acc1, vpselq_s32(vldrbq_gather_offset_z_s32(xp, goff1, p1), zpv, p1), wv);
+      }
+    }
+  }
+  *out0 = acc0;
+  *out1 = acc1;
+}
+#endif
 
 int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                    const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out) {
@@ -280,72 +335,79 @@ int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const
   if (!check_quant(q) || !check_shifts(shift, g->in_c)) return WRNN_EQUANT;
   const int32_t c = g->in_c, taps = g->k_h * g->k_w, zp = q->in_zp;
   int32_t *folded = (int32_t *)scratch;
-#ifdef WRNN_MVE
-  const uint32x4_t ev_off = vidupq_n_u32(0, 2), od_off = vidupq_n_u32(1, 2);
-  const int16x8_t zpv = vdupq_n_s16((int16_t)zp);
-#endif
+  int8_t *wt = (int8_t *)(folded + c); /* weights transposed to [c][taps]: one channel's taps contiguous */
   /* fold over all taps: a tap outside the input then adds in_zp * w, i.e. (in_zp - in_zp) * w = 0 */
   for (int32_t ch = 0; ch < c; ++ch) {
     int32_t s = 0;
-    for (int32_t t = 0; t < taps; ++t) s += w[t * c + ch];
+    for (int32_t t = 0; t < taps; ++t) {
+      wt[ch * taps + t] = w[t * c + ch];
+      s += w[t * c + ch];
+    }
     folded[ch] = wadd(bias ? bias[ch] : 0, wmul(-zp, s));
   }
+#ifdef WRNN_MVE
+  const uint32x4_t lane = vidupq_n_u32(0, 1);
+  const uint32x4_t goff0 = vmulq_n_u32(lane, (uint32_t)(g->stride_w * c));
+  const uint32x4_t goff1 = vaddq_n_u32(goff0, (uint32_t)(4 * g->stride_w * c));
+  const uint32x4_t soff0 = vmulq_n_u32(lane, (uint32_t)c);
+  const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
+  /* columns [ox_lo, ox_hi) have every tap inside the input; the rest (a few at each end) are edge groups */
+  int32_t ox_lo = (g->pad_left + g->stride_w - 1) / g->stride_w;
+  int32_t ox_hi = (g->in_w - g->k_w + g->pad_left) / g->stride_w + 1;
+  if (ox_hi > g->out_w) ox_hi = g->out_w;
+  if (ox_lo > ox_hi) ox_lo = ox_hi;
+  const int32_t n_inner = (ox_hi - ox_lo) & ~7; /* whole interior groups of 8 */
   for (int32_t oy = 0; oy < g->out_h; ++oy) {
     const int32_t y0 = oy * g->stride_h - g->pad_top;
     const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + g->k_h > g->in_h ? g->in_h - y0 : g->k_h;
+    int8_t *orow = out + (int64_t)oy * g->out_w * c;
+    for (int32_t ch = 0; ch < c; ++ch) {
+      const int32_t m = mult[ch], lsh = shift[ch] > 0 ? shift[ch] : 0, rsh = shift[ch] < 0 ? -shift[ch] : 0;
+      /* taps in rows outside the input read in_zp: the same in_zp * w for every pixel of this output row */
+      int32_t init = folded[ch];
+      for (int32_t t = 0; t < taps; ++t)
+        if (t < ky_lo * g->k_w || t >= ky_hi * g->k_w) init = wadd(init, wmul(zp, wt[ch * taps + t]));
+      for (int32_t ox0 = 0; ox0 < g->out_w;) {
+        int32_t count, edge;
+        if (ox0 < ox_lo) { count = ox_lo - ox0 < 8 ? ox_lo - ox0 : 8; edge = 1; }
+        else if (ox0 < ox_lo + n_inner) { count = 8; edge = 0; }
+        else { count = g->out_w - ox0 < 8 ? g->out_w - ox0 : 8; edge = 1; }
+        int32x4_t a0, a1;
+        dw_group(in, wt + ch * taps, g, ch, y0, ky_lo, ky_hi, ox0, edge, init, zp, goff0, goff1, &a0, &a1);
+        int8_t *op = orow + (int64_t)ox0 * c + ch;
+        const int32x4_t r0 = rq_uniform(a0, m, lsh, rsh, q->out_zp, lo, hi);
+        const int32x4_t r1 = rq_uniform(a1, m, lsh, rsh, q->out_zp, lo, hi);
+        if (count == 8) {
+          vstrbq_scatter_offset_s32(op, soff0, r0);
+          vstrbq_scatter_offset_s32(op + 4 * c, soff0, r1);
+        } else {
+          vstrbq_scatter_offset_p_s32(op, soff0, r0, vctp32q(count));
+          if (count > 4) vstrbq_scatter_offset_p_s32(op + 4 * c, soff0, r1, vctp32q(count - 4));
+        }
+        ox0 += count;
+      }
+    }
+  }
+#else
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
     for (int32_t ox = 0; ox < g->out_w; ++ox) {
       const int32_t x0 = ox * g->stride_w - g->pad_left;
-      const int32_t kx_lo = x0 < 0 ? -x0 : 0, kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
-      const int32_t inner = ky_lo == 0 && kx_lo == 0 && ky_hi == g->k_h && kx_hi == g->k_w;
       int8_t *op = out + ((int64_t)oy * g->out_w + ox) * c;
-#ifdef WRNN_MVE
-      /* 8 channels per step in int16 lanes (widening byte loads); VMULLB/VMULLT give the even/odd lanes' int32
-       * products, kept in two int32 accumulators (6 instructions per 8 MACs); even/odd are re-interleaved by
-       * the narrowing moves before one 8-byte store. */
-      for (int32_t ch = 0; ch < c; ch += 8) {
-        const int32_t rem = c - ch;
-        const mve_pred16_t p16 = vctp16q(rem);
-        const mve_pred16_t pe = vcmpltq_n_s32(vreinterpretq_s32_u32(ev_off), rem);
-        const mve_pred16_t po = vcmpltq_n_s32(vreinterpretq_s32_u32(od_off), rem);
-        int32x4_t acc_e = vldrwq_gather_shifted_offset_z_s32(folded + ch, ev_off, pe);
-        int32x4_t acc_o = vldrwq_gather_shifted_offset_z_s32(folded + ch, od_off, po);
-        for (int32_t ky = 0; ky < g->k_h; ++ky) {
-          const int8_t *wr = w + (ky * g->k_w) * c + ch;
-          const int8_t *xr = in + ((int64_t)(y0 + ky) * g->in_w + x0) * c + ch;
-          const int row_in = inner || (ky >= ky_lo && ky < ky_hi);
-          for (int32_t kx = 0; kx < g->k_w; ++kx, wr += c, xr += c) {
-            const int16x8_t wv = vldrbq_z_s16(wr, p16);
-            const int16x8_t xv = (row_in && (inner || (kx >= kx_lo && kx < kx_hi))) ? vldrbq_z_s16(xr, p16) : zpv;
-            acc_e = vaddq_s32(acc_e, vmullbq_int_s16(xv, wv));
-            acc_o = vaddq_s32(acc_o, vmulltq_int_s16(xv, wv));
-          }
-        }
-        const int32x4_t re = rq_vec(acc_e, vldrwq_gather_shifted_offset_z_s32(mult + ch, ev_off, pe),
-                                    vldrwq_gather_shifted_offset_z_s32(shift + ch, ev_off, pe), q->out_zp,
-                                    q->act_min, q->act_max);
-        const int32x4_t ro = rq_vec(acc_o, vldrwq_gather_shifted_offset_z_s32(mult + ch, od_off, po),
-                                    vldrwq_gather_shifted_offset_z_s32(shift + ch, od_off, po), q->out_zp,
-                                    q->act_min, q->act_max);
-        int16x8_t packed = vmovnbq_s32(vdupq_n_s16(0), re);
-        packed = vmovntq_s32(packed, ro);
-        vstrbq_p_s16(op + ch, packed, p16);
-      }
-#else
-      (void)inner;
       for (int32_t ch = 0; ch < c; ++ch) {
         int32_t acc = folded[ch];
         for (int32_t ky = 0; ky < g->k_h; ++ky)
           for (int32_t kx = 0; kx < g->k_w; ++kx) {
-            const int32_t wv = w[(ky * g->k_w + kx) * c + ch];
-            const int in_bounds = ky >= ky_lo && ky < ky_hi && kx >= kx_lo && kx < kx_hi;
-            const int32_t xv = in_bounds ? in[((int64_t)(y0 + ky) * g->in_w + x0 + kx) * c + ch] : zp;
-            acc = wadd(acc, xv * wv);
+            const int32_t y = y0 + ky, x = x0 + kx;
+            const int in_bounds = y >= 0 && y < g->in_h && x >= 0 && x < g->in_w;
+            const int32_t xv = in_bounds ? in[((int64_t)y * g->in_w + x) * c + ch] : zp;
+            acc = wadd(acc, xv * wt[ch * taps + ky * g->k_w + kx]);
           }
         op[ch] = (int8_t)wrnn_requant(acc, mult[ch], shift[ch], q->out_zp, q->act_min, q->act_max);
       }
-#endif
     }
   }
+#endif
   return WRNN_OK;
 }
 
