@@ -87,6 +87,14 @@ static inline int32x4_t rq_vec(int32x4_t acc, int32x4_t mult, int32x4_t shift, i
   return vminq_s32(x, vdupq_n_s32(act_max));
 }
 
+/* Same as rq_vec with one (mult, shift) for all lanes: the scalar-operand forms of the same instructions. */
+static inline int32x4_t rq_uniform(int32x4_t acc, int32_t mult, int32_t lsh, int32_t rsh, int32_t out_zp,
+                                   int32x4_t lo, int32x4_t hi) {
+  int32x4_t x = vqrdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult);
+  if (rsh) x = vrshlq_n_s32(vqaddq_s32(x, vshrq_n_s32(x, 31)), -rsh);
+  return vminq_s32(vmaxq_s32(vqaddq_n_s32(x, out_zp), lo), hi);
+}
+
 static inline int32_t row_sum(const int8_t *w, int32_t k) {
   int32_t s = 0;
   for (int32_t i = 0; i < k; i += 16) s = vaddvaq_p_s8(s, vldrbq_z_s8(w + i, vctp8q(k - i)), vctp8q(k - i));
@@ -268,70 +276,60 @@ int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const i
   return WRNN_OK;
 }
 
+/* Helium depthwise works on WRNN_DW_PIX output pixels of a row per step; the padded row buffer is wide enough
+ * for the last, partial step. */
+#define WRNN_DW_PIX 16
+static int32_t dw_row_cols(const wrnn_geom *g) {
+  return ((g->out_w + WRNN_DW_PIX - 1) / WRNN_DW_PIX * WRNN_DW_PIX - 1) * g->stride_w + g->k_w;
+}
+
 int32_t wrnn_dwconv_s8_scratch_bytes(const wrnn_geom *g) {
   if (!g || !check_geom(g) || g->out_c != g->in_c) return WRNN_EDIM;
-  return 4 * g->in_c + ((g->in_c * g->k_h * g->k_w + 3) & ~3);
+  const int64_t bytes = 4 * (int64_t)g->in_c + (((int64_t)g->in_c * g->k_h * g->k_w + 3) & ~3) +
+                        (((int64_t)g->k_h * dw_row_cols(g) * g->in_c + 3) & ~3);
+  return bytes > INT32_MAX ? WRNN_EDIM : (int32_t)bytes;
 }
 
 #ifdef WRNN_MVE
-/* Same as rq_vec with one (mult, shift) for all lanes: the scalar-operand forms of the same instructions. */
-static inline int32x4_t rq_uniform(int32x4_t acc, int32_t mult, int32_t lsh, int32_t rsh, int32_t out_zp,
-                                   int32x4_t lo, int32x4_t hi) {
-  int32x4_t x = vqrdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult);
-  if (rsh) x = vrshlq_n_s32(vqaddq_s32(x, vshrq_n_s32(x, 31)), -rsh);
-  return vminq_s32(vmaxq_s32(vqaddq_n_s32(x, out_zp), lo), hi);
+static void fill_s8(int8_t *dst, int8_t v, int32_t n) {
+  const int8x16_t vv = vdupq_n_s8(v);
+  for (int32_t i = 0; i < n; i += 16) vstrbq_p_s8(dst + i, vv, vctp8q(n - i));
 }
 
-/* Depthwise on Helium, one channel at a time and 8 output pixels of one row per step (two int32x4 accumulators):
- * each tap is one scalar weight (VMLA by a scalar register) times 4 pixels fetched by a byte gather load at offsets
- * {0, s*C, 2s*C, 3s*C} from NHWC, so a tap costs ~6 instructions for 8 MACs and the 8 outputs are requantized with
- * the channel's (mult, shift) as scalar operands and scattered back to NHWC. Rows outside the input are skipped
- * here: the caller adds their in_zp * w to `init` (so the folded bias stays exact); groups whose columns touch the padding take the predicated variant, where
- * padded lanes read in_zp. */
-static inline void dw_group(const int8_t *in, const int8_t *wt, const wrnn_geom *g, int32_t ch, int32_t y0,
-                            int32_t ky_lo, int32_t ky_hi, int32_t ox0, int32_t edge, int32_t init, int32_t zp,
-                            uint32x4_t goff0, uint32x4_t goff1, int32x4_t *out0, int32x4_t *out1) {
-  const int32_t c = g->in_c, s = g->stride_w, kw = g->k_w;
-  int32x4_t acc0 = vdupq_n_s32(init), acc1 = acc0;
-  const int32_t xbase = ox0 * s - g->pad_left;
-  wt += ky_lo * kw;
-  if (!edge) {
-    const int8_t *xp = in + ((int64_t)(y0 + ky_lo) * g->in_w + xbase) * c + ch;
-    const int32_t row_step = (g->in_w - kw) * c;
-    for (int32_t ky = ky_lo; ky < ky_hi; ++ky, xp += row_step) {
-      for (int32_t kx = 0; kx < kw; ++kx, xp += c) {
-        const int32_t wv = *wt++;
-        acc0 = vmlaq_n_s32(acc0, vldrbq_gather_offset_s32(xp, goff0), wv);
-        acc1 = vmlaq_n_s32(acc1, vldrbq_gather_offset_s32(xp, goff1), wv);
-      }
-    }
-  } else {
-    const int32x4_t zpv = vdupq_n_s32(zp);
-    const int32x4_t ix0 = vaddq_n_s32(vmulq_n_s32(vreinterpretq_s32_u32(vidupq_n_u32(0, 1)), s), xbase);
-    const int32x4_t ix1 = vaddq_n_s32(ix0, 4 * s);
-    for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
-      /* the row base as an integer: it may lie before `in` when the first lanes are padding (never read) */
-      const uintptr_t row = (uintptr_t)in + (uintptr_t)(((int64_t)(y0 + ky) * g->in_w + xbase) * c + ch);
-      for (int32_t kx = 0; kx < kw; ++kx) {
-        const int32_t wv = *wt++;
-        const int8_t *xp = (const int8_t *)(row + (uintptr_t)(kx * c));
-        const int32x4_t i0 = vaddq_n_s32(ix0, kx), i1 = vaddq_n_s32(ix1, kx);
-        const mve_pred16_t p0 = vcmpltq_m_n_s32(i0, g->in_w, vcmpgeq_n_s32(i0, 0));
-        const mve_pred16_t p1 = vcmpltq_m_n_s32(i1, g->in_w, vcmpgeq_n_s32(i1, 0));
-        acc0 = vmlaq_n_s32(acc0, vpselq_s32(vldrbq_gather_offset_z_s32(xp, goff0, p0), zpv, p0), wv);
-        acc1 = vmlaq_n_s32(acc1, vpselq_s32(vldrbq_gather_offset_z_s32(xp, goff1, p1), zpv, p1), wv);
-      }
-    }
+static void copy_s8(int8_t *dst, const int8_t *src, int32_t n) {
+  for (int32_t i = 0; i < n; i += 16) {
+    const mve_pred16_t p = vctp8q(n - i);
+    vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, p), p);
   }
-  *out0 = acc0;
-  *out1 = acc1;
+}
+
+/* Copy the k_h input rows of output row oy into rows[k_h][cols][c], columns and rows outside the input set to
+ * in_zp: the inner loop then needs no bounds checks, and in_zp taps cancel against the folded bias. */
+static void dw_pad_rows(const int8_t *in, const wrnn_geom *g, int32_t y0, int32_t cols, int8_t zp, int8_t *rows) {
+  const int32_t c = g->in_c, row = cols * c;
+  for (int32_t ky = 0; ky < g->k_h; ++ky, rows += row) {
+    const int32_t y = y0 + ky;
+    if (y < 0 || y >= g->in_h) {
+      fill_s8(rows, zp, row);
+      continue;
+    }
+    const int32_t right = cols - g->pad_left - g->in_w; /* may be negative: then the row is cut */
+    const int32_t take = right < 0 ? g->in_w + right : g->in_w;
+    fill_s8(rows, zp, g->pad_left * c);
+    copy_s8(rows + g->pad_left * c, in + (int64_t)y * g->in_w * c, take * c);
+    if (right > 0) fill_s8(rows + (g->pad_left + take) * c, zp, right * c);
+  }
 }
 #endif
 
+/* Helium: one channel at a time, 16 output pixels of a row per step in four int32x4 accumulators. Each tap is one
+ * scalar weight (VMLA by a scalar register) times 4 pixels fetched by a byte gather at offsets {0,s,2s,3s} * C
+ * from the zero-point-padded NHWC rows, ~2.7 instructions per 4 MACs including the weight load and pointer step;
+ * the 16 outputs are requantized with the channel's (mult, shift) as scalar operands and scattered to NHWC. */
 int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                    const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out) {
   if (!in || !w || !mult || !shift || !g || !q || !scratch || !out) return WRNN_ENULL;
-  if (!check_geom(g) || g->out_c != g->in_c) return WRNN_EDIM;
+  if (!check_geom(g) || g->out_c != g->in_c || wrnn_dwconv_s8_scratch_bytes(g) < 0) return WRNN_EDIM;
   if (!check_quant(q) || !check_shifts(shift, g->in_c)) return WRNN_EQUANT;
   const int32_t c = g->in_c, taps = g->k_h * g->k_w, zp = q->in_zp;
   int32_t *folded = (int32_t *)scratch;
@@ -346,45 +344,45 @@ int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const
     folded[ch] = wadd(bias ? bias[ch] : 0, wmul(-zp, s));
   }
 #ifdef WRNN_MVE
+  const int32_t cols = dw_row_cols(g), kw = g->k_w, row_step = (cols - kw) * c;
+  int8_t *rows = wt + ((c * taps + 3) & ~3);
   const uint32x4_t lane = vidupq_n_u32(0, 1);
   const uint32x4_t goff0 = vmulq_n_u32(lane, (uint32_t)(g->stride_w * c));
   const uint32x4_t goff1 = vaddq_n_u32(goff0, (uint32_t)(4 * g->stride_w * c));
-  const uint32x4_t soff0 = vmulq_n_u32(lane, (uint32_t)c);
+  const int32_t step8 = 8 * g->stride_w * c; /* pixels 8..15 of a step: same offsets from a base 8 pixels on */
+  const uint32x4_t soff = vmulq_n_u32(lane, (uint32_t)c);
   const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
-  /* columns [ox_lo, ox_hi) have every tap inside the input; the rest (a few at each end) are edge groups */
-  int32_t ox_lo = (g->pad_left + g->stride_w - 1) / g->stride_w;
-  int32_t ox_hi = (g->in_w - g->k_w + g->pad_left) / g->stride_w + 1;
-  if (ox_hi > g->out_w) ox_hi = g->out_w;
-  if (ox_lo > ox_hi) ox_lo = ox_hi;
-  const int32_t n_inner = (ox_hi - ox_lo) & ~7; /* whole interior groups of 8 */
   for (int32_t oy = 0; oy < g->out_h; ++oy) {
-    const int32_t y0 = oy * g->stride_h - g->pad_top;
-    const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + g->k_h > g->in_h ? g->in_h - y0 : g->k_h;
+    dw_pad_rows(in, g, oy * g->stride_h - g->pad_top, cols, (int8_t)zp, rows);
     int8_t *orow = out + (int64_t)oy * g->out_w * c;
     for (int32_t ch = 0; ch < c; ++ch) {
       const int32_t m = mult[ch], lsh = shift[ch] > 0 ? shift[ch] : 0, rsh = shift[ch] < 0 ? -shift[ch] : 0;
-      /* taps in rows outside the input read in_zp: the same in_zp * w for every pixel of this output row */
-      int32_t init = folded[ch];
-      for (int32_t t = 0; t < taps; ++t)
-        if (t < ky_lo * g->k_w || t >= ky_hi * g->k_w) init = wadd(init, wmul(zp, wt[ch * taps + t]));
-      for (int32_t ox0 = 0; ox0 < g->out_w;) {
-        int32_t count, edge;
-        if (ox0 < ox_lo) { count = ox_lo - ox0 < 8 ? ox_lo - ox0 : 8; edge = 1; }
-        else if (ox0 < ox_lo + n_inner) { count = 8; edge = 0; }
-        else { count = g->out_w - ox0 < 8 ? g->out_w - ox0 : 8; edge = 1; }
-        int32x4_t a0, a1;
-        dw_group(in, wt + ch * taps, g, ch, y0, ky_lo, ky_hi, ox0, edge, init, zp, goff0, goff1, &a0, &a1);
-        int8_t *op = orow + (int64_t)ox0 * c + ch;
-        const int32x4_t r0 = rq_uniform(a0, m, lsh, rsh, q->out_zp, lo, hi);
-        const int32x4_t r1 = rq_uniform(a1, m, lsh, rsh, q->out_zp, lo, hi);
-        if (count == 8) {
-          vstrbq_scatter_offset_s32(op, soff0, r0);
-          vstrbq_scatter_offset_s32(op + 4 * c, soff0, r1);
-        } else {
-          vstrbq_scatter_offset_p_s32(op, soff0, r0, vctp32q(count));
-          if (count > 4) vstrbq_scatter_offset_p_s32(op + 4 * c, soff0, r1, vctp32q(count - 4));
+      for (int32_t ox0 = 0; ox0 < g->out_w; ox0 += WRNN_DW_PIX) {
+        int32x4_t a0 = vdupq_n_s32(folded[ch]), a1 = a0, a2 = a0, a3 = a0;
+        const int8_t *xa = rows + (int64_t)ox0 * g->stride_w * c + ch;
+        const int8_t *wp = wt + ch * taps;
+        for (int32_t ky = 0; ky < g->k_h; ++ky, xa += row_step) {
+          for (int32_t kx = 0; kx < kw; ++kx, xa += c) {
+            const int32_t wv = *wp++;
+            const int8_t *xb = xa + step8;
+            a0 = vmlaq_n_s32(a0, vldrbq_gather_offset_s32(xa, goff0), wv);
+            a1 = vmlaq_n_s32(a1, vldrbq_gather_offset_s32(xa, goff1), wv);
+            a2 = vmlaq_n_s32(a2, vldrbq_gather_offset_s32(xb, goff0), wv);
+            a3 = vmlaq_n_s32(a3, vldrbq_gather_offset_s32(xb, goff1), wv);
+          }
         }
-        ox0 += count;
+        int8_t *op = orow + (int64_t)ox0 * c + ch;
+        const int32_t count = g->out_w - ox0;
+        const int32x4_t r[4] = {rq_uniform(a0, m, lsh, rsh, q->out_zp, lo, hi),
+                                rq_uniform(a1, m, lsh, rsh, q->out_zp, lo, hi),
+                                rq_uniform(a2, m, lsh, rsh, q->out_zp, lo, hi),
+                                rq_uniform(a3, m, lsh, rsh, q->out_zp, lo, hi)};
+        if (count >= WRNN_DW_PIX) {
+          for (int32_t j = 0; j < 4; ++j) vstrbq_scatter_offset_s32(op + 4 * j * c, soff, r[j]);
+        } else {
+          for (int32_t j = 0; j < 4 && 4 * j < count; ++j)
+            vstrbq_scatter_offset_p_s32(op + 4 * j * c, soff, r[j], vctp32q(count - 4 * j));
+        }
       }
     }
   }
