@@ -342,7 +342,7 @@ def test_bad_arguments_return_error_codes(lib):
     g = H.geom((4, 4, 3), (4, 4), 3, (3, 3), (2, 2), (1, 1))
     assert lib.scratch_bytes("conv", g) == -2
     assert lib.scratch_bytes("dwconv", H.geom((4, 4, 3), (4, 4), 5, (3, 3), (1, 1), (1, 1))) == -2
-    assert lib.scratch_bytes("conv", H.geom((4, 4, 3), (4, 4), 8, (3, 3), (1, 1), (1, 1))) == 4 * 8 + 4 * 27
+    assert lib.scratch_bytes("conv", H.geom((4, 4, 3), (4, 4), 8, (3, 3), (1, 1), (1, 1))) == 4 * 8 + 8 * 27
 
 
 def test_kernels_are_package_data():

@@ -95,12 +95,29 @@ static inline int32x4_t rq_uniform(int32x4_t acc, int32_t mult, int32_t lsh, int
   return vminq_s32(vmaxq_s32(vqaddq_n_s32(x, out_zp), lo), hi);
 }
 
+/* Byte fill/copy for the short runs of im2col and row padding: one predicated vector op per 16 bytes instead of
+ * a library call. */
+static inline void fill_s8(int8_t *dst, int8_t v, int32_t n) {
+  const int8x16_t vv = vdupq_n_s8(v);
+  for (int32_t i = 0; i < n; i += 16) vstrbq_p_s8(dst + i, vv, vctp8q(n - i));
+}
+
+static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n) {
+  for (int32_t i = 0; i < n; i += 16) {
+    const mve_pred16_t p = vctp8q(n - i);
+    vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, p), p);
+  }
+}
+
 static inline int32_t row_sum(const int8_t *w, int32_t k) {
   int32_t s = 0;
   for (int32_t i = 0; i < k; i += 16) s = vaddvaq_p_s8(s, vldrbq_z_s8(w + i, vctp8q(k - i)), vctp8q(k - i));
   return s;
 }
 #else
+static inline void fill_s8(int8_t *dst, int8_t v, int32_t n) { memset(dst, v, (size_t)n); }
+static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n) { memcpy(dst, src, (size_t)n); }
+
 static inline int32_t row_sum(const int8_t *w, int32_t k) {
   int32_t s = 0;
   for (int32_t i = 0; i < k; ++i) s += w[i];
@@ -245,15 +262,15 @@ static void im2col_pixel(const int8_t *in, const wrnn_geom *g, int32_t oy, int32
   for (int32_t ky = 0; ky < g->k_h; ++ky, col += row) {
     const int32_t y = y0 + ky;
     if (y < 0 || y >= g->in_h) {
-      memset(col, pad, (size_t)row);
+      fill_s8(col, pad, row);
       continue;
     }
     /* the in-bounds x range of this row is one contiguous run of NHWC bytes */
     const int32_t kx_lo = x0 < 0 ? -x0 : 0;
     const int32_t kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
-    if (kx_lo > 0) memset(col, pad, (size_t)(kx_lo * c));
-    memcpy(col + kx_lo * c, in + ((int64_t)y * g->in_w + x0 + kx_lo) * c, (size_t)((kx_hi - kx_lo) * c));
-    if (kx_hi < g->k_w) memset(col + kx_hi * c, pad, (size_t)((g->k_w - kx_hi) * c));
+    if (kx_lo > 0) fill_s8(col, pad, kx_lo * c);
+    copy_s8(col + kx_lo * c, in + ((int64_t)y * g->in_w + x0 + kx_lo) * c, (kx_hi - kx_lo) * c);
+    if (kx_hi < g->k_w) fill_s8(col + kx_hi * c, pad, (g->k_w - kx_hi) * c);
   }
 }
 
@@ -291,18 +308,6 @@ int32_t wrnn_dwconv_s8_scratch_bytes(const wrnn_geom *g) {
 }
 
 #ifdef WRNN_MVE
-static void fill_s8(int8_t *dst, int8_t v, int32_t n) {
-  const int8x16_t vv = vdupq_n_s8(v);
-  for (int32_t i = 0; i < n; i += 16) vstrbq_p_s8(dst + i, vv, vctp8q(n - i));
-}
-
-static void copy_s8(int8_t *dst, const int8_t *src, int32_t n) {
-  for (int32_t i = 0; i < n; i += 16) {
-    const mve_pred16_t p = vctp8q(n - i);
-    vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, p), p);
-  }
-}
-
 /* Copy the k_h input rows of output row oy into rows[k_h][cols][c], columns and rows outside the input set to
  * in_zp: the inner loop then needs no bounds checks, and in_zp taps cancel against the folded bias. */
 static void dw_pad_rows(const int8_t *in, const wrnn_geom *g, int32_t y0, int32_t cols, int8_t zp, int8_t *rows) {

@@ -92,7 +92,7 @@ int wrnn_fc_s8(const int8_t *in, int32_t m, int32_t k, const int8_t *w, int32_t 
 
 /* k_h x k_w convolution with stride and zero-point padding. w OHWI [out_c][k_h][k_w][in_c].
  * scratch: wrnn_conv_s8_scratch_bytes(g) bytes, 4-byte aligned (folded bias + im2col of WRNN_CONV_COLS pixels). */
-#define WRNN_CONV_COLS 4
+#define WRNN_CONV_COLS 8
 int32_t wrnn_conv_s8_scratch_bytes(const wrnn_geom *g);
 int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                  const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out);
