@@ -184,6 +184,21 @@ def add_cases(rng, n_cases, lib):
     return out
 
 
+def matmul_cases(rng, n_cases, lib):
+    out = []
+    for i in range(n_cases):
+        m = int(rng.integers(1, 9))
+        k, n = (int(v) for v in rng.choice(CHANNELS, 2))
+        a, b = _i8(rng, m, k), _i8(rng, n, k)
+        mult, shift = (int(v[0]) for v in _requant_params(rng, 1))
+        shift -= 6  # sums of k products up to 2^16 each
+        azp, bzp, ozp = (int(v) for v in rng.integers(-128, 128, 3))
+        _, _, lo, hi = _quant(rng)
+        args = (azp, bzp, mult, shift, ozp, lo, hi)
+        out.append((f"matmul{i} {m}x{k} . {n}x{k}", H.matmul_call(a, b, *args, lib), R.matmul(a, b, *args)))
+    return out
+
+
 def edge_accumulators():
     """Accumulator/multiplier/shift triples at the rounding and saturation edges."""
     acc, mult, shift = [], [], []
@@ -220,7 +235,7 @@ def requant_cases(rng, n_cases, lib):
 
 
 KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases, "conv": conv_cases,
-           "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases}
+           "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases, "matmul": matmul_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself

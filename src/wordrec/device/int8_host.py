@@ -22,7 +22,7 @@ import numpy as np
 from wordrec.errors import ConfigError, DataError
 
 OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool": 5, "lut": 6, "mul": 7,
-       "add": 8, "conv_scratch": 9, "dwconv_scratch": 10}
+       "add": 8, "conv_scratch": 9, "dwconv_scratch": 10, "matmul": 11, "matmul_scratch": 12}
 HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
 
 
@@ -101,6 +101,7 @@ class HostLib:
         return rc, out
 
     def scratch_bytes(self, op: str, geom: list[int]) -> int:
+        """The kernel's own scratch size for geometry args (wrnn_geom fields; matmul: [m, n])."""
         args = np.asarray(geom, np.int32)
         return int(self.lib.wrnn_call(OPS[f"{op}_scratch"], args.ctypes.data, None))
 
@@ -190,3 +191,12 @@ ADD_KEYS = ["left_shift", "a_zp", "a_mult", "a_shift", "b_zp", "b_mult", "b_shif
 def add_call(a, b, params: dict) -> Call:
     a = _i8(a)
     return Call("add", [a.size] + [int(params[k]) for k in ADD_KEYS], [a, _i8(b), None], a.shape)
+
+
+def matmul_call(a, b, a_zp, b_zp, mult, shift, out_zp, act_min, act_max, lib: HostLib) -> Call:
+    """a [M][K] x b [N][K] (both activations) -> [M][N]."""
+    m, k = a.shape
+    n = b.shape[0]
+    scratch = _scratch(lib.scratch_bytes("matmul", [m, n]), "matmul")
+    return Call("matmul", [m, k, n, a_zp, b_zp, mult, shift, out_zp, act_min, act_max],
+                [_i8(a), _i8(b), scratch, None], (m, n))

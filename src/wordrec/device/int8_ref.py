@@ -171,3 +171,9 @@ def add(a, b, p: dict) -> np.ndarray:
     av = scale((np.asarray(a, np.int64) - p["a_zp"]) << ls, p["a_mult"], p["a_shift"])
     bv = scale((np.asarray(b, np.int64) - p["b_zp"]) << ls, p["b_mult"], p["b_shift"])
     return requant(wrap32(av + bv), p["out_mult"], p["out_shift"], p["out_zp"], p["act_min"], p["act_max"])
+
+
+def matmul(a, b, a_zp, b_zp, mult, shift, out_zp, act_min, act_max) -> np.ndarray:
+    """a [M][K] x b [N][K], both with zero points, one (mult, shift) -> [M][N]."""
+    acc = wrap32((np.asarray(a, np.int64) - a_zp) @ (np.asarray(b, np.int64) - b_zp).T)
+    return requant(acc, mult, shift, out_zp, act_min, act_max)

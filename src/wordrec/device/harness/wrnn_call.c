@@ -48,6 +48,10 @@ int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
       const wrnn_geom g = geom(a);
       return wrnn_dwconv_s8_scratch_bytes(&g);
     }
+    case WRNN_OP_MATMUL: /* m, k, n, a_zp, b_zp, mult, shift, out_zp, act_min, act_max | a, b, scratch, out */
+      return wrnn_matmul_s8s8(b[0], b[1], a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], b[2], b[3]);
+    case WRNN_OP_MATMUL_SCRATCH: /* m, n -> bytes */
+      return wrnn_matmul_s8s8_scratch_bytes(a[0], a[1]);
     default:
       return WRNN_CALL_EOP;
   }

@@ -15,6 +15,8 @@ enum {
   WRNN_OP_ADD = 8,
   WRNN_OP_CONV_SCRATCH = 9,
   WRNN_OP_DWCONV_SCRATCH = 10,
+  WRNN_OP_MATMUL = 11,
+  WRNN_OP_MATMUL_SCRATCH = 12,
 };
 #define WRNN_CALL_EOP (-100) /* unknown opcode */
 

@@ -132,9 +132,10 @@ static inline int32_t fold(const int32_t *bias, int32_t c, const int8_t *wrow, i
 
 /* ---------------------------------------------------------------- GEMM core
  * out[p * out_stride + o] = requant(fb[o] + sum_i a[p * a_stride + i] * w[o * k + i]) for p < m, o < n, where
- * fb is `folded` when given, else computed from bias/in_zp per block of output channels. */
+ * fb is `folded` when given, else computed from bias/in_zp per block of output channels, plus row_add[p] when
+ * given (matmul's second zero point). */
 static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *w, int32_t n, int32_t k,
-                    const int32_t *folded, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                    const int32_t *folded, const int32_t *row_add, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                     const wrnn_quant *q, int8_t *out, int32_t out_stride) {
 #ifdef WRNN_MVE
   /* 1 pixel x 4 output channels per step: one activation load feeds four VMLADAVA (64 MACs per 16 bytes of K);
@@ -184,6 +185,7 @@ static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *
       acc = vsetq_lane_s32(s2, acc, 2);
       acc = vsetq_lane_s32(s3, acc, 3);
       acc = vaddq_s32(acc, fb);
+      if (row_add) acc = vaddq_n_s32(acc, row_add[p]);
       vstrbq_p_s32(op, rq_vec(acc, mv, sv, q->out_zp, q->act_min, q->act_max), opred);
     }
   }
@@ -193,7 +195,7 @@ static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *
     const int32_t fb = folded ? folded[o] : fold(bias, o, wr, k, q->in_zp);
     for (int32_t p = 0; p < m; ++p) {
       const int8_t *ar = a + (int64_t)p * a_stride;
-      int32_t acc = fb;
+      int32_t acc = row_add ? wadd(fb, row_add[p]) : fb;
       for (int32_t i = 0; i < k; ++i) acc = wadd(acc, ar[i] * wr[i]);
       out[(int64_t)p * out_stride + o] =
           (int8_t)wrnn_requant(acc, mult[o], shift[o], q->out_zp, q->act_min, q->act_max);
@@ -237,7 +239,7 @@ int wrnn_conv1x1_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t
                     const int32_t *bias, const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out) {
   const int rc = check_gemm(in, w, mult, shift, q, out, pixels, in_c, out_c);
   if (rc) return rc;
-  gemm_s8(in, in_c, pixels, w, out_c, in_c, 0, bias, mult, shift, q, out, out_c);
+  gemm_s8(in, in_c, pixels, w, out_c, in_c, 0, 0, bias, mult, shift, q, out, out_c);
   return WRNN_OK;
 }
 
@@ -245,7 +247,35 @@ int wrnn_fc_s8(const int8_t *in, int32_t m, int32_t k, const int8_t *w, int32_t 
                const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out) {
   const int rc = check_gemm(in, w, mult, shift, q, out, m, k, n);
   if (rc) return rc;
-  gemm_s8(in, k, m, w, n, k, 0, bias, mult, shift, q, out, n);
+  gemm_s8(in, k, m, w, n, k, 0, 0, bias, mult, shift, q, out, n);
+  return WRNN_OK;
+}
+
+int32_t wrnn_matmul_s8s8_scratch_bytes(int32_t m, int32_t n) {
+  if (m <= 0 || n <= 0 || (int64_t)m + 3 * (int64_t)n > INT32_MAX / 4) return WRNN_EDIM;
+  return 4 * (m + 3 * n);
+}
+
+int wrnn_matmul_s8s8(const int8_t *a, const int8_t *b, int32_t m, int32_t k, int32_t n, int32_t a_zp, int32_t b_zp,
+                     int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max, void *scratch,
+                     int8_t *out) {
+  if (!a || !b || !scratch || !out) return WRNN_ENULL;
+  if (m <= 0 || k <= 0 || n <= 0 || wrnn_matmul_s8s8_scratch_bytes(m, n) < 0) return WRNN_EDIM;
+  if (!check_zp(a_zp) || !check_zp(b_zp) || !check_zp(out_zp) || !check_clamp(act_min, act_max) ||
+      !check_shifts(&shift, 1))
+    return WRNN_EQUANT;
+  /* sum (a - az)(b - bz) = sum ab - az sum_k b[j] - bz sum_k a[i] + k az bz: a column term (B's rows, like a
+   * conv's folded bias, with the constant) and a row term (A's rows), both wrapping */
+  int32_t *folded = (int32_t *)scratch, *row_add = folded + n, *mults = row_add + m, *shifts = mults + n;
+  const int32_t konst = wmul(wmul(k, a_zp), b_zp);
+  for (int32_t j = 0; j < n; ++j) {
+    folded[j] = wadd(konst, wmul(-a_zp, row_sum(b + (int64_t)j * k, k)));
+    mults[j] = mult;
+    shifts[j] = shift;
+  }
+  for (int32_t i = 0; i < m; ++i) row_add[i] = wmul(-b_zp, row_sum(a + (int64_t)i * k, k));
+  const wrnn_quant q = {a_zp, out_zp, act_min, act_max};
+  gemm_s8(a, k, m, b, n, k, folded, row_add, 0, mults, shifts, &q, out, n);
   return WRNN_OK;
 }
 
@@ -288,7 +318,7 @@ int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const i
     const int32_t np = total - p0 < WRNN_CONV_COLS ? total - p0 : WRNN_CONV_COLS;
     for (int32_t j = 0; j < np; ++j)
       im2col_pixel(in, g, (p0 + j) / g->out_w, (p0 + j) % g->out_w, (int8_t)q->in_zp, cols + j * k);
-    gemm_s8(cols, k, np, w, g->out_c, k, folded, bias, mult, shift, q, out + (int64_t)p0 * g->out_c, g->out_c);
+    gemm_s8(cols, k, np, w, g->out_c, k, folded, 0, bias, mult, shift, q, out + (int64_t)p0 * g->out_c, g->out_c);
   }
   return WRNN_OK;
 }

@@ -130,6 +130,14 @@ typedef struct {
 } wrnn_add_params;
 int wrnn_add_s8(const int8_t *a, const int8_t *b, int32_t n, const wrnn_add_params *p, int8_t *out);
 
+/* Activation x activation (attention's Q.K^T; for A.V pass V transposed): out[i][j] = requant(sum_k (a[i][k] - a_zp) *
+ * (b[j][k] - b_zp), mult, shift, out_zp, act_min, act_max); a [M][K], b [N][K] (rows of both along K), out [M][N],
+ * one (mult, shift). scratch: wrnn_matmul_s8s8_scratch_bytes(m, n) = 4 * (M + 3N) bytes, 4-byte aligned. */
+int32_t wrnn_matmul_s8s8_scratch_bytes(int32_t m, int32_t n);
+int wrnn_matmul_s8s8(const int8_t *a, const int8_t *b, int32_t m, int32_t k, int32_t n, int32_t a_zp, int32_t b_zp,
+                     int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max, void *scratch,
+                     int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif
