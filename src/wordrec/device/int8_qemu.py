@@ -132,6 +132,40 @@ def benchmark_calls(lib: int8_host.HostLib, seed: int = 0) -> list[tuple[str, st
     out.append(("fc", "FC, 40x120 -> 40x96", 40 * 120 * 96, int8_host.fc_call(r8(40, 120), r8(96, 120), None, m, s, *q)))
     out.append(("matmul", "activation matmul, 40x64 . (40x64)^T -> 40x40", 40 * 64 * 40,
                 int8_host.matmul_call(r8(40, 64), r8(40, 64), 3, -7, 1500000000, -12, 2, -128, 127, lib)))
+    return out + model_calls(lib, r8, rq, q)
+
+
+# A MobileNet-style conv body for a 32x128 word image (stem conv, then depthwise-separable blocks):
+# (kind, in_h, in_w, in_c, out_c, k, stride_h, stride_w)
+MODEL_LAYERS = [("conv", 32, 128, 3, 16, 3, 2, 2),
+                ("dw", 16, 64, 16, 16, 3, 1, 1), ("pw", 16, 64, 16, 32, 1, 1, 1),
+                ("dw", 16, 64, 32, 32, 3, 2, 2), ("pw", 8, 32, 32, 64, 1, 1, 1),
+                ("dw", 8, 32, 64, 64, 3, 1, 1), ("pw", 8, 32, 64, 64, 1, 1, 1),
+                ("dw", 8, 32, 64, 64, 3, 2, 1), ("pw", 4, 32, 64, 128, 1, 1, 1),
+                ("dw", 4, 32, 128, 128, 3, 1, 1), ("pw", 4, 32, 128, 128, 1, 1, 1)]
+
+
+def model_calls(lib, r8, rq, q) -> list[tuple[str, str, int, Call]]:
+    """One call per MODEL_LAYERS entry, named model/<i>-<kind> (random data of the layer's shapes: the kernels'
+    instruction counts do not depend on the values)."""
+    out = []
+    for i, (kind, h, w, ci, co, k, sh, sw) in enumerate(MODEL_LAYERS):
+        m, s = rq(co)
+        pad = k // 2
+        oh, ow = int8_host.conv_out_dim(h, k, sh, pad, pad), int8_host.conv_out_dim(w, k, sw, pad, pad)
+        desc = f"{kind} {k}x{k} {h}x{w}x{ci} -> {oh}x{ow}x{co}, stride {sh}x{sw}"
+        if kind == "conv":
+            call = int8_host.conv_call(r8(h, w, ci), r8(co, k, k, ci), None, m, s, *q, (sh, sw), (pad, pad), (oh, ow),
+                                       lib)
+            macs = oh * ow * co * k * k * ci
+        elif kind == "dw":
+            call = int8_host.dwconv_call(r8(h, w, ci), r8(k, k, ci), None, m, s, *q, (sh, sw), (pad, pad), (oh, ow),
+                                         lib)
+            macs = oh * ow * ci * k * k
+        else:
+            call = int8_host.conv1x1_call(r8(h, w, ci), r8(co, ci), None, m, s, *q)
+            macs = h * w * ci * co
+        out.append((f"model/{i}-{kind}", desc, macs, call))
     return out
 
 
@@ -159,6 +193,10 @@ def main() -> None:
     for r in rows:
         print(f"| {r['name']} | {r['desc']} | {r['macs']:,} | {r['insns']:,} | {r['macs_per_insn']:.2f} | "
               f"{'yes' if r['match'] else 'NO'} |")
+    body = [r for r in rows if r["name"].startswith("model/")]
+    macs, insns = sum(r["macs"] for r in body), sum(r["insns"] for r in body)
+    print(f"| model (sum) | the {len(body)} model/ layers above | {macs:,} | {insns:,} | {macs / insns:.2f} | "
+          f"{'yes' if all(r['match'] for r in body) else 'NO'} |")
 
 
 if __name__ == "__main__":
