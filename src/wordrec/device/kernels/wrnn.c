@@ -134,6 +134,56 @@ static inline int32_t fold(const int32_t *bias, int32_t c, const int8_t *wrow, i
  * out[p * out_stride + o] = requant(fb[o] + sum_i a[p * a_stride + i] * w[o * k + i]) for p < m, o < n, where
  * fb is `folded` when given, else computed from bias/in_zp per block of output channels, plus row_add[p] when
  * given (matmul's second zero point). */
+#ifdef WRNN_MVE
+/* sums[p][j] (+)= dot16(x + p * stride, w_j) for p < n, j < 4: the GEMM's innermost loop in assembly, because
+ * VMLADAVA wants even accumulator registers and gcc's allocation costs 4 extra moves per pixel. 11 instructions
+ * per 64 MACs. x rows must hold 16 readable bytes; n >= 1. */
+static inline void dot4_rows(const int8_t *x, int32_t stride, int32_t n, int8x16_t w0, int8x16_t w1, int8x16_t w2,
+                             int8x16_t w3, int32_t *sums, int accumulate) {
+  register int32_t r0 __asm__("r0"), r2 __asm__("r2"), r4 __asm__("r4"), r6 __asm__("r6");
+  int8x16_t xv;
+  if (accumulate) {
+    __asm__ volatile(
+        "dls lr, %[n]\n"
+        "1:\n"
+        "vldrb.8 %q[xv], [%[x]]\n"
+        "ldrd %[a0], %[a1], [%[s]]\n"
+        "ldrd %[a2], %[a3], [%[s], #8]\n"
+        "add %[x], %[x], %[stride]\n"
+        "vmladava.s8 %[a0], %q[xv], %q[w0]\n"
+        "vmladava.s8 %[a1], %q[xv], %q[w1]\n"
+        "vmladava.s8 %[a2], %q[xv], %q[w2]\n"
+        "vmladava.s8 %[a3], %q[xv], %q[w3]\n"
+        "strd %[a0], %[a1], [%[s]], #8\n"
+        "strd %[a2], %[a3], [%[s]], #8\n"
+        "le lr, 1b\n"
+        : [x] "+r"(x), [s] "+r"(sums), [a0] "=&r"(r0), [a1] "=&r"(r2), [a2] "=&r"(r4), [a3] "=&r"(r6),
+          [xv] "=&w"(xv)
+        : [n] "r"(n), [stride] "r"(stride), [w0] "w"(w0), [w1] "w"(w1), [w2] "w"(w2), [w3] "w"(w3)
+        : "lr", "memory");
+  } else {
+    __asm__ volatile(
+        "dls lr, %[n]\n"
+        "1:\n"
+        "vldrb.8 %q[xv], [%[x]]\n"
+        "add %[x], %[x], %[stride]\n"
+        "vmladav.s8 %[a0], %q[xv], %q[w0]\n"
+        "vmladav.s8 %[a1], %q[xv], %q[w1]\n"
+        "vmladav.s8 %[a2], %q[xv], %q[w2]\n"
+        "vmladav.s8 %[a3], %q[xv], %q[w3]\n"
+        "strd %[a0], %[a1], [%[s]], #8\n"
+        "strd %[a2], %[a3], [%[s]], #8\n"
+        "le lr, 1b\n"
+        : [x] "+r"(x), [s] "+r"(sums), [a0] "=&r"(r0), [a1] "=&r"(r2), [a2] "=&r"(r4), [a3] "=&r"(r6),
+          [xv] "=&w"(xv)
+        : [n] "r"(n), [stride] "r"(stride), [w0] "w"(w0), [w1] "w"(w1), [w2] "w"(w2), [w3] "w"(w3)
+        : "lr", "memory");
+  }
+}
+
+#endif
+
+#define WRNN_GEMM_CHUNK 32 /* pixels per pass over K (128 int32 running sums on the stack) */
 static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *w, int32_t n, int32_t k,
                     const int32_t *folded, const int32_t *row_add, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                     const wrnn_quant *q, int8_t *out, int32_t out_stride) {
@@ -141,8 +191,6 @@ static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *
   /* 1 pixel x 4 output channels per step: one activation load feeds four VMLADAVA (64 MACs per 16 bytes of K);
    * the four sums are requantized as one vector and stored as 4 contiguous bytes. Channel tails reuse the last
    * weight row and store through a predicate. */
-  const int32_t k16 = k & ~15;
-  const mve_pred16_t ktail = vctp8q(k - k16);
   for (int32_t o = 0; o < n; o += 4) {
     const int32_t live = n - o < 4 ? n - o : 4;
     const int8_t *w0 = w + (int64_t)o * k;
@@ -161,32 +209,47 @@ static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *
     }
     const int32x4_t mv = vldrwq_z_s32(mult + o, opred);
     const int32x4_t sv = vldrwq_z_s32(shift + o, opred);
-    const int8_t *ap = a;
-    int8_t *op = out + o;
-    for (int32_t p = 0; p < m; ++p, ap += a_stride, op += out_stride) {
-      int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      int32_t i = 0;
-      for (; i < k16; i += 16) {
-        const int8x16_t x = vldrbq_s8(ap + i);
-        s0 = vmladavaq_s8(s0, x, vldrbq_s8(w0 + i));
-        s1 = vmladavaq_s8(s1, x, vldrbq_s8(w1 + i));
-        s2 = vmladavaq_s8(s2, x, vldrbq_s8(w2 + i));
-        s3 = vmladavaq_s8(s3, x, vldrbq_s8(w3 + i));
+    /* K in slices of 16: the slice's 4 weight vectors stay in registers while a chunk of pixels streams past
+     * (1 activation load + 4 VMLADAVA per pixel, the running sums in a small stack array); then one
+     * requantization pass over the chunk. No per-pixel pointer resets, and the loop-invariant state is small
+     * enough that gcc keeps it in registers. */
+    int32_t sums[WRNN_GEMM_CHUNK * 4] __attribute__((aligned(8)));
+    for (int32_t p0 = 0; p0 < m; p0 += WRNN_GEMM_CHUNK) {
+      const int32_t np = m - p0 < WRNN_GEMM_CHUNK ? m - p0 : WRNN_GEMM_CHUNK;
+      const int8_t *a0 = a + (int64_t)p0 * a_stride;
+      for (int32_t i = 0; i < k; i += 16) {
+        const mve_pred16_t kp = vctp8q(k - i);
+        const int8x16_t v0 = vldrbq_z_s8(w0 + i, kp), v1 = vldrbq_z_s8(w1 + i, kp);
+        const int8x16_t v2 = vldrbq_z_s8(w2 + i, kp), v3 = vldrbq_z_s8(w3 + i, kp);
+        const int8_t *ap = a0 + i;
+        int32_t *sp = sums;
+        if (i == 0) {
+          if (k >= 16) {
+            dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 0);
+          } else {
+            for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+              const int8x16_t x = vldrbq_z_s8(ap, kp);
+              sp[0] = vmladavq_s8(x, v0), sp[1] = vmladavq_s8(x, v1);
+              sp[2] = vmladavq_s8(x, v2), sp[3] = vmladavq_s8(x, v3);
+            }
+          }
+        } else if (i + 16 <= k) {
+          dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 1);
+        } else {
+          for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+            const int8x16_t x = vldrbq_z_s8(ap, kp);
+            sp[0] = vmladavaq_s8(sp[0], x, v0), sp[1] = vmladavaq_s8(sp[1], x, v1);
+            sp[2] = vmladavaq_s8(sp[2], x, v2), sp[3] = vmladavaq_s8(sp[3], x, v3);
+          }
+        }
       }
-      if (i < k) {
-        const int8x16_t x = vldrbq_z_s8(ap + i, ktail);
-        s0 = vmladavaq_s8(s0, x, vldrbq_z_s8(w0 + i, ktail));
-        s1 = vmladavaq_s8(s1, x, vldrbq_z_s8(w1 + i, ktail));
-        s2 = vmladavaq_s8(s2, x, vldrbq_z_s8(w2 + i, ktail));
-        s3 = vmladavaq_s8(s3, x, vldrbq_z_s8(w3 + i, ktail));
+      int8_t *op = out + (int64_t)p0 * out_stride + o;
+      const int32_t *sp = sums;
+      for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
+        int32x4_t acc = vaddq_s32(vldrwq_s32(sp), fb);
+        if (row_add) acc = vaddq_n_s32(acc, row_add[p0 + p]);
+        vstrbq_p_s32(op, rq_vec(acc, mv, sv, q->out_zp, q->act_min, q->act_max), opred);
       }
-      int32x4_t acc = vdupq_n_s32(s0);
-      acc = vsetq_lane_s32(s1, acc, 1);
-      acc = vsetq_lane_s32(s2, acc, 2);
-      acc = vsetq_lane_s32(s3, acc, 3);
-      acc = vaddq_s32(acc, fb);
-      if (row_add) acc = vaddq_n_s32(acc, row_add[p]);
-      vstrbq_p_s32(op, rq_vec(acc, mv, sv, q->out_zp, q->act_min, q->act_max), opred);
     }
   }
 #else
