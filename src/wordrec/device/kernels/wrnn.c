@@ -191,6 +191,7 @@ static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *
   /* 1 pixel x 4 output channels per step: one activation load feeds four VMLADAVA (64 MACs per 16 bytes of K);
    * the four sums are requantized as one vector and stored as 4 contiguous bytes. Channel tails reuse the last
    * weight row and store through a predicate. */
+  const int32_t out_zp = q->out_zp, act_min = q->act_min, act_max = q->act_max;
   for (int32_t o = 0; o < n; o += 4) {
     const int32_t live = n - o < 4 ? n - o : 4;
     const int8_t *w0 = w + (int64_t)o * k;
@@ -245,10 +246,18 @@ static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *
       }
       int8_t *op = out + (int64_t)p0 * out_stride + o;
       const int32_t *sp = sums;
-      for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
-        int32x4_t acc = vaddq_s32(vldrwq_s32(sp), fb);
-        if (row_add) acc = vaddq_n_s32(acc, row_add[p0 + p]);
-        vstrbq_p_s32(op, rq_vec(acc, mv, sv, q->out_zp, q->act_min, q->act_max), opred);
+      /* out_zp/act_min/act_max are locals: read through q, gcc would reload them after every (aliasing) byte store */
+      if (row_add) {
+        for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
+          const int32x4_t acc = vaddq_n_s32(vaddq_s32(vldrwq_s32(sp), fb), row_add[p0 + p]);
+          vstrbq_p_s32(op, rq_vec(acc, mv, sv, out_zp, act_min, act_max), opred);
+        }
+      } else if (live == 4) {
+        for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride)
+          vstrbq_s32(op, rq_vec(vaddq_s32(vldrwq_s32(sp), fb), mv, sv, out_zp, act_min, act_max));
+      } else {
+        for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride)
+          vstrbq_p_s32(op, rq_vec(vaddq_s32(vldrwq_s32(sp), fb), mv, sv, out_zp, act_min, act_max), opred);
       }
     }
   }
