@@ -451,24 +451,29 @@ int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const
     folded[ch] = wadd(bias ? bias[ch] : 0, wmul(-zp, s));
   }
 #ifdef WRNN_MVE
-  const int32_t cols = dw_row_cols(g), kw = g->k_w, row_step = (cols - kw) * c;
+  /* geometry and quantization as locals: the int8 output stores may alias *g and *q, so reading them in the
+   * loops would reload them after every store */
+  const int32_t cols = dw_row_cols(g), kw = g->k_w, kh = g->k_h, row_step = (cols - kw) * c;
+  const int32_t out_w = g->out_w, out_h = g->out_h, sw = g->stride_w, sh = g->stride_h, pad_top = g->pad_top;
+  const int32_t out_zp = q->out_zp;
   int8_t *rows = wt + ((c * taps + 3) & ~3);
   const uint32x4_t lane = vidupq_n_u32(0, 1);
-  const uint32x4_t goff0 = vmulq_n_u32(lane, (uint32_t)(g->stride_w * c));
-  const uint32x4_t goff1 = vaddq_n_u32(goff0, (uint32_t)(4 * g->stride_w * c));
-  const int32_t step8 = 8 * g->stride_w * c; /* pixels 8..15 of a step: same offsets from a base 8 pixels on */
+  const uint32x4_t goff0 = vmulq_n_u32(lane, (uint32_t)(sw * c));
+  const uint32x4_t goff1 = vaddq_n_u32(goff0, (uint32_t)(4 * sw * c));
+  const int32_t step8 = 8 * sw * c; /* pixels 8..15 of a step: same offsets from a base 8 pixels on */
   const uint32x4_t soff = vmulq_n_u32(lane, (uint32_t)c);
   const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
-  for (int32_t oy = 0; oy < g->out_h; ++oy) {
-    dw_pad_rows(in, g, oy * g->stride_h - g->pad_top, cols, (int8_t)zp, rows);
-    int8_t *orow = out + (int64_t)oy * g->out_w * c;
+  for (int32_t oy = 0; oy < out_h; ++oy) {
+    dw_pad_rows(in, g, oy * sh - pad_top, cols, (int8_t)zp, rows);
+    int8_t *orow = out + (int64_t)oy * out_w * c;
     for (int32_t ch = 0; ch < c; ++ch) {
       const int32_t m = mult[ch], lsh = shift[ch] > 0 ? shift[ch] : 0, rsh = shift[ch] < 0 ? -shift[ch] : 0;
-      for (int32_t ox0 = 0; ox0 < g->out_w; ox0 += WRNN_DW_PIX) {
-        int32x4_t a0 = vdupq_n_s32(folded[ch]), a1 = a0, a2 = a0, a3 = a0;
-        const int8_t *xa = rows + (int64_t)ox0 * g->stride_w * c + ch;
+      const int32_t f0 = folded[ch];
+      for (int32_t ox0 = 0; ox0 < out_w; ox0 += WRNN_DW_PIX) {
+        int32x4_t a0 = vdupq_n_s32(f0), a1 = a0, a2 = a0, a3 = a0;
+        const int8_t *xa = rows + (int64_t)ox0 * sw * c + ch;
         const int8_t *wp = wt + ch * taps;
-        for (int32_t ky = 0; ky < g->k_h; ++ky, xa += row_step) {
+        for (int32_t ky = 0; ky < kh; ++ky, xa += row_step) {
           for (int32_t kx = 0; kx < kw; ++kx, xa += c) {
             const int32_t wv = *wp++;
             const int8_t *xb = xa + step8;
@@ -479,11 +484,11 @@ int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const
           }
         }
         int8_t *op = orow + (int64_t)ox0 * c + ch;
-        const int32_t count = g->out_w - ox0;
-        const int32x4_t r[4] = {rq_uniform(a0, m, lsh, rsh, q->out_zp, lo, hi),
-                                rq_uniform(a1, m, lsh, rsh, q->out_zp, lo, hi),
-                                rq_uniform(a2, m, lsh, rsh, q->out_zp, lo, hi),
-                                rq_uniform(a3, m, lsh, rsh, q->out_zp, lo, hi)};
+        const int32_t count = out_w - ox0;
+        const int32x4_t r[4] = {rq_uniform(a0, m, lsh, rsh, out_zp, lo, hi),
+                                rq_uniform(a1, m, lsh, rsh, out_zp, lo, hi),
+                                rq_uniform(a2, m, lsh, rsh, out_zp, lo, hi),
+                                rq_uniform(a3, m, lsh, rsh, out_zp, lo, hi)};
         if (count >= WRNN_DW_PIX) {
           for (int32_t j = 0; j < 4; ++j) vstrbq_scatter_offset_s32(op + 4 * j * c, soff, r[j]);
         } else {
