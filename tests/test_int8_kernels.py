@@ -437,6 +437,11 @@ def test_qemu_throughput_floor(lib, build_dir, tmp_path):
     rows = int8_qemu.measure(lib, build_dir, tmp_path)
     by = {r["name"]: r for r in rows}
     assert all(r["match"] for r in rows), [r["name"] for r in rows if not r["match"]]
-    assert by["conv1x1"]["macs_per_insn"] > 2.0
-    assert by["fc"]["macs_per_insn"] > 2.0
-    assert by["dwconv3x3"]["macs_per_insn"] > 0.15
+    # floors a little under the measured figures (docs/int8_kernels.md); QEMU's counts are deterministic
+    assert by["conv1x1"]["macs_per_insn"] >= 3.9
+    assert by["fc"]["macs_per_insn"] >= 3.3
+    assert by["conv3x3"]["macs_per_insn"] >= 0.8
+    assert by["dwconv3x3"]["macs_per_insn"] >= 0.45
+    assert by["dwconv5x5"]["macs_per_insn"] >= 0.7
+    body = [r for r in rows if r["name"].startswith("model/")]
+    assert sum(r["macs"] for r in body) / sum(r["insns"] for r in body) >= 1.9
