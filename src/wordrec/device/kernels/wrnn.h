@@ -35,7 +35,9 @@
  *   WRNN_ENULL  a required pointer is NULL
  *   WRNN_EDIM   a size is <= 0, or the geometry is inconsistent (e.g. out_h does not fit in_h)
  *   WRNN_EQUANT a zero point, clamp range or shift is out of its documented range
- * No kernel allocates memory; scratch buffers are the caller's, 4-byte aligned, size from *_scratch_bytes.
+ * No kernel allocates memory; scratch buffers are the caller's, 4-byte aligned, size from *_scratch_bytes (the
+ * same number on both paths, so a host can size a device's buffers). Stack: the Helium GEMM core (conv1x1, conv, FC,
+ * matmul) keeps 512 bytes of running sums on the stack; the deepest call (wrnn_conv_s8) uses ~940 bytes (gcc 12 -O3).
  * Buffers must not overlap, except where a function says otherwise.
  */
 #ifndef WRNN_H
@@ -98,7 +100,9 @@ int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const i
                  const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out);
 
 /* Depthwise k_h x k_w convolution, channel multiplier 1 (g->out_c == g->in_c). w HWC [k_h][k_w][c].
- * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes (4 * c), 4-byte aligned (folded bias). */
+ * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * c), weights transposed to
+ * [c][k_h * k_w], and k_h zero-point-padded input rows of ((ceil(out_w / 16) * 16 - 1) * stride_w + k_w) pixels
+ * (the Helium path's row buffer; e.g. 3x3 over 80 x 128 channels: 37 KB). */
 int32_t wrnn_dwconv_s8_scratch_bytes(const wrnn_geom *g);
 int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                    const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out);
