@@ -47,7 +47,8 @@ def _requant_params(rng, n):
 def _quant(rng):
     in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
     lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2))
-    return in_zp, out_zp, *( (lo, hi) if rng.random() < 0.5 else (-128, 127) )
+    lo, hi = (lo, hi) if rng.random() < 0.5 else (-128, 127)
+    return in_zp, out_zp, lo, hi
 
 
 def _bias(rng, n):
@@ -79,7 +80,7 @@ def conv1x1_cases(rng, n_cases, lib):
     return out
 
 
-def _window(rng, kind):
+def _window(rng):
     k = int(rng.choice([1, 3, 5]))
     stride = int(rng.choice([1, 2]))
     pad = int(rng.integers(0, min(2, k - 1) + 1))
@@ -93,7 +94,7 @@ def _window(rng, kind):
 def conv_cases(rng, n_cases, lib):
     out = []
     for i in range(n_cases):
-        h, wd, k, s, p, oh, ow = _window(rng, "conv")
+        h, wd, k, s, p, oh, ow = _window(rng)
         ci, co = (int(v) for v in rng.choice(CHANNELS[:6], 2))
         x, w, b = _i8(rng, h, wd, ci), _i8(rng, co, k, k, ci), _bias(rng, co)
         mult, shift = _requant_params(rng, co)
@@ -107,7 +108,7 @@ def conv_cases(rng, n_cases, lib):
 def dwconv_cases(rng, n_cases, lib):
     out = []
     for i in range(n_cases):
-        h, wd, k, s, p, oh, ow = _window(rng, "dw")
+        h, wd, k, s, p, oh, ow = _window(rng)
         c = int(rng.choice(CHANNELS))
         x, w, b = _i8(rng, h, wd, c), _i8(rng, k, k, c), _bias(rng, c)
         mult, shift = _requant_params(rng, c)
@@ -121,7 +122,7 @@ def dwconv_cases(rng, n_cases, lib):
 def avgpool_cases(rng, n_cases, lib):
     out = []
     for i in range(n_cases):
-        h, wd, k, s, p, oh, ow = _window(rng, "pool")
+        h, wd, k, s, p, oh, ow = _window(rng)
         c = int(rng.choice(CHANNELS))
         x = _i8(rng, h, wd, c)
         _, _, lo, hi = _quant(rng)
@@ -235,7 +236,8 @@ def requant_cases(rng, n_cases, lib):
 
 
 KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases, "conv": conv_cases,
-           "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases, "matmul": matmul_cases}
+           "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases,
+           "matmul": matmul_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself

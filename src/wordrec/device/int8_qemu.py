@@ -129,7 +129,8 @@ def benchmark_calls(lib: int8_host.HostLib, seed: int = 0) -> list[tuple[str, st
                     int8_host.dwconv_call(r8(12, 80, 128), r8(k, k, 128), None, m, s, *q, (1, 1), (k // 2, k // 2),
                                           (12, 80), lib)))
     m, s = rq(96)
-    out.append(("fc", "FC, 40x120 -> 40x96", 40 * 120 * 96, int8_host.fc_call(r8(40, 120), r8(96, 120), None, m, s, *q)))
+    out.append(("fc", "FC, 40x120 -> 40x96", 40 * 120 * 96,
+                int8_host.fc_call(r8(40, 120), r8(96, 120), None, m, s, *q)))
     out.append(("matmul", "activation matmul, 40x64 . (40x64)^T -> 40x40", 40 * 64 * 40,
                 int8_host.matmul_call(r8(40, 64), r8(40, 64), 3, -7, 1500000000, -12, 2, -128, 127, lib)))
     return out + model_calls(lib, r8, rq, q)

@@ -42,7 +42,10 @@ int main(void) {
     for (uint32_t i = 0; i < n_bufs; ++i) {
       if (!read_u32(fi, &sizes[i])) return 3;
       const uint32_t padded = (sizes[i] + 3u) & ~3u;
-      if (used + padded > POOL_BYTES) { printf("wrnn: call %lu: buffers exceed the pool\n", (unsigned long)c); return 3; }
+      if (used + padded > POOL_BYTES) {
+        printf("wrnn: call %lu: buffers exceed the pool\n", (unsigned long)c);
+        return 3;
+      }
       /* a zero-byte buffer is passed as NULL (e.g. no bias) */
       bufs[i] = sizes[i] ? pool + used : 0;
       if (padded && fread(pool + used, 1, padded, fi) != padded) { printf("wrnn: short read\n"); return 3; }
