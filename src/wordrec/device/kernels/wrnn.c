@@ -186,11 +186,10 @@ static inline void dot4_rows(const int8_t *x, int32_t stride, int32_t n, int8x16
 #define WRNN_GEMM_CHUNK 32 /* pixels per pass over K (128 int32 running sums on the stack) */
 static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *w, int32_t n, int32_t k,
                     const int32_t *folded, const int32_t *row_add, const int32_t *bias, const int32_t *mult,
-                    const int32_t *shift,
-                    const wrnn_quant *q, int8_t *out, int32_t out_stride) {
+                    const int32_t *shift, const wrnn_quant *q, int8_t *out, int32_t out_stride) {
 #ifdef WRNN_MVE
-  /* 1 pixel x 4 output channels per step: one activation load feeds four VMLADAVA (64 MACs per 16 bytes of K);
-   * the four sums are requantized as one vector and stored as 4 contiguous bytes. Channel tails reuse the last
+  /* Blocks of 4 output channels; within a block, chunks of WRNN_GEMM_CHUNK pixels (see the loop below). The four
+   * sums of a pixel are requantized as one vector and stored as 4 contiguous bytes. Channel tails reuse the last
    * weight row and store through a predicate. */
   const int32_t out_zp = q->out_zp, act_min = q->act_min, act_max = q->act_max;
   for (int32_t o = 0; o < n; o += 4) {
