@@ -109,6 +109,13 @@ static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n) {
   }
 }
 
+/* rq_uniform for act_min = -128, act_max = 127: saturating x * 2^24 then >> 24 is exactly clamp(x, -128, 127). */
+static inline int32x4_t rq_full(int32x4_t acc, int32_t mult, int32_t lsh, int32_t rsh, int32_t out_zp) {
+  int32x4_t x = vqrdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult);
+  if (rsh) x = vrshlq_n_s32(vqaddq_s32(x, vshrq_n_s32(x, 31)), -rsh);
+  return vshrq_n_s32(vqshlq_n_s32(vqaddq_n_s32(x, out_zp), 24), 24);
+}
+
 static inline int32_t row_sum(const int8_t *w, int32_t k) {
   int32_t s = 0;
   for (int32_t i = 0; i < k; i += 16) s = vaddvaq_p_s8(s, vldrbq_z_s8(w + i, vctp8q(k - i)), vctp8q(k - i));
@@ -463,6 +470,7 @@ int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const
   const int32_t step8 = 8 * sw * c; /* pixels 8..15 of a step: same offsets from a base 8 pixels on */
   const uint32x4_t soff = vmulq_n_u32(lane, (uint32_t)c);
   const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
+  const int full_range = q->act_min == -128 && q->act_max == 127;
   for (int32_t oy = 0; oy < out_h; ++oy) {
     dw_pad_rows(in, g, oy * sh - pad_top, cols, (int8_t)zp, rows);
     int8_t *orow = out + (int64_t)oy * out_w * c;
@@ -485,10 +493,14 @@ int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const
         }
         int8_t *op = orow + (int64_t)ox0 * c + ch;
         const int32_t count = out_w - ox0;
-        const int32x4_t r[4] = {rq_uniform(a0, m, lsh, rsh, out_zp, lo, hi),
-                                rq_uniform(a1, m, lsh, rsh, out_zp, lo, hi),
-                                rq_uniform(a2, m, lsh, rsh, out_zp, lo, hi),
-                                rq_uniform(a3, m, lsh, rsh, out_zp, lo, hi)};
+        int32x4_t r[4];
+        if (full_range) { /* clamp by a saturating shift up and back: no vector constants to keep live */
+          r[0] = rq_full(a0, m, lsh, rsh, out_zp), r[1] = rq_full(a1, m, lsh, rsh, out_zp);
+          r[2] = rq_full(a2, m, lsh, rsh, out_zp), r[3] = rq_full(a3, m, lsh, rsh, out_zp);
+        } else {
+          r[0] = rq_uniform(a0, m, lsh, rsh, out_zp, lo, hi), r[1] = rq_uniform(a1, m, lsh, rsh, out_zp, lo, hi);
+          r[2] = rq_uniform(a2, m, lsh, rsh, out_zp, lo, hi), r[3] = rq_uniform(a3, m, lsh, rsh, out_zp, lo, hi);
+        }
         if (count >= WRNN_DW_PIX) {
           for (int32_t j = 0; j < 4; ++j) vstrbq_scatter_offset_s32(op + 4 * j * c, soff, r[j]);
         } else {
