@@ -359,7 +359,7 @@ def test_bad_arguments_return_error_codes(lib):
     g = H.geom((4, 4, 3), (4, 4), 3, (3, 3), (2, 2), (1, 1))
     assert lib.scratch_bytes("conv", g) == -2
     assert lib.scratch_bytes("dwconv", H.geom((4, 4, 3), (4, 4), 5, (3, 3), (1, 1), (1, 1))) == -2
-    assert lib.scratch_bytes("conv", H.geom((4, 4, 3), (4, 4), 8, (3, 3), (1, 1), (1, 1))) == 4 * 8 + 8 * 27
+    assert lib.scratch_bytes("conv", H.geom((4, 4, 3), (4, 4), 8, (3, 3), (1, 1), (1, 1))) == 4 * 8 + 32 * 27
 
 
 def test_kernels_are_package_data():
@@ -442,8 +442,8 @@ def test_qemu_throughput_floor(lib, build_dir, tmp_path):
     # floors a little under the measured figures (docs/int8_kernels.md); QEMU's counts are deterministic
     assert by["conv1x1"]["macs_per_insn"] >= 3.9
     assert by["fc"]["macs_per_insn"] >= 3.3
-    assert by["conv3x3"]["macs_per_insn"] >= 0.8
+    assert by["conv3x3"]["macs_per_insn"] >= 1.0
     assert by["dwconv3x3"]["macs_per_insn"] >= 0.45
-    assert by["dwconv5x5"]["macs_per_insn"] >= 0.7
+    assert by["dwconv5x5"]["macs_per_insn"] >= 0.75
     body = [r for r in rows if r["name"].startswith("model/")]
-    assert sum(r["macs"] for r in body) / sum(r["insns"] for r in body) >= 1.9
+    assert sum(r["macs"] for r in body) / sum(r["insns"] for r in body) >= 2.0

@@ -358,10 +358,15 @@ int wrnn_matmul_s8s8(const int8_t *a, const int8_t *b, int32_t m, int32_t k, int
   return WRNN_OK;
 }
 
+/* im2col pixels per GEMM call (wrnn.h): more where a column is short, to spread the per-call set-up */
+static int32_t conv_cols(int32_t k) { return k <= 128 ? 32 : (k <= 512 ? 16 : 8); }
+
 int32_t wrnn_conv_s8_scratch_bytes(const wrnn_geom *g) {
   if (!g || !check_geom(g)) return WRNN_EDIM;
-  const int32_t k = g->k_h * g->k_w * g->in_c;
-  return 4 * g->out_c + ((WRNN_CONV_COLS * k + 3) & ~3);
+  const int64_t k = (int64_t)g->k_h * g->k_w * g->in_c;
+  if (k > (1 << 24)) return WRNN_EDIM;
+  const int64_t bytes = 4 * (int64_t)g->out_c + ((conv_cols((int32_t)k) * k + 3) & ~3);
+  return bytes > INT32_MAX ? WRNN_EDIM : (int32_t)bytes;
 }
 
 /* Copy the receptive field of output pixel (oy, ox) into col[k_h * k_w * in_c]; outside positions get in_zp. */
@@ -386,15 +391,15 @@ static void im2col_pixel(const int8_t *in, const wrnn_geom *g, int32_t oy, int32
 int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                  const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out) {
   if (!in || !w || !mult || !shift || !g || !q || !scratch || !out) return WRNN_ENULL;
-  if (!check_geom(g)) return WRNN_EDIM;
+  if (!check_geom(g) || wrnn_conv_s8_scratch_bytes(g) < 0) return WRNN_EDIM;
   if (!check_quant(q) || !check_shifts(shift, g->out_c)) return WRNN_EQUANT;
   const int32_t k = g->k_h * g->k_w * g->in_c;
   int32_t *folded = (int32_t *)scratch;
   int8_t *cols = (int8_t *)(folded + g->out_c);
   for (int32_t o = 0; o < g->out_c; ++o) folded[o] = fold(bias, o, w + (int64_t)o * k, k, q->in_zp);
-  const int32_t total = g->out_h * g->out_w;
-  for (int32_t p0 = 0; p0 < total; p0 += WRNN_CONV_COLS) {
-    const int32_t np = total - p0 < WRNN_CONV_COLS ? total - p0 : WRNN_CONV_COLS;
+  const int32_t total = g->out_h * g->out_w, ncols = conv_cols(k);
+  for (int32_t p0 = 0; p0 < total; p0 += ncols) {
+    const int32_t np = total - p0 < ncols ? total - p0 : ncols;
     for (int32_t j = 0; j < np; ++j)
       im2col_pixel(in, g, (p0 + j) / g->out_w, (p0 + j) % g->out_w, (int8_t)q->in_zp, cols + j * k);
     gemm_s8(cols, k, np, w, g->out_c, k, folded, 0, bias, mult, shift, q, out + (int64_t)p0 * g->out_c, g->out_c);

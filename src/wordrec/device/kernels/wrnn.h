@@ -93,8 +93,9 @@ int wrnn_fc_s8(const int8_t *in, int32_t m, int32_t k, const int8_t *w, int32_t 
                const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out);
 
 /* k_h x k_w convolution with stride and zero-point padding. w OHWI [out_c][k_h][k_w][in_c].
- * scratch: wrnn_conv_s8_scratch_bytes(g) bytes, 4-byte aligned (folded bias + im2col of WRNN_CONV_COLS pixels). */
-#define WRNN_CONV_COLS 8
+ * scratch: wrnn_conv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * out_c) + im2col of `cols` pixels
+ * of K = k_h * k_w * in_c bytes each (rounded up to 4), cols = 32 for K <= 128, 16 for K <= 512, else 8: more
+ * pixels per GEMM call where a column is short (a 3x3 stem over 3 channels: 0.86 -> 1.03 MACs/instruction). */
 int32_t wrnn_conv_s8_scratch_bytes(const wrnn_geom *g);
 int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                  const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out);
