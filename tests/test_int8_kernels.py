@@ -447,3 +447,22 @@ def test_qemu_throughput_floor(lib, build_dir, tmp_path):
     assert by["dwconv5x5"]["macs_per_insn"] >= 0.75
     body = [r for r in rows if r["name"].startswith("model/")]
     assert sum(r["macs"] for r in body) / sum(r["insns"] for r in body) >= 2.0
+
+
+@device
+def test_qemu_vmladava_tail_predication(lib, build_dir, tmp_path):
+    """K around multiples of 16 (predicated VMLADAVA tail), channel tails (1..5 of a block of 4), pixel chunks
+    past 32: every edge of the Helium GEMM loop structure, against numpy directly."""
+    from wordrec.device import int8_qemu
+
+    rng = np.random.default_rng(12)
+    cases = []
+    for k in (1, 15, 16, 17, 31, 32, 33, 48):
+        for n, m in ((1, 1), (3, 5), (5, 33), (4, 64)):
+            x, w = _i8(rng, m, k), _i8(rng, n, k)
+            mult, shift = _requant_params(rng, n)
+            q = (int(rng.integers(-128, 128)), 0, -128, 127)
+            cases.append((H.fc_call(x, w, None, mult, shift, *q), R.fc(x, w, None, mult, shift, *q)))
+    res = int8_qemu.run_qemu([c for c, _ in cases], tmp_path, build_dir)
+    for (call, want), (rc, got) in zip(cases, res["results"]):
+        assert rc == 0 and np.array_equal(got, want), call.args[:3]
