@@ -1,0 +1,58 @@
+/* One entry point for every wrnn kernel, driven by an opcode, an int32 argument list and buffer pointers.
+ * The host ctypes wrapper and the QEMU test program both go through it, so the arguments a test passes reach
+ * the kernel the same way on both sides. Argument order per opcode is mirrored in wordrec/device/int8_host.py. */
+#include "wrnn_call.h"
+
+#include "wrnn.h"
+
+static wrnn_geom geom(const int32_t *a) {
+  wrnn_geom g = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]};
+  return g;
+}
+
+int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
+  switch (op) {
+    case WRNN_OP_REQUANTIZE: /* n, channels, out_zp, act_min, act_max | acc, mult, shift, out */
+      return wrnn_requantize_s32(b[0], a[0], a[1], b[1], b[2], a[2], a[3], a[4], b[3]);
+    case WRNN_OP_CONV1X1: /* pixels, in_c, out_c, in_zp, out_zp, act_min, act_max | in, w, bias, mult, shift, out */
+    case WRNN_OP_FC: {    /* m, k, n, ... same */
+      const wrnn_quant q = {a[3], a[4], a[5], a[6]};
+      if (op == WRNN_OP_FC) return wrnn_fc_s8(b[0], a[0], a[1], b[1], a[2], b[2], b[3], b[4], &q, b[5]);
+      return wrnn_conv1x1_s8(b[0], a[0], a[1], b[1], a[2], b[2], b[3], b[4], &q, b[5]);
+    }
+    case WRNN_OP_CONV:   /* geom[12], in_zp, out_zp, act_min, act_max | in, w, bias, mult, shift, scratch, out */
+    case WRNN_OP_DWCONV: {
+      const wrnn_geom g = geom(a);
+      const wrnn_quant q = {a[12], a[13], a[14], a[15]};
+      if (op == WRNN_OP_CONV) return wrnn_conv_s8(b[0], b[1], b[2], b[3], b[4], &g, &q, b[5], b[6]);
+      return wrnn_dwconv_s8(b[0], b[1], b[2], b[3], b[4], &g, &q, b[5], b[6]);
+    }
+    case WRNN_OP_AVGPOOL: { /* geom[12], act_min, act_max | in, out */
+      const wrnn_geom g = geom(a);
+      return wrnn_avgpool_s8(b[0], &g, a[12], a[13], b[1]);
+    }
+    case WRNN_OP_LUT: /* n | in, table, out */
+      return wrnn_lut_s8(b[0], a[0], b[1], b[2]);
+    case WRNN_OP_MUL: /* pixels, c, x_zp, s_zp, mult, shift, out_zp, act_min, act_max | x, s, out */
+      return wrnn_mul_s8(b[0], a[0], a[1], b[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], b[2]);
+    case WRNN_OP_ADD: { /* n, left_shift, a_zp, a_mult, a_shift, b_zp, b_mult, b_shift, out_zp, out_mult,
+                           out_shift, act_min, act_max | a, b, out */
+      const wrnn_add_params p = {a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
+      return wrnn_add_s8(b[0], b[1], a[0], &p, b[2]);
+    }
+    case WRNN_OP_CONV_SCRATCH: { /* geom[12] -> bytes (or error) */
+      const wrnn_geom g = geom(a);
+      return wrnn_conv_s8_scratch_bytes(&g);
+    }
+    case WRNN_OP_DWCONV_SCRATCH: {
+      const wrnn_geom g = geom(a);
+      return wrnn_dwconv_s8_scratch_bytes(&g);
+    }
+    case WRNN_OP_MATMUL: /* m, k, n, a_zp, b_zp, mult, shift, out_zp, act_min, act_max | a, b, scratch, out */
+      return wrnn_matmul_s8s8(b[0], b[1], a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], b[2], b[3]);
+    case WRNN_OP_MATMUL_SCRATCH: /* m, n -> bytes */
+      return wrnn_matmul_s8s8_scratch_bytes(a[0], a[1]);
+    default:
+      return WRNN_CALL_EOP;
+  }
+}

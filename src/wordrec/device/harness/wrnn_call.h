@@ -1,0 +1,24 @@
+/* Opcode dispatcher over the wrnn kernels (test harness; see wrnn_call.c for the argument order). */
+#ifndef WRNN_CALL_H
+#define WRNN_CALL_H
+#include <stdint.h>
+
+enum {
+  WRNN_OP_REQUANTIZE = 0,
+  WRNN_OP_CONV1X1 = 1,
+  WRNN_OP_FC = 2,
+  WRNN_OP_CONV = 3,
+  WRNN_OP_DWCONV = 4,
+  WRNN_OP_AVGPOOL = 5,
+  WRNN_OP_LUT = 6,
+  WRNN_OP_MUL = 7,
+  WRNN_OP_ADD = 8,
+  WRNN_OP_CONV_SCRATCH = 9,
+  WRNN_OP_DWCONV_SCRATCH = 10,
+  WRNN_OP_MATMUL = 11,
+  WRNN_OP_MATMUL_SCRATCH = 12,
+};
+#define WRNN_CALL_EOP (-100) /* unknown opcode */
+
+int wrnn_call(int32_t op, const int32_t *args, void *const *bufs);
+#endif

@@ -1,0 +1,202 @@
+"""Host build of the wrnn kernels (system gcc, scalar path) and numpy-facing wrappers.
+
+Reads the C sources under wordrec/device/{kernels,harness}; writes `libwrnn-<hash>.so` into the build directory
+the caller passes (rebuilt only when the sources or flags change). Every kernel wrapper first builds a `Call`
+(opcode, int32 arguments, buffers; the last buffer is the output) so the same call can run on the host
+(`run_host`) or be shipped to the device (wordrec.device.int8_qemu.run_qemu) with identical arguments.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from wordrec.errors import ConfigError, DataError
+
+OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool": 5, "lut": 6, "mul": 7,
+       "add": 8, "conv_scratch": 9, "dwconv_scratch": 10, "matmul": 11, "matmul_scratch": 12}
+HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
+
+
+def kernels_dir() -> Path:
+    return Path(str(resources.files("wordrec.device") / "kernels"))
+
+
+def harness_dir() -> Path:
+    return Path(str(resources.files("wordrec.device") / "harness"))
+
+
+def sources() -> list[Path]:
+    """The library (kernels/*.c) plus the opcode dispatcher the harnesses call."""
+    return sorted(kernels_dir().glob("*.c")) + [harness_dir() / "wrnn_call.c"]
+
+
+def source_hash(extra: list[str]) -> str:
+    h = hashlib.sha256(" ".join(extra).encode())
+    for p in sorted(kernels_dir().glob("*.[ch]")) + sorted(harness_dir().glob("*.[ch]")):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_host(build_dir: Path, extra_cflags: list[str] | None = None) -> Path:
+    """Compile the scalar library into build_dir/libwrnn-<hash>.so (cached by source + flag hash)."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        raise ConfigError("no host C compiler (gcc) to build the wrnn kernels (wordrec/device/kernels)")
+    flags = HOST_CFLAGS + list(extra_cflags or [])
+    build_dir = Path(build_dir)
+    so = build_dir / f"libwrnn-{source_hash(flags)}.so"
+    if so.is_file():
+        return so
+    build_dir.mkdir(parents=True, exist_ok=True)
+    tmp = so.with_name(f".{so.name}.{os.getpid()}.tmp")
+    cmd = [cc, *flags, "-I", str(kernels_dir()), "-I", str(harness_dir()), "-o", str(tmp), *map(str, sources())]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise DataError(f"building {so.name} from {kernels_dir()} failed:\n{res.stderr[-2000:]}")
+    os.replace(tmp, so)
+    return so
+
+
+@dataclass
+class Call:
+    """One kernel invocation: opcode name, int32 args, buffers (last = output, filled by the run)."""
+
+    op: str
+    args: list[int]
+    bufs: list[np.ndarray | None]
+    out_shape: tuple[int, ...] = field(default=())
+
+    def arg_array(self) -> np.ndarray:
+        a = np.asarray(self.args, np.int64)
+        if a.size and (a.min() < -(2**31) or a.max() > 2**31 - 1):
+            raise ConfigError(f"{self.op}: an argument does not fit int32: {self.args}")
+        return a.astype(np.int32)
+
+
+class HostLib:
+    """ctypes handle on the host build; `run(call)` returns (rc, output array)."""
+
+    def __init__(self, build_dir: Path):
+        self.path = build_host(build_dir)
+        self.lib = ctypes.CDLL(str(self.path))
+        self.lib.wrnn_call.restype = ctypes.c_int32
+        self.lib.wrnn_call.argtypes = [ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p]
+
+    def run(self, call: Call) -> tuple[int, np.ndarray]:
+        args = call.arg_array()
+        bufs = [None if b is None else np.ascontiguousarray(b) for b in call.bufs]
+        out = np.zeros(call.out_shape, np.int8)
+        bufs[-1] = out
+        ptrs = (ctypes.c_void_p * len(bufs))(*[None if b is None else b.ctypes.data for b in bufs])
+        rc = int(self.lib.wrnn_call(OPS[call.op], args.ctypes.data, ctypes.cast(ptrs, ctypes.c_void_p)))
+        return rc, out
+
+    def scratch_bytes(self, op: str, geom: list[int]) -> int:
+        """The kernel's own scratch size for geometry args (wrnn_geom fields; matmul: [m, n])."""
+        args = np.asarray(geom, np.int32)
+        return int(self.lib.wrnn_call(OPS[f"{op}_scratch"], args.ctypes.data, None))
+
+
+# ------------------------------------------------------------------ call builders (argument order = wrnn_call.c)
+
+def _i8(a) -> np.ndarray:
+    return np.ascontiguousarray(a, np.int8)
+
+
+def _i32(a) -> np.ndarray | None:
+    return None if a is None else np.ascontiguousarray(a, np.int32)
+
+
+def conv_out_dim(size: int, k: int, stride: int, pad_before: int, pad_after: int) -> int:
+    return (size + pad_before + pad_after - k) // stride + 1
+
+
+def requantize_call(acc, mult, shift, out_zp, act_min, act_max) -> Call:
+    acc = np.ascontiguousarray(acc, np.int32)
+    n, ch = acc.size, np.asarray(mult).size
+    return Call("requantize", [n, ch, out_zp, act_min, act_max], [acc, _i32(mult), _i32(shift), None], acc.shape)
+
+
+def fc_call(x, w, bias, mult, shift, in_zp, out_zp, act_min, act_max) -> Call:
+    m, k = x.shape
+    n = w.shape[0]
+    return Call("fc", [m, k, n, in_zp, out_zp, act_min, act_max],
+                [_i8(x), _i8(w), _i32(bias), _i32(mult), _i32(shift), None], (m, n))
+
+
+def conv1x1_call(x, w, bias, mult, shift, in_zp, out_zp, act_min, act_max) -> Call:
+    h, wd, c = x.shape
+    n = w.shape[0]
+    return Call("conv1x1", [h * wd, c, n, in_zp, out_zp, act_min, act_max],
+                [_i8(x), _i8(np.asarray(w).reshape(n, c)), _i32(bias), _i32(mult), _i32(shift), None], (h, wd, n))
+
+
+def geom(in_shape, out_hw, out_c, k, stride, pad) -> list[int]:
+    """wrnn_geom fields in order: in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, pad_t, pad_l."""
+    return [*in_shape, *out_hw, out_c, *k, *stride, *pad]
+
+
+def _scratch(nbytes: int, what: str) -> np.ndarray:
+    if nbytes < 0:
+        raise ConfigError(f"{what}: geometry rejected by the kernel (error {nbytes})")
+    return np.zeros(max(nbytes, 4), np.int8)
+
+
+def conv_call(x, w, bias, mult, shift, in_zp, out_zp, act_min, act_max, stride, pad, out_hw, lib: HostLib) -> Call:
+    co, kh, kw, ci = w.shape
+    g = geom(x.shape, out_hw, co, (kh, kw), stride, pad)
+    scratch = _scratch(lib.scratch_bytes("conv", g), "conv")
+    return Call("conv", g + [in_zp, out_zp, act_min, act_max],
+                [_i8(x), _i8(w), _i32(bias), _i32(mult), _i32(shift), scratch, None], (*out_hw, co))
+
+
+def dwconv_call(x, w, bias, mult, shift, in_zp, out_zp, act_min, act_max, stride, pad, out_hw,
+                lib: HostLib) -> Call:
+    kh, kw, c = w.shape
+    g = geom(x.shape, out_hw, c, (kh, kw), stride, pad)
+    scratch = _scratch(lib.scratch_bytes("dwconv", g), "dwconv")
+    return Call("dwconv", g + [in_zp, out_zp, act_min, act_max],
+                [_i8(x), _i8(w), _i32(bias), _i32(mult), _i32(shift), scratch, None], (*out_hw, c))
+
+
+def avgpool_call(x, k, stride, pad, out_hw, act_min, act_max) -> Call:
+    c = x.shape[2]
+    return Call("avgpool", geom(x.shape, out_hw, c, k, stride, pad) + [act_min, act_max], [_i8(x), None],
+                (*out_hw, c))
+
+
+def lut_call(x, table) -> Call:
+    x = _i8(x)
+    return Call("lut", [x.size], [x, _i8(table), None], x.shape)
+
+
+def mul_call(x, s, x_zp, s_zp, mult, shift, out_zp, act_min, act_max) -> Call:
+    p, c = x.shape
+    return Call("mul", [p, c, x_zp, s_zp, mult, shift, out_zp, act_min, act_max], [_i8(x), _i8(s), None], (p, c))
+
+
+ADD_KEYS = ["left_shift", "a_zp", "a_mult", "a_shift", "b_zp", "b_mult", "b_shift", "out_zp", "out_mult",
+            "out_shift", "act_min", "act_max"]
+
+
+def add_call(a, b, params: dict) -> Call:
+    a = _i8(a)
+    return Call("add", [a.size] + [int(params[k]) for k in ADD_KEYS], [a, _i8(b), None], a.shape)
+
+
+def matmul_call(a, b, a_zp, b_zp, mult, shift, out_zp, act_min, act_max, lib: HostLib) -> Call:
+    """a [M][K] x b [N][K] (both activations) -> [M][N]."""
+    m, k = a.shape
+    n = b.shape[0]
+    scratch = _scratch(lib.scratch_bytes("matmul", [m, n]), "matmul")
+    return Call("matmul", [m, k, n, a_zp, b_zp, mult, shift, out_zp, act_min, act_max],
+                [_i8(a), _i8(b), scratch, None], (m, n))

@@ -1,0 +1,639 @@
+/* wrnn kernels: see wrnn.h for layouts, the arithmetic and the error codes.
+ * The Helium path and the scalar path compute the same integers: accumulation is modulo 2^32 (order-free),
+ * and the vector requantization (rq_vec) reproduces wrnn_requant bit for bit (tested on QEMU with edge values). */
+#include "wrnn.h"
+
+#include <string.h>
+
+#if defined(__ARM_FEATURE_MVE) && !defined(WRNN_SCALAR)
+#define WRNN_MVE 1
+#include <arm_mve.h>
+#endif
+
+/* ---------------------------------------------------------------- scalar arithmetic (normative) */
+
+static inline int32_t sat32(int64_t x) { return x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x); }
+
+static inline int32_t srdhm(int32_t a, int32_t b) {
+  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+  /* floor((ab + 2^30) / 2^31): an arithmetic shift floors; gcc's >> on negative int64 is arithmetic. */
+  return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
+}
+
+static inline int32_t rdbpot(int32_t x, int32_t e) {
+  if (e == 0) return x;
+  const int32_t mask = (int32_t)((1u << e) - 1u);
+  const int32_t rem = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> e) + (rem > threshold ? 1 : 0);
+}
+
+int32_t wrnn_scale(int32_t acc, int32_t mult, int32_t shift) {
+  const int32_t a = shift > 0 ? sat32((int64_t)acc * ((int64_t)1 << shift)) : acc;
+  return rdbpot(srdhm(a, mult), shift < 0 ? -shift : 0);
+}
+
+int32_t wrnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max) {
+  int64_t v = (int64_t)wrnn_scale(acc, mult, shift) + out_zp;
+  return (int32_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
+}
+
+/* Wrapping int32 arithmetic without signed-overflow UB. */
+static inline int32_t wadd(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static inline int32_t wmul(int32_t a, int32_t b) { return (int32_t)((uint32_t)a * (uint32_t)b); }
+
+/* ---------------------------------------------------------------- argument checks */
+
+static int check_zp(int32_t zp) { return zp >= -128 && zp <= 127; }
+static int check_clamp(int32_t lo, int32_t hi) { return lo >= -128 && lo <= hi && hi <= 127; }
+static int check_shifts(const int32_t *shift, int32_t n) {
+  for (int32_t i = 0; i < n; ++i)
+    if (shift[i] < -31 || shift[i] > 31) return 0;
+  return 1;
+}
+static int check_quant(const wrnn_quant *q) {
+  return check_zp(q->in_zp) && check_zp(q->out_zp) && check_clamp(q->act_min, q->act_max);
+}
+
+/* Window geometry: positive sizes and every output window overlapping the input. */
+static int check_geom(const wrnn_geom *g) {
+  if (g->in_h <= 0 || g->in_w <= 0 || g->in_c <= 0 || g->out_h <= 0 || g->out_w <= 0 || g->out_c <= 0 ||
+      g->k_h <= 0 || g->k_w <= 0 || g->stride_h <= 0 || g->stride_w <= 0 || g->pad_top < 0 || g->pad_left < 0)
+    return 0;
+  if (g->pad_top >= g->k_h || g->pad_left >= g->k_w) return 0;
+  if ((int64_t)(g->out_h - 1) * g->stride_h - g->pad_top >= g->in_h) return 0;
+  if ((int64_t)(g->out_w - 1) * g->stride_w - g->pad_left >= g->in_w) return 0;
+  return 1;
+}
+
+/* ---------------------------------------------------------------- Helium helpers */
+#ifdef WRNN_MVE
+/* Vector form of wrnn_requant with per-lane mult/shift. VQRDMULH is exactly SRDHM; VRSHL by -r rounds half up,
+ * so negative values are first moved down by one (saturating) when r > 0: a tie then rounds away from zero and
+ * no other value changes (x - 1 + 2^(r-1) crosses a multiple of 2^r only at a tie). */
+static inline int32x4_t rq_scale_vec(int32x4_t acc, int32x4_t mult, int32x4_t shift) {
+  const int32x4_t zero = vdupq_n_s32(0);
+  const int32x4_t rsh = vminq_s32(shift, zero); /* -r */
+  int32x4_t x = vqshlq_s32(acc, vmaxq_s32(shift, zero));
+  x = vqrdmulhq_s32(x, mult);
+  x = vqaddq_s32(x, vandq_s32(vshrq_n_s32(x, 31), vshrq_n_s32(rsh, 31)));
+  return vrshlq_s32(x, rsh);
+}
+
+static inline int32x4_t rq_vec(int32x4_t acc, int32x4_t mult, int32x4_t shift, int32_t out_zp, int32_t act_min,
+                               int32_t act_max) {
+  int32x4_t x = vqaddq_n_s32(rq_scale_vec(acc, mult, shift), out_zp);
+  x = vmaxq_s32(x, vdupq_n_s32(act_min));
+  return vminq_s32(x, vdupq_n_s32(act_max));
+}
+
+/* Same as rq_vec with one (mult, shift) for all lanes: the scalar-operand forms of the same instructions. */
+static inline int32x4_t rq_uniform(int32x4_t acc, int32_t mult, int32_t lsh, int32_t rsh, int32_t out_zp,
+                                   int32x4_t lo, int32x4_t hi) {
+  int32x4_t x = vqrdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult);
+  if (rsh) x = vrshlq_n_s32(vqaddq_s32(x, vshrq_n_s32(x, 31)), -rsh);
+  return vminq_s32(vmaxq_s32(vqaddq_n_s32(x, out_zp), lo), hi);
+}
+
+/* Byte fill/copy for the short runs of im2col and row padding: one predicated vector op per 16 bytes instead of
+ * a library call. */
+static inline void fill_s8(int8_t *dst, int8_t v, int32_t n) {
+  const int8x16_t vv = vdupq_n_s8(v);
+  for (int32_t i = 0; i < n; i += 16) vstrbq_p_s8(dst + i, vv, vctp8q(n - i));
+}
+
+static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n) {
+  for (int32_t i = 0; i < n; i += 16) {
+    const mve_pred16_t p = vctp8q(n - i);
+    vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, p), p);
+  }
+}
+
+/* rq_uniform for act_min = -128, act_max = 127: saturating x * 2^24 then >> 24 is exactly clamp(x, -128, 127). */
+static inline int32x4_t rq_full(int32x4_t acc, int32_t mult, int32_t lsh, int32_t rsh, int32_t out_zp) {
+  int32x4_t x = vqrdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult);
+  if (rsh) x = vrshlq_n_s32(vqaddq_s32(x, vshrq_n_s32(x, 31)), -rsh);
+  return vshrq_n_s32(vqshlq_n_s32(vqaddq_n_s32(x, out_zp), 24), 24);
+}
+
+static inline int32_t row_sum(const int8_t *w, int32_t k) {
+  int32_t s = 0;
+  for (int32_t i = 0; i < k; i += 16) s = vaddvaq_p_s8(s, vldrbq_z_s8(w + i, vctp8q(k - i)), vctp8q(k - i));
+  return s;
+}
+#else
+static inline void fill_s8(int8_t *dst, int8_t v, int32_t n) { memset(dst, v, (size_t)n); }
+static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n) { memcpy(dst, src, (size_t)n); }
+
+static inline int32_t row_sum(const int8_t *w, int32_t k) {
+  int32_t s = 0;
+  for (int32_t i = 0; i < k; ++i) s += w[i];
+  return s;
+}
+#endif
+
+/* folded bias: bias - in_zp * sum(w row), wrapping */
+static inline int32_t fold(const int32_t *bias, int32_t c, const int8_t *wrow, int32_t k, int32_t in_zp) {
+  return wadd(bias ? bias[c] : 0, wmul(-in_zp, row_sum(wrow, k)));
+}
+
+/* ---------------------------------------------------------------- GEMM core
+ * out[p * out_stride + o] = requant(fb[o] + sum_i a[p * a_stride + i] * w[o * k + i]) for p < m, o < n, where
+ * fb is `folded` when given, else computed from bias/in_zp per block of output channels, plus row_add[p] when
+ * given (matmul's second zero point). */
+#ifdef WRNN_MVE
+/* sums[p][j] (+)= dot16(x + p * stride, w_j) for p < n, j < 4: the GEMM's innermost loop in assembly, because
+ * VMLADAVA wants even accumulator registers and gcc's allocation costs 4 extra moves per pixel. 11 instructions
+ * per 64 MACs. x rows must hold 16 readable bytes; n >= 1. */
+static inline void dot4_rows(const int8_t *x, int32_t stride, int32_t n, int8x16_t w0, int8x16_t w1, int8x16_t w2,
+                             int8x16_t w3, int32_t *sums, int accumulate) {
+  register int32_t r0 __asm__("r0"), r2 __asm__("r2"), r4 __asm__("r4"), r6 __asm__("r6");
+  int8x16_t xv;
+  if (accumulate) {
+    __asm__ volatile(
+        "dls lr, %[n]\n"
+        "1:\n"
+        "vldrb.8 %q[xv], [%[x]]\n"
+        "ldrd %[a0], %[a1], [%[s]]\n"
+        "ldrd %[a2], %[a3], [%[s], #8]\n"
+        "add %[x], %[x], %[stride]\n"
+        "vmladava.s8 %[a0], %q[xv], %q[w0]\n"
+        "vmladava.s8 %[a1], %q[xv], %q[w1]\n"
+        "vmladava.s8 %[a2], %q[xv], %q[w2]\n"
+        "vmladava.s8 %[a3], %q[xv], %q[w3]\n"
+        "strd %[a0], %[a1], [%[s]], #8\n"
+        "strd %[a2], %[a3], [%[s]], #8\n"
+        "le lr, 1b\n"
+        : [x] "+r"(x), [s] "+r"(sums), [a0] "=&r"(r0), [a1] "=&r"(r2), [a2] "=&r"(r4), [a3] "=&r"(r6),
+          [xv] "=&w"(xv)
+        : [n] "r"(n), [stride] "r"(stride), [w0] "w"(w0), [w1] "w"(w1), [w2] "w"(w2), [w3] "w"(w3)
+        : "lr", "memory");
+  } else {
+    __asm__ volatile(
+        "dls lr, %[n]\n"
+        "1:\n"
+        "vldrb.8 %q[xv], [%[x]]\n"
+        "add %[x], %[x], %[stride]\n"
+        "vmladav.s8 %[a0], %q[xv], %q[w0]\n"
+        "vmladav.s8 %[a1], %q[xv], %q[w1]\n"
+        "vmladav.s8 %[a2], %q[xv], %q[w2]\n"
+        "vmladav.s8 %[a3], %q[xv], %q[w3]\n"
+        "strd %[a0], %[a1], [%[s]], #8\n"
+        "strd %[a2], %[a3], [%[s]], #8\n"
+        "le lr, 1b\n"
+        : [x] "+r"(x), [s] "+r"(sums), [a0] "=&r"(r0), [a1] "=&r"(r2), [a2] "=&r"(r4), [a3] "=&r"(r6),
+          [xv] "=&w"(xv)
+        : [n] "r"(n), [stride] "r"(stride), [w0] "w"(w0), [w1] "w"(w1), [w2] "w"(w2), [w3] "w"(w3)
+        : "lr", "memory");
+  }
+}
+
+#endif
+
+#define WRNN_GEMM_CHUNK 32 /* pixels per pass over K (128 int32 running sums on the stack) */
+static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *w, int32_t n, int32_t k,
+                    const int32_t *folded, const int32_t *row_add, const int32_t *bias, const int32_t *mult,
+                    const int32_t *shift, const wrnn_quant *q, int8_t *out, int32_t out_stride) {
+#ifdef WRNN_MVE
+  /* Blocks of 4 output channels; within a block, chunks of WRNN_GEMM_CHUNK pixels (see the loop below). The four
+   * sums of a pixel are requantized as one vector and stored as 4 contiguous bytes. Channel tails reuse the last
+   * weight row and store through a predicate. */
+  const int32_t out_zp = q->out_zp, act_min = q->act_min, act_max = q->act_max;
+  for (int32_t o = 0; o < n; o += 4) {
+    const int32_t live = n - o < 4 ? n - o : 4;
+    const int8_t *w0 = w + (int64_t)o * k;
+    const int8_t *w1 = w + (int64_t)(live > 1 ? o + 1 : o) * k;
+    const int8_t *w2 = w + (int64_t)(live > 2 ? o + 2 : o) * k;
+    const int8_t *w3 = w + (int64_t)(live > 3 ? o + 3 : o) * k;
+    const mve_pred16_t opred = vctp32q(live);
+    int32x4_t fb;
+    if (folded) {
+      fb = vldrwq_z_s32(folded + o, opred);
+    } else {
+      fb = vdupq_n_s32(fold(bias, o, w0, k, q->in_zp));
+      if (live > 1) fb = vsetq_lane_s32(fold(bias, o + 1, w1, k, q->in_zp), fb, 1);
+      if (live > 2) fb = vsetq_lane_s32(fold(bias, o + 2, w2, k, q->in_zp), fb, 2);
+      if (live > 3) fb = vsetq_lane_s32(fold(bias, o + 3, w3, k, q->in_zp), fb, 3);
+    }
+    const int32x4_t mv = vldrwq_z_s32(mult + o, opred);
+    const int32x4_t sv = vldrwq_z_s32(shift + o, opred);
+    /* K in slices of 16: the slice's 4 weight vectors stay in registers while a chunk of pixels streams past
+     * (1 activation load + 4 VMLADAVA per pixel, the running sums in a small stack array); then one
+     * requantization pass over the chunk. No per-pixel pointer resets, and the loop-invariant state is small
+     * enough that gcc keeps it in registers. */
+    int32_t sums[WRNN_GEMM_CHUNK * 4] __attribute__((aligned(8)));
+    for (int32_t p0 = 0; p0 < m; p0 += WRNN_GEMM_CHUNK) {
+      const int32_t np = m - p0 < WRNN_GEMM_CHUNK ? m - p0 : WRNN_GEMM_CHUNK;
+      const int8_t *a0 = a + (int64_t)p0 * a_stride;
+      for (int32_t i = 0; i < k; i += 16) {
+        const mve_pred16_t kp = vctp8q(k - i);
+        const int8x16_t v0 = vldrbq_z_s8(w0 + i, kp), v1 = vldrbq_z_s8(w1 + i, kp);
+        const int8x16_t v2 = vldrbq_z_s8(w2 + i, kp), v3 = vldrbq_z_s8(w3 + i, kp);
+        const int8_t *ap = a0 + i;
+        int32_t *sp = sums;
+        if (i == 0) {
+          if (k >= 16) {
+            dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 0);
+          } else {
+            for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+              const int8x16_t x = vldrbq_z_s8(ap, kp);
+              sp[0] = vmladavq_s8(x, v0), sp[1] = vmladavq_s8(x, v1);
+              sp[2] = vmladavq_s8(x, v2), sp[3] = vmladavq_s8(x, v3);
+            }
+          }
+        } else if (i + 16 <= k) {
+          dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 1);
+        } else {
+          for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+            const int8x16_t x = vldrbq_z_s8(ap, kp);
+            sp[0] = vmladavaq_s8(sp[0], x, v0), sp[1] = vmladavaq_s8(sp[1], x, v1);
+            sp[2] = vmladavaq_s8(sp[2], x, v2), sp[3] = vmladavaq_s8(sp[3], x, v3);
+          }
+        }
+      }
+      int8_t *op = out + (int64_t)p0 * out_stride + o;
+      const int32_t *sp = sums;
+      /* out_zp/act_min/act_max are locals: read through q, gcc would reload them after every (aliasing) byte store */
+      if (row_add) {
+        for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
+          const int32x4_t acc = vaddq_n_s32(vaddq_s32(vldrwq_s32(sp), fb), row_add[p0 + p]);
+          vstrbq_p_s32(op, rq_vec(acc, mv, sv, out_zp, act_min, act_max), opred);
+        }
+      } else if (live == 4) {
+        for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride)
+          vstrbq_s32(op, rq_vec(vaddq_s32(vldrwq_s32(sp), fb), mv, sv, out_zp, act_min, act_max));
+      } else {
+        for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride)
+          vstrbq_p_s32(op, rq_vec(vaddq_s32(vldrwq_s32(sp), fb), mv, sv, out_zp, act_min, act_max), opred);
+      }
+    }
+  }
+#else
+  for (int32_t o = 0; o < n; ++o) {
+    const int8_t *wr = w + (int64_t)o * k;
+    const int32_t fb = folded ? folded[o] : fold(bias, o, wr, k, q->in_zp);
+    for (int32_t p = 0; p < m; ++p) {
+      const int8_t *ar = a + (int64_t)p * a_stride;
+      int32_t acc = row_add ? wadd(fb, row_add[p]) : fb;
+      for (int32_t i = 0; i < k; ++i) acc = wadd(acc, ar[i] * wr[i]);
+      out[(int64_t)p * out_stride + o] =
+          (int8_t)wrnn_requant(acc, mult[o], shift[o], q->out_zp, q->act_min, q->act_max);
+    }
+  }
+#endif
+}
+
+/* ---------------------------------------------------------------- public kernels */
+
+int wrnn_requantize_s32(const int32_t *acc, int32_t n, int32_t channels, const int32_t *mult, const int32_t *shift,
+                        int32_t out_zp, int32_t act_min, int32_t act_max, int8_t *out) {
+  if (!acc || !mult || !shift || !out) return WRNN_ENULL;
+  if (n <= 0 || channels <= 0 || n % channels) return WRNN_EDIM;
+  if (!check_zp(out_zp) || !check_clamp(act_min, act_max) || !check_shifts(shift, channels)) return WRNN_EQUANT;
+  for (int32_t base = 0; base < n; base += channels) {
+#ifdef WRNN_MVE
+    for (int32_t c = 0; c < channels; c += 4) {
+      const mve_pred16_t p = vctp32q(channels - c);
+      const int32x4_t r = rq_vec(vldrwq_z_s32(acc + base + c, p), vldrwq_z_s32(mult + c, p),
+                                 vldrwq_z_s32(shift + c, p), out_zp, act_min, act_max);
+      vstrbq_p_s32(out + base + c, r, p);
+    }
+#else
+    for (int32_t c = 0; c < channels; ++c)
+      out[base + c] = (int8_t)wrnn_requant(acc[base + c], mult[c], shift[c], out_zp, act_min, act_max);
+#endif
+  }
+  return WRNN_OK;
+}
+
+static int check_gemm(const int8_t *in, const int8_t *w, const int32_t *mult, const int32_t *shift,
+                      const wrnn_quant *q, const int8_t *out, int32_t m, int32_t k, int32_t n) {
+  if (!in || !w || !mult || !shift || !q || !out) return WRNN_ENULL;
+  if (m <= 0 || k <= 0 || n <= 0) return WRNN_EDIM;
+  if (!check_quant(q) || !check_shifts(shift, n)) return WRNN_EQUANT;
+  return WRNN_OK;
+}
+
+int wrnn_conv1x1_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c,
+                    const int32_t *bias, const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out) {
+  const int rc = check_gemm(in, w, mult, shift, q, out, pixels, in_c, out_c);
+  if (rc) return rc;
+  gemm_s8(in, in_c, pixels, w, out_c, in_c, 0, 0, bias, mult, shift, q, out, out_c);
+  return WRNN_OK;
+}
+
+int wrnn_fc_s8(const int8_t *in, int32_t m, int32_t k, const int8_t *w, int32_t n, const int32_t *bias,
+               const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out) {
+  const int rc = check_gemm(in, w, mult, shift, q, out, m, k, n);
+  if (rc) return rc;
+  gemm_s8(in, k, m, w, n, k, 0, 0, bias, mult, shift, q, out, n);
+  return WRNN_OK;
+}
+
+int32_t wrnn_matmul_s8s8_scratch_bytes(int32_t m, int32_t n) {
+  if (m <= 0 || n <= 0 || (int64_t)m + 3 * (int64_t)n > INT32_MAX / 4) return WRNN_EDIM;
+  return 4 * (m + 3 * n);
+}
+
+int wrnn_matmul_s8s8(const int8_t *a, const int8_t *b, int32_t m, int32_t k, int32_t n, int32_t a_zp, int32_t b_zp,
+                     int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max, void *scratch,
+                     int8_t *out) {
+  if (!a || !b || !scratch || !out) return WRNN_ENULL;
+  if (m <= 0 || k <= 0 || n <= 0 || wrnn_matmul_s8s8_scratch_bytes(m, n) < 0) return WRNN_EDIM;
+  if (!check_zp(a_zp) || !check_zp(b_zp) || !check_zp(out_zp) || !check_clamp(act_min, act_max) ||
+      !check_shifts(&shift, 1))
+    return WRNN_EQUANT;
+  /* sum (a - az)(b - bz) = sum ab - az sum_k b[j] - bz sum_k a[i] + k az bz: a column term (B's rows, like a
+   * conv's folded bias, with the constant) and a row term (A's rows), both wrapping */
+  int32_t *folded = (int32_t *)scratch, *row_add = folded + n, *mults = row_add + m, *shifts = mults + n;
+  const int32_t konst = wmul(wmul(k, a_zp), b_zp);
+  for (int32_t j = 0; j < n; ++j) {
+    folded[j] = wadd(konst, wmul(-a_zp, row_sum(b + (int64_t)j * k, k)));
+    mults[j] = mult;
+    shifts[j] = shift;
+  }
+  for (int32_t i = 0; i < m; ++i) row_add[i] = wmul(-b_zp, row_sum(a + (int64_t)i * k, k));
+  const wrnn_quant q = {a_zp, out_zp, act_min, act_max};
+  gemm_s8(a, k, m, b, n, k, folded, row_add, 0, mults, shifts, &q, out, n);
+  return WRNN_OK;
+}
+
+/* im2col pixels per GEMM call (wrnn.h): more where a column is short, to spread the per-call set-up */
+static int32_t conv_cols(int32_t k) { return k <= 128 ? 32 : (k <= 512 ? 16 : 8); }
+
+int32_t wrnn_conv_s8_scratch_bytes(const wrnn_geom *g) {
+  if (!g || !check_geom(g)) return WRNN_EDIM;
+  const int64_t k = (int64_t)g->k_h * g->k_w * g->in_c;
+  if (k > (1 << 24)) return WRNN_EDIM;
+  const int64_t bytes = 4 * (int64_t)g->out_c + ((conv_cols((int32_t)k) * k + 3) & ~3);
+  return bytes > INT32_MAX ? WRNN_EDIM : (int32_t)bytes;
+}
+
+/* Copy the receptive field of output pixel (oy, ox) into col[k_h * k_w * in_c]; outside positions get in_zp. */
+static void im2col_pixel(const int8_t *in, const wrnn_geom *g, int32_t oy, int32_t ox, int8_t pad, int8_t *col) {
+  const int32_t c = g->in_c, row = g->k_w * c;
+  const int32_t y0 = oy * g->stride_h - g->pad_top, x0 = ox * g->stride_w - g->pad_left;
+  for (int32_t ky = 0; ky < g->k_h; ++ky, col += row) {
+    const int32_t y = y0 + ky;
+    if (y < 0 || y >= g->in_h) {
+      fill_s8(col, pad, row);
+      continue;
+    }
+    /* the in-bounds x range of this row is one contiguous run of NHWC bytes */
+    const int32_t kx_lo = x0 < 0 ? -x0 : 0;
+    const int32_t kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
+    if (kx_lo > 0) fill_s8(col, pad, kx_lo * c);
+    copy_s8(col + kx_lo * c, in + ((int64_t)y * g->in_w + x0 + kx_lo) * c, (kx_hi - kx_lo) * c);
+    if (kx_hi < g->k_w) fill_s8(col + kx_hi * c, pad, (g->k_w - kx_hi) * c);
+  }
+}
+
+int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                 const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out) {
+  if (!in || !w || !mult || !shift || !g || !q || !scratch || !out) return WRNN_ENULL;
+  if (!check_geom(g) || wrnn_conv_s8_scratch_bytes(g) < 0) return WRNN_EDIM;
+  if (!check_quant(q) || !check_shifts(shift, g->out_c)) return WRNN_EQUANT;
+  const int32_t k = g->k_h * g->k_w * g->in_c;
+  int32_t *folded = (int32_t *)scratch;
+  int8_t *cols = (int8_t *)(folded + g->out_c);
+  for (int32_t o = 0; o < g->out_c; ++o) folded[o] = fold(bias, o, w + (int64_t)o * k, k, q->in_zp);
+  const int32_t total = g->out_h * g->out_w, ncols = conv_cols(k);
+  for (int32_t p0 = 0; p0 < total; p0 += ncols) {
+    const int32_t np = total - p0 < ncols ? total - p0 : ncols;
+    for (int32_t j = 0; j < np; ++j)
+      im2col_pixel(in, g, (p0 + j) / g->out_w, (p0 + j) % g->out_w, (int8_t)q->in_zp, cols + j * k);
+    gemm_s8(cols, k, np, w, g->out_c, k, folded, 0, bias, mult, shift, q, out + (int64_t)p0 * g->out_c, g->out_c);
+  }
+  return WRNN_OK;
+}
+
+/* Helium depthwise works on WRNN_DW_PIX output pixels of a row per step; the padded row buffer is wide enough
+ * for the last, partial step. */
+#define WRNN_DW_PIX 16
+static int32_t dw_row_cols(const wrnn_geom *g) {
+  return ((g->out_w + WRNN_DW_PIX - 1) / WRNN_DW_PIX * WRNN_DW_PIX - 1) * g->stride_w + g->k_w;
+}
+
+int32_t wrnn_dwconv_s8_scratch_bytes(const wrnn_geom *g) {
+  if (!g || !check_geom(g) || g->out_c != g->in_c) return WRNN_EDIM;
+  const int64_t bytes = 4 * (int64_t)g->in_c + (((int64_t)g->in_c * g->k_h * g->k_w + 3) & ~3) +
+                        (((int64_t)g->k_h * dw_row_cols(g) * g->in_c + 3) & ~3);
+  return bytes > INT32_MAX ? WRNN_EDIM : (int32_t)bytes;
+}
+
+#ifdef WRNN_MVE
+/* Copy the k_h input rows of output row oy into rows[k_h][cols][c], columns and rows outside the input set to
+ * in_zp: the inner loop then needs no bounds checks, and in_zp taps cancel against the folded bias. */
+static void dw_pad_rows(const int8_t *in, const wrnn_geom *g, int32_t y0, int32_t cols, int8_t zp, int8_t *rows) {
+  const int32_t c = g->in_c, row = cols * c;
+  for (int32_t ky = 0; ky < g->k_h; ++ky, rows += row) {
+    const int32_t y = y0 + ky;
+    if (y < 0 || y >= g->in_h) {
+      fill_s8(rows, zp, row);
+      continue;
+    }
+    const int32_t right = cols - g->pad_left - g->in_w; /* may be negative: then the row is cut */
+    const int32_t take = right < 0 ? g->in_w + right : g->in_w;
+    fill_s8(rows, zp, g->pad_left * c);
+    copy_s8(rows + g->pad_left * c, in + (int64_t)y * g->in_w * c, take * c);
+    if (right > 0) fill_s8(rows + (g->pad_left + take) * c, zp, right * c);
+  }
+}
+#endif
+
+/* Helium: one channel at a time, 16 output pixels of a row per step in four int32x4 accumulators. Each tap is one
+ * scalar weight (VMLA by a scalar register) times 4 pixels fetched by a byte gather at offsets {0,s,2s,3s} * C
+ * from the zero-point-padded NHWC rows, ~2.7 instructions per 4 MACs including the weight load and pointer step;
+ * the 16 outputs are requantized with the channel's (mult, shift) as scalar operands and scattered to NHWC. */
+int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                   const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out) {
+  if (!in || !w || !mult || !shift || !g || !q || !scratch || !out) return WRNN_ENULL;
+  if (!check_geom(g) || g->out_c != g->in_c || wrnn_dwconv_s8_scratch_bytes(g) < 0) return WRNN_EDIM;
+  if (!check_quant(q) || !check_shifts(shift, g->in_c)) return WRNN_EQUANT;
+  const int32_t c = g->in_c, taps = g->k_h * g->k_w, zp = q->in_zp;
+  int32_t *folded = (int32_t *)scratch;
+  int8_t *wt = (int8_t *)(folded + c); /* weights transposed to [c][taps]: one channel's taps contiguous */
+  /* fold over all taps: a tap outside the input then adds in_zp * w, i.e. (in_zp - in_zp) * w = 0 */
+  for (int32_t ch = 0; ch < c; ++ch) {
+    int32_t s = 0;
+    for (int32_t t = 0; t < taps; ++t) {
+      wt[ch * taps + t] = w[t * c + ch];
+      s += w[t * c + ch];
+    }
+    folded[ch] = wadd(bias ? bias[ch] : 0, wmul(-zp, s));
+  }
+#ifdef WRNN_MVE
+  /* geometry and quantization as locals: the int8 output stores may alias *g and *q, so reading them in the
+   * loops would reload them after every store */
+  const int32_t cols = dw_row_cols(g), kw = g->k_w, kh = g->k_h, row_step = (cols - kw) * c;
+  const int32_t out_w = g->out_w, out_h = g->out_h, sw = g->stride_w, sh = g->stride_h, pad_top = g->pad_top;
+  const int32_t out_zp = q->out_zp;
+  int8_t *rows = wt + ((c * taps + 3) & ~3);
+  const uint32x4_t lane = vidupq_n_u32(0, 1);
+  const uint32x4_t goff0 = vmulq_n_u32(lane, (uint32_t)(sw * c));
+  const uint32x4_t goff1 = vaddq_n_u32(goff0, (uint32_t)(4 * sw * c));
+  const int32_t step8 = 8 * sw * c; /* pixels 8..15 of a step: same offsets from a base 8 pixels on */
+  const uint32x4_t soff = vmulq_n_u32(lane, (uint32_t)c);
+  const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
+  const int full_range = q->act_min == -128 && q->act_max == 127;
+  for (int32_t oy = 0; oy < out_h; ++oy) {
+    dw_pad_rows(in, g, oy * sh - pad_top, cols, (int8_t)zp, rows);
+    int8_t *orow = out + (int64_t)oy * out_w * c;
+    for (int32_t ch = 0; ch < c; ++ch) {
+      const int32_t m = mult[ch], lsh = shift[ch] > 0 ? shift[ch] : 0, rsh = shift[ch] < 0 ? -shift[ch] : 0;
+      const int32_t f0 = folded[ch];
+      for (int32_t ox0 = 0; ox0 < out_w; ox0 += WRNN_DW_PIX) {
+        int32x4_t a0 = vdupq_n_s32(f0), a1 = a0, a2 = a0, a3 = a0;
+        const int8_t *xa = rows + (int64_t)ox0 * sw * c + ch;
+        const int8_t *wp = wt + ch * taps;
+        for (int32_t ky = 0; ky < kh; ++ky, xa += row_step) {
+          for (int32_t kx = 0; kx < kw; ++kx, xa += c) {
+            const int32_t wv = *wp++;
+            const int8_t *xb = xa + step8;
+            a0 = vmlaq_n_s32(a0, vldrbq_gather_offset_s32(xa, goff0), wv);
+            a1 = vmlaq_n_s32(a1, vldrbq_gather_offset_s32(xa, goff1), wv);
+            a2 = vmlaq_n_s32(a2, vldrbq_gather_offset_s32(xb, goff0), wv);
+            a3 = vmlaq_n_s32(a3, vldrbq_gather_offset_s32(xb, goff1), wv);
+          }
+        }
+        int8_t *op = orow + (int64_t)ox0 * c + ch;
+        const int32_t count = out_w - ox0;
+        int32x4_t r[4];
+        if (full_range) { /* clamp by a saturating shift up and back: no vector constants to keep live */
+          r[0] = rq_full(a0, m, lsh, rsh, out_zp), r[1] = rq_full(a1, m, lsh, rsh, out_zp);
+          r[2] = rq_full(a2, m, lsh, rsh, out_zp), r[3] = rq_full(a3, m, lsh, rsh, out_zp);
+        } else {
+          r[0] = rq_uniform(a0, m, lsh, rsh, out_zp, lo, hi), r[1] = rq_uniform(a1, m, lsh, rsh, out_zp, lo, hi);
+          r[2] = rq_uniform(a2, m, lsh, rsh, out_zp, lo, hi), r[3] = rq_uniform(a3, m, lsh, rsh, out_zp, lo, hi);
+        }
+        if (count >= WRNN_DW_PIX) {
+          for (int32_t j = 0; j < 4; ++j) vstrbq_scatter_offset_s32(op + 4 * j * c, soff, r[j]);
+        } else {
+          for (int32_t j = 0; j < 4 && 4 * j < count; ++j)
+            vstrbq_scatter_offset_p_s32(op + 4 * j * c, soff, r[j], vctp32q(count - 4 * j));
+        }
+      }
+    }
+  }
+#else
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
+    for (int32_t ox = 0; ox < g->out_w; ++ox) {
+      const int32_t x0 = ox * g->stride_w - g->pad_left;
+      int8_t *op = out + ((int64_t)oy * g->out_w + ox) * c;
+      for (int32_t ch = 0; ch < c; ++ch) {
+        int32_t acc = folded[ch];
+        for (int32_t ky = 0; ky < g->k_h; ++ky)
+          for (int32_t kx = 0; kx < g->k_w; ++kx) {
+            const int32_t y = y0 + ky, x = x0 + kx;
+            const int in_bounds = y >= 0 && y < g->in_h && x >= 0 && x < g->in_w;
+            const int32_t xv = in_bounds ? in[((int64_t)y * g->in_w + x) * c + ch] : zp;
+            acc = wadd(acc, xv * wt[ch * taps + ky * g->k_w + kx]);
+          }
+        op[ch] = (int8_t)wrnn_requant(acc, mult[ch], shift[ch], q->out_zp, q->act_min, q->act_max);
+      }
+    }
+  }
+#endif
+  return WRNN_OK;
+}
+
+int wrnn_avgpool_s8(const int8_t *in, const wrnn_geom *g, int32_t act_min, int32_t act_max, int8_t *out) {
+  if (!in || !g || !out) return WRNN_ENULL;
+  if (!check_geom(g) || g->out_c != g->in_c || (int64_t)g->k_h * g->k_w > (1 << 23)) return WRNN_EDIM;
+  if (!check_clamp(act_min, act_max)) return WRNN_EQUANT;
+  const int32_t c = g->in_c;
+  /* No integer divide in Helium: both paths run this loop (sum per channel in int32, one division each). */
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
+    const int32_t ylo = y0 < 0 ? 0 : y0, yhi = y0 + g->k_h > g->in_h ? g->in_h : y0 + g->k_h;
+    for (int32_t ox = 0; ox < g->out_w; ++ox) {
+      const int32_t x0 = ox * g->stride_w - g->pad_left;
+      const int32_t xlo = x0 < 0 ? 0 : x0, xhi = x0 + g->k_w > g->in_w ? g->in_w : x0 + g->k_w;
+      const int32_t count = (yhi - ylo) * (xhi - xlo);
+      int8_t *op = out + ((int64_t)oy * g->out_w + ox) * c;
+      for (int32_t ch = 0; ch < c; ++ch) {
+        int32_t sum = 0;
+        for (int32_t y = ylo; y < yhi; ++y)
+          for (int32_t x = xlo; x < xhi; ++x) sum += in[((int64_t)y * g->in_w + x) * c + ch];
+        int32_t avg = (sum >= 0 ? sum + count / 2 : sum - count / 2) / count;
+        op[ch] = (int8_t)(avg < act_min ? act_min : (avg > act_max ? act_max : avg));
+      }
+    }
+  }
+  return WRNN_OK;
+}
+
+int wrnn_lut_s8(const int8_t *in, int32_t n, const int8_t *table, int8_t *out) {
+  if (!in || !table || !out) return WRNN_ENULL;
+  if (n <= 0) return WRNN_EDIM;
+#ifdef WRNN_MVE
+  /* in + 128 as a byte offset is in ^ 0x80; a gather load does 16 lookups */
+  for (int32_t i = 0; i < n; i += 16) {
+    const mve_pred16_t p = vctp8q(n - i);
+    const uint8x16_t idx = veorq_u8(vreinterpretq_u8_s8(vldrbq_z_s8(in + i, p)), vdupq_n_u8(0x80));
+    vstrbq_p_s8(out + i, vldrbq_gather_offset_z_s8(table, idx, p), p);
+  }
+#else
+  for (int32_t i = 0; i < n; ++i) out[i] = table[in[i] + 128];
+#endif
+  return WRNN_OK;
+}
+
+int wrnn_mul_s8(const int8_t *x, int32_t pixels, int32_t c, const int8_t *s, int32_t x_zp, int32_t s_zp,
+                int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max, int8_t *out) {
+  if (!x || !s || !out) return WRNN_ENULL;
+  if (pixels <= 0 || c <= 0) return WRNN_EDIM;
+  if (!check_zp(x_zp) || !check_zp(s_zp) || !check_zp(out_zp) || !check_clamp(act_min, act_max) ||
+      !check_shifts(&shift, 1))
+    return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  const int32x4_t mv = vdupq_n_s32(mult), sv = vdupq_n_s32(shift);
+  for (int32_t p = 0; p < pixels; ++p) {
+    const int8_t *xp = x + (int64_t)p * c;
+    int8_t *op = out + (int64_t)p * c;
+    for (int32_t ch = 0; ch < c; ch += 4) {
+      const mve_pred16_t pr = vctp32q(c - ch);
+      const int32x4_t xv = vsubq_n_s32(vldrbq_z_s32(xp + ch, pr), x_zp);
+      const int32x4_t sc = vsubq_n_s32(vldrbq_z_s32(s + ch, pr), s_zp);
+      vstrbq_p_s32(op + ch, rq_vec(vmulq_s32(xv, sc), mv, sv, out_zp, act_min, act_max), pr);
+    }
+  }
+#else
+  for (int32_t p = 0; p < pixels; ++p)
+    for (int32_t ch = 0; ch < c; ++ch) {
+      const int32_t prod = (x[(int64_t)p * c + ch] - x_zp) * (s[ch] - s_zp);
+      out[(int64_t)p * c + ch] = (int8_t)wrnn_requant(prod, mult, shift, out_zp, act_min, act_max);
+    }
+#endif
+  return WRNN_OK;
+}
+
+int wrnn_add_s8(const int8_t *a, const int8_t *b, int32_t n, const wrnn_add_params *q, int8_t *out) {
+  if (!a || !b || !q || !out) return WRNN_ENULL;
+  if (n <= 0) return WRNN_EDIM;
+  const int32_t shifts[3] = {q->a_shift, q->b_shift, q->out_shift};
+  if (!check_zp(q->a_zp) || !check_zp(q->b_zp) || !check_zp(q->out_zp) || !check_clamp(q->act_min, q->act_max) ||
+      !check_shifts(shifts, 3) || q->left_shift < 0 || q->left_shift > 23)
+    return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  const int32x4_t am = vdupq_n_s32(q->a_mult), as = vdupq_n_s32(q->a_shift);
+  const int32x4_t bm = vdupq_n_s32(q->b_mult), bs = vdupq_n_s32(q->b_shift);
+  const int32x4_t om = vdupq_n_s32(q->out_mult), os = vdupq_n_s32(q->out_shift);
+  const int32x4_t ls = vdupq_n_s32(q->left_shift);
+  for (int32_t i = 0; i < n; i += 4) {
+    const mve_pred16_t p = vctp32q(n - i);
+    const int32x4_t av = vshlq_s32(vsubq_n_s32(vldrbq_z_s32(a + i, p), q->a_zp), ls);
+    const int32x4_t bv = vshlq_s32(vsubq_n_s32(vldrbq_z_s32(b + i, p), q->b_zp), ls);
+    const int32x4_t sum = vaddq_s32(rq_scale_vec(av, am, as), rq_scale_vec(bv, bm, bs));
+    vstrbq_p_s32(out + i, rq_vec(sum, om, os, q->out_zp, q->act_min, q->act_max), p);
+  }
+#else
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t av = wrnn_scale((a[i] - q->a_zp) * (1 << q->left_shift), q->a_mult, q->a_shift);
+    const int32_t bv = wrnn_scale((b[i] - q->b_zp) * (1 << q->left_shift), q->b_mult, q->b_shift);
+    out[i] = (int8_t)wrnn_requant(wadd(av, bv), q->out_mult, q->out_shift, q->out_zp, q->act_min, q->act_max);
+  }
+#endif
+  return WRNN_OK;
+}

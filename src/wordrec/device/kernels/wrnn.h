@@ -1,0 +1,149 @@
+/* wrnn: wordrec's int8 neural-network kernels for the Cortex-M55 (Helium/MVE) with a portable scalar path.
+ *
+ * Build: wrnn.c with arm-none-eabi-gcc -mcpu=cortex-m55 selects the Helium path (__ARM_FEATURE_MVE);
+ * -DWRNN_SCALAR, or any compiler without MVE, selects the scalar path. Both paths give bit-identical outputs.
+ *
+ * LAYOUTS (all tensors contiguous, batch 1, no padding between rows)
+ *   activations  NHWC int8: element (y, x, c) at (y * W + x) * C + c
+ *   conv weights OHWI int8: element (o, ky, kx, i) at ((o * KH + ky) * KW + kx) * CIN + i
+ *   depthwise    HWC  int8 (1 x KH x KW x C): element (ky, kx, c) at (ky * KW + kx) * C + c
+ *   FC weights   [N][K] int8 row-major (one row per output feature); FC input [M][K], output [M][N]
+ *   bias, mult, shift: int32 [out channels]; bias may be NULL (= zeros)
+ *
+ * QUANTIZATION (TFLite convention)
+ *   real = scale * (q - zero_point). Activations: int8, asymmetric (zero point in [-128, 127]).
+ *   Weights: int8, symmetric per output channel (zero point 0). Bias: int32 with scale in_scale * w_scale[c].
+ *   Accumulator: acc = bias[c] + sum (x - in_zp) * w, computed modulo 2^32 (wrapping int32, as the hardware's
+ *   VMLADAVA does; any summation order then gives the same bits). The kernels fold the input zero point:
+ *   acc = (bias[c] - in_zp * sum(w[c])) + sum x * w, the bracket computed once per output channel per call.
+ *
+ * REQUANTIZATION, exactly (wrnn_requant below is the normative scalar definition)
+ *   mult in Q31 (any int32; quantize_multiplier gives [2^30, 2^31 - 1] or 0), shift in [-31, 31]:
+ *     l = max(shift, 0), r = max(-shift, 0)
+ *     a = saturate_int32(acc * 2^l)                                    left shift, saturating
+ *     h = SRDHM(a, mult) = INT32_MAX if a == mult == INT32_MIN,
+ *         else floor((a * mult + 2^30) / 2^31)                         (64-bit product)
+ *       This is gemmlowp's SaturatingRoundingDoublingHighMul and the Arm VQRDMULH instruction: the
+ *       rounding is half UP (towards +inf), e.g. -2.5 -> -2; gemmlowp's "nudge" 1 - 2^30 for negative
+ *       products with C's truncating division gives the same value.
+ *     d = RDBPOT(h, r) = gemmlowp's RoundingDivideByPOT: h / 2^r rounded to nearest, ties AWAY from zero
+ *         (-2.5 -> -3, 2.5 -> 3); r = 0 leaves h unchanged.
+ *     out = clamp(d + out_zp, act_min, act_max)                        (d + out_zp in 64 bits)
+ *   real_scale = mult * 2^(shift - 31). -128 <= act_min <= act_max <= 127.
+ *
+ * ERRORS: every function returns WRNN_OK (0) on success or a negative code; on an error nothing is written.
+ *   WRNN_ENULL  a required pointer is NULL
+ *   WRNN_EDIM   a size is <= 0, or the geometry is inconsistent (e.g. out_h does not fit in_h)
+ *   WRNN_EQUANT a zero point, clamp range or shift is out of its documented range
+ * No kernel allocates memory; scratch buffers are the caller's, 4-byte aligned, size from *_scratch_bytes (the
+ * same number on both paths, so a host can size a device's buffers). Stack: the Helium GEMM core (conv1x1, conv, FC,
+ * matmul) keeps 512 bytes of running sums on the stack; the deepest call (wrnn_conv_s8) uses ~940 bytes (gcc 12 -O3).
+ * Buffers must not overlap, except where a function says otherwise.
+ */
+#ifndef WRNN_H
+#define WRNN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WRNN_OK 0
+#define WRNN_ENULL (-1)
+#define WRNN_EDIM (-2)
+#define WRNN_EQUANT (-3)
+
+/* Output requantization shared by the conv/FC/requantize kernels. */
+typedef struct {
+  int32_t in_zp;   /* input zero point, [-128, 127] */
+  int32_t out_zp;  /* output zero point, [-128, 127] */
+  int32_t act_min; /* output clamp, -128 <= act_min <= act_max <= 127 */
+  int32_t act_max;
+} wrnn_quant;
+
+/* Geometry of a k x k window over an NHWC input. Padding is implicit: out_h/out_w and pad_top/pad_left place
+ * the window; positions outside the input read as the input zero point (so contribute 0 to a conv) and are
+ * excluded from an average pool's count. Requires every window to overlap the input at least partially. */
+typedef struct {
+  int32_t in_h, in_w, in_c;
+  int32_t out_h, out_w, out_c; /* depthwise and pooling: out_c == in_c */
+  int32_t k_h, k_w;
+  int32_t stride_h, stride_w;
+  int32_t pad_top, pad_left;   /* >= 0 */
+} wrnn_geom;
+
+/* Scalar requantization of one accumulator: the normative definition of the arithmetic above. */
+int32_t wrnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max);
+/* The scaling alone: RDBPOT(SRDHM(sat(acc * 2^l), mult), r), no zero point, no clamp. */
+int32_t wrnn_scale(int32_t acc, int32_t mult, int32_t shift);
+
+/* out[i] = requant(acc[i], mult[i % channels], shift[i % channels], ...) for i < n. */
+int wrnn_requantize_s32(const int32_t *acc, int32_t n, int32_t channels, const int32_t *mult, const int32_t *shift,
+                        int32_t out_zp, int32_t act_min, int32_t act_max, int8_t *out);
+
+/* 1x1 convolution, stride 1, over `pixels` NHWC pixels: out[p][o] = requant(bias[o] + sum_i (in[p][i] - in_zp) *
+ * w[o][i]). in [pixels][in_c], w [out_c][in_c], out [pixels][out_c]. No scratch. */
+int wrnn_conv1x1_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c,
+                    const int32_t *bias, const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out);
+
+/* Fully connected: out[m][n] = requant(bias[n] + sum_k (in[m][k] - in_zp) * w[n][k]) with per-n mult/shift.
+ * in [M][K], w [N][K], out [M][N]. Same arithmetic as conv1x1 (M pixels, K input channels). */
+int wrnn_fc_s8(const int8_t *in, int32_t m, int32_t k, const int8_t *w, int32_t n, const int32_t *bias,
+               const int32_t *mult, const int32_t *shift, const wrnn_quant *q, int8_t *out);
+
+/* k_h x k_w convolution with stride and zero-point padding. w OHWI [out_c][k_h][k_w][in_c].
+ * scratch: wrnn_conv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * out_c) + im2col of `cols` pixels
+ * of K = k_h * k_w * in_c bytes each (rounded up to 4), cols = 32 for K <= 128, 16 for K <= 512, else 8: more
+ * pixels per GEMM call where a column is short (a 3x3 stem over 3 channels: 0.86 -> 1.03 MACs/instruction). */
+int32_t wrnn_conv_s8_scratch_bytes(const wrnn_geom *g);
+int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                 const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out);
+
+/* Depthwise k_h x k_w convolution, channel multiplier 1 (g->out_c == g->in_c). w HWC [k_h][k_w][c].
+ * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * c), weights transposed to
+ * [c][k_h * k_w], and k_h zero-point-padded input rows of ((ceil(out_w / 16) * 16 - 1) * stride_w + k_w) pixels
+ * (the Helium path's row buffer; e.g. 3x3 over 80 x 128 channels: 37 KB). */
+int32_t wrnn_dwconv_s8_scratch_bytes(const wrnn_geom *g);
+int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                   const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out);
+
+/* Average pool (g->out_c == g->in_c; global pooling: k = input size, out 1x1). Input and output share scale and
+ * zero point (TFLite). out = clamp(round(sum / count), act_min, act_max) where count is the number of window
+ * positions inside the input and round is half away from zero: (sum +- count / 2) / count with C's truncating
+ * division (+ for sum >= 0, - otherwise). Windows up to 2^23 positions. */
+int wrnn_avgpool_s8(const int8_t *in, const wrnn_geom *g, int32_t act_min, int32_t act_max, int8_t *out);
+
+/* Table lookup: out[i] = table[in[i] + 128]; in and out may be the same buffer. */
+int wrnn_lut_s8(const int8_t *in, int32_t n, const int8_t *table, int8_t *out);
+
+/* Broadcast multiply (SE block scale): out[p][c] = requant((x[p][c] - x_zp) * (s[c] - s_zp), mult, shift, out_zp,
+ * act_min, act_max); x [pixels][c], s [c], one (mult, shift) for the tensor. */
+int wrnn_mul_s8(const int8_t *x, int32_t pixels, int32_t c, const int8_t *s, int32_t x_zp, int32_t s_zp,
+                int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max, int8_t *out);
+
+/* Elementwise add with different input scales (TFLite's scheme), n elements:
+ *   a' = wrnn_scale((a - a_zp) * 2^left_shift, a_mult, a_shift), likewise b' (left_shift in [0, 23]);
+ *   out = clamp(wrnn_scale(a' + b' (wrapping), out_mult, out_shift) + out_zp, act_min, act_max).
+ * a, b and out may be the same buffer. */
+typedef struct {
+  int32_t left_shift;
+  int32_t a_zp, a_mult, a_shift;
+  int32_t b_zp, b_mult, b_shift;
+  int32_t out_zp, out_mult, out_shift;
+  int32_t act_min, act_max;
+} wrnn_add_params;
+int wrnn_add_s8(const int8_t *a, const int8_t *b, int32_t n, const wrnn_add_params *p, int8_t *out);
+
+/* Activation x activation (attention's Q.K^T; for A.V pass V transposed): out[i][j] = requant(sum_k (a[i][k] - a_zp) *
+ * (b[j][k] - b_zp), mult, shift, out_zp, act_min, act_max); a [M][K], b [N][K] (rows of both along K), out [M][N],
+ * one (mult, shift). scratch: wrnn_matmul_s8s8_scratch_bytes(m, n) = 4 * (M + 3N) bytes, 4-byte aligned. */
+int32_t wrnn_matmul_s8s8_scratch_bytes(int32_t m, int32_t n);
+int wrnn_matmul_s8s8(const int8_t *a, const int8_t *b, int32_t m, int32_t k, int32_t n, int32_t a_zp, int32_t b_zp,
+                     int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max, void *scratch,
+                     int8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WRNN_H */
