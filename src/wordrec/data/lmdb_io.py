@@ -46,6 +46,17 @@ def write_lmdb(path: str | Path, samples: Iterable[tuple[bytes, str]], commit_ev
     return n
 
 
+def check_structure(env, path: Path) -> None:
+    """Fast check at open that data.mdb is whole. LMDB maps the file and trusts its meta page: a file cut short
+    (an interrupted copy, a full disk) opens fine and then kills the process with SIGBUS on the first read past
+    its end. The meta page records the last page in use, so the size the file must have is known up front."""
+    need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    have = (path / "data.mdb").stat().st_size
+    if have < need:
+        raise DataError(f"{path}/data.mdb: truncated LMDB ({have:,} bytes; its last page ends at byte {need:,}): "
+                        "copy or re-create the dataset")
+
+
 class LmdbDataset:
     """Random access to an LMDB word-image dataset (images decoded with OpenCV as RGB uint8)."""
 
@@ -54,11 +65,20 @@ class LmdbDataset:
         if not (self.path / "data.mdb").is_file():
             raise DataError(f"{self.path}: not an LMDB dataset (no data.mdb)")
         self._env = None
-        with self._open().begin() as txn:
+        env = self._open()
+        check_structure(env, self.path)
+        with env.begin() as txn:
             raw = txn.get(b"num-samples")
         if raw is None:
             raise DataError(f"{self.path}: LMDB has no 'num-samples' key")
-        self.n = int(raw)
+        try:
+            self.n = int(raw)
+        except ValueError:
+            raise DataError(f"{self.path}: 'num-samples' is {raw[:20]!r}, expected an integer") from None
+        keys = env.stat()["entries"]
+        if self.n < 0 or keys != 2 * self.n + 1:  # an image and a label per sample, plus num-samples itself
+            raise DataError(f"{self.path}: num-samples says {self.n} but the LMDB holds {keys} keys "
+                            f"(expected {2 * self.n + 1}): damaged or not a wordrec/PaddleOCR word LMDB")
 
     def _open(self):
         # Opened lazily so that a dataset object can be sent to DataLoader worker processes.
@@ -67,7 +87,10 @@ class LmdbDataset:
             st = (self.path / "data.mdb").stat()  # a rewritten dataset at the same path gets a new handle
             key = (os.getpid(), str(self.path.resolve()), st.st_ino, st.st_mtime_ns)
             if key not in _ENVS:
-                _ENVS[key] = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False)
+                try:
+                    _ENVS[key] = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False)
+                except lmdb.Error as e:
+                    raise DataError(f"{self.path}/data.mdb: corrupt LMDB (lmdb cannot open it: {e})") from None
             self._env = _ENVS[key]
         return self._env
 
