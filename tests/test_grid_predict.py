@@ -102,3 +102,22 @@ def test_onnx_backend_matches_torch(tiny_model, synth_data, tmp_path):  # noqa: 
     xb = rec.prepare(imgs)
     assert np.allclose(onnx_rec.probs(xb), rec.probs(xb), atol=1e-5)
     assert [t for t, _ in onnx_rec.predict(imgs)] == [t for t, _ in rec.predict(imgs)]
+
+
+def test_predict_folder_with_a_bad_file_reads_the_rest(tiny_model, synth_data, tmp_path, capsys):  # noqa: F811
+    """One undecodable crop used to abort the whole run; now it is named on stderr, the good ones are printed,
+    and the exit status says something failed."""
+    img, _ = LmdbDataset(synth_data / "test")[0]
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    (folder / "b.png").write_bytes(b"not a png")
+    (folder / "c.jpg").write_bytes(b"")
+    cv2.imwrite(str(folder / "d.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    assert predict_main([str(tiny_model), str(folder), str(tmp_path / "nope"), "--threads", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[0][-5:] for line in out.splitlines()] == ["a.png", "d.png"]
+    assert sorted(err.splitlines()) == sorted([
+        f"error: {folder / 'b.png'} (expected PNG/JPEG/BMP/TIFF/WebP): cannot decode image",
+        f"error: {folder / 'c.jpg'}: empty file, expected an image",
+        f"error: {tmp_path / 'nope'}: no such image file or folder"])

@@ -11,7 +11,8 @@ import pytest
 from wordrec.errors import ConfigError, DataError
 from wordrec.ocr import cli
 from wordrec.ocr.crop import crop_quad
-from wordrec.ocr.detect import Detector, db_postprocess, load_image, order_clockwise, sort_boxes, unclip_rect
+from wordrec.data.images import load_image
+from wordrec.ocr.detect import Detector, db_postprocess, order_clockwise, sort_boxes, unclip_rect
 from wordrec.ocr.evaluate import match, page_counts, quad_iou, summarize
 from wordrec.ocr.pages import PageRenderer
 from wordrec.ocr.peers import PAGE_PEERS, parse_tsv

@@ -4,7 +4,8 @@
 
 MODEL is a trained model dir (models/train/crnn, models/grid/best), an exported `.onnx` or INT8 `.xml` IR
 (with meta.json beside it) or a compiled TVM host `.so`: whatever `wordrec.infer.runners.runner_for` runs.
-Folders are read non-recursively (png/jpg/jpeg/bmp/tif/tiff/webp), in name order.
+Folders are read non-recursively (png/jpg/jpeg/bmp/tif/tiff/webp), in name order. A file that cannot be read is
+reported on stderr by name and the rest are still read; the exit status is then 2.
 """
 
 from __future__ import annotations
@@ -14,57 +15,48 @@ import json
 import sys
 from pathlib import Path
 
+from wordrec.data.images import image_files, load_image
 from wordrec.errors import DataError, WordrecError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def image_paths(items: list[str]) -> list[Path]:
-    paths = []
-    for item in map(Path, items):
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise DataError(f"{item}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            paths += found
-        elif item.is_file():
-            paths.append(item)
-        else:
-            raise DataError(f"{item}: no such image file or folder")
-    return paths
-
-
-def predict_files(model: str | Path, items: list[str], batch_size: int = 64, threads: int = 2) -> list[dict]:
-    from wordrec.data.lmdb_io import decode_image
-    from wordrec.infer import recognizer
-
-    rec = recognizer.load(model, threads)
-    paths = image_paths(items)
-    out = []
+def predict_files(rec, paths: list[Path], batch_size: int = 64) -> tuple[list[dict], list[str]]:
+    """Rows {file, text, confidence} for the readable images, and one-line problems for the others (named by
+    file): one bad crop does not cost the rest of a folder."""
+    rows, problems = [], []
     for s in range(0, len(paths), batch_size):
-        chunk = paths[s:s + batch_size]
-        images = [decode_image(p.read_bytes(), str(p)) for p in chunk]
-        out += [{"file": str(p), "text": t, "confidence": round(c, 4)}
-                for p, (t, c) in zip(chunk, rec.predict(images, batch_size))]
-    return out
+        good = []
+        for p in paths[s:s + batch_size]:
+            try:
+                good.append((p, load_image(p)))
+            except DataError as e:
+                problems.append(str(e))
+        if good:
+            rows += [{"file": str(p), "text": t, "confidence": round(c, 4)}
+                     for (p, _), (t, c) in zip(good, rec.predict([im for _, im in good], batch_size))]
+    return rows, problems
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="model dir or model file (.onnx, ...)")
+    ap.add_argument("model", help="model dir or model file (.onnx, .xml, .so)")
     ap.add_argument("images", nargs="+", help="image files and/or folders")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     ap.add_argument("--json", action="store_true", help="one JSON object per line instead of TSV")
     a = ap.parse_args(argv)
+    from wordrec.infer import recognizer  # loads torch/Paddle/OpenVINO as the model needs
+
     try:
-        rows = predict_files(a.model, a.images, a.batch_size, a.threads)
+        rec = recognizer.load(a.model, a.threads)
     except WordrecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    paths, problems = image_files(a.images)
+    rows, bad = predict_files(rec, paths, a.batch_size)
     for r in rows:
         print(json.dumps(r) if a.json else f"{r['file']}\t{r['text']}\t{r['confidence']:.4f}")
-    return 0
+    for p in problems + bad:
+        print(f"error: {p}", file=sys.stderr)
+    return 2 if problems or bad else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import numpy as np
 
 from wordrec.errors import DataError, WordrecError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def _load_recognizer(path: str, threads: int):
@@ -33,22 +32,6 @@ def _load_recognizer(path: str, threads: int):
     from wordrec.infer import recognizer
 
     return recognizer.load(path, threads)
-
-
-def expand(items: list[str]) -> tuple[list[Path], list[str]]:
-    """Files and folders -> (image paths, one-line problems for items that are neither)."""
-    paths, problems = [], []
-    for item in map(Path, items):
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                problems.append(f"{item}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            paths += found
-        elif item.is_file():
-            paths.append(item)
-        else:
-            problems.append(f"{item}: no such image file or folder")
-    return paths, problems
 
 
 def draw(rgb: np.ndarray, lines: list[dict]) -> np.ndarray:
@@ -80,7 +63,8 @@ def main(argv: list[str] | None = None, recognizer_factory: Callable[[str], obje
 
     from tqdm import tqdm
 
-    from wordrec.ocr.detect import Detector, load_image
+    from wordrec.data.images import image_files, load_image
+    from wordrec.ocr.detect import Detector
     from wordrec.ocr.pipeline import read_image
 
     try:
@@ -89,7 +73,7 @@ def main(argv: list[str] | None = None, recognizer_factory: Callable[[str], obje
     except WordrecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    paths, problems = expand(a.images)
+    paths, problems = image_files(a.images)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if a.viz:

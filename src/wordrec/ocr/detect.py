@@ -38,21 +38,6 @@ def default_det_path() -> Path:
     return path
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Image file -> RGB uint8 array; DataError naming the file when it is empty or undecodable."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    if not data:
-        raise DataError(f"{path}: empty file, expected an image")
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if arr is None or arr.size == 0:
-        raise DataError(f"{path}: cannot decode image (expected PNG/JPEG/BMP/TIFF/WebP)")
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-
-
 def order_clockwise(pts: np.ndarray) -> np.ndarray:
     """4x2 points -> clockwise (image coordinates, y down) starting at the top-left corner.
 
