@@ -1,7 +1,8 @@
 """evaluate: score every trained recognizer on the synthetic test set and on each real dataset.
 
 Reads MODELS/<name>/ for each name in params `evaluate.models` (torch or paddle model dirs), GRID (the grid's
-best, reported as <name>_grid), DATA/test (LMDB), every LMDB under REAL/*/ (e.g. data/real/iiit5k_test_dev and
+best, reported as <name>_grid), every model dir under PRETRAINED (the `pretrained` stage's imports, reported under
+their own names), DATA/test (LMDB), every LMDB under REAL/*/ (e.g. data/real/iiit5k_test_dev and
 data/real/iiit5k_train from `wordrec-byod`; none is fine) and `evaluate.extra`. Writes REPORT (reports/eval.json:
 {model: {dataset: {accuracy, accuracy_alnum_ci, ned, n}}}, fractions) and PLOTS/<model>_mistakes.png (the
 worst misreadings per dataset).
@@ -26,6 +27,10 @@ def run(cfg, inputs, outputs):
     dirs = {name: (Path(inputs["models"]) / name, None) for name in c.models}
     # The grid's fine-tuned best is what export/quantize/bench/mcu use: score it too, as <name>_grid.
     dirs[f"{grid_meta.name}_grid"] = (grid, grid_meta)
+    pretrained = Path(inputs["pretrained"])
+    for d in sorted(p for p in pretrained.iterdir() if p.is_dir()) if pretrained.is_dir() else []:
+        meta = ModelMeta.load(d)
+        dirs[meta.name] = (d, meta)
     report = {}
     with atomic_dir(outputs["plots"]) as plots:
         for name, (model_dir, meta) in dirs.items():
@@ -47,6 +52,7 @@ if __name__ == "__main__":
             doc=__doc__,
             inputs={"models": "folder of model dirs (models/train)",
                     "grid": "the grid stage's best model dir (models/grid/best), reported as <name>_grid",
+                    "pretrained": "folder of imported model dirs (models/pretrained)",
                     "data": "synth dataset folder",
                     "real": "folder of real LMDBs (data/real)"},
             outputs={"report": "metrics JSON", "plots": "PNG folder"},

@@ -1,6 +1,6 @@
 """report: collect the pipeline's metrics into the two files people read first.
 
-Reads reports/{synth,eval,grid,export,quantize,bench}.json and, for each model run on the device,
+Reads reports/{synth,pretrained,eval,grid,export,quantize,bench}.json and, for each model run on the device,
 reports/mcu/<model>.json + reports/mcu/<model>/samples.csv (paths from dvc.yaml). Writes MCU_OUT
 (reports/mcu.json, `{model: {...}}` for all device runs together) and SUMMARY (reports/summary.md: the headline
 tables, device text next to host text). Nothing is measured here; a missing input is an error.
@@ -16,7 +16,8 @@ from wordrec.pipeline.stage import stage_main
 
 def run(cfg, inputs, outputs):
     c = section(cfg, "report")
-    reports = {k: read_json(inputs[k]) for k in ("synth", "eval", "grid", "export", "quantize", "bench")}
+    reports = {k: read_json(inputs[k]) for k in ("synth", "pretrained", "eval", "grid", "export", "quantize",
+                                                 "bench")}
     mcu, samples = {}, {}
     for path in inputs["mcu"].split(","):
         p = Path(path)
@@ -39,7 +40,8 @@ def run(cfg, inputs, outputs):
 if __name__ == "__main__":
     raise SystemExit(stage_main(
         run, doc=__doc__,
-        inputs={"synth": "reports/synth.json", "eval": "reports/eval.json", "grid": "reports/grid.json",
+        inputs={"synth": "reports/synth.json", "pretrained": "reports/pretrained.json", "eval": "reports/eval.json",
+                "grid": "reports/grid.json",
                 "export": "reports/export.json", "quantize": "reports/quantize.json", "bench": "reports/bench.json",
                 "mcu": "comma-separated reports/mcu/<model>.json"},
         outputs={"mcu_out": "reports/mcu.json", "summary": "reports/summary.md"}))

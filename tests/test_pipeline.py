@@ -59,6 +59,8 @@ def test_smoke_pipeline_runs_then_is_a_noop_then_reruns_only_dependents(clone):
         assert all(0.0 <= r["accuracy_int8"] <= 1.0 for r in reports["quantize"][name].values())
         assert "onnxruntime-fp32" in reports["bench"][name]
     assert "inc" in reports["quantize"]["crnn"] and "torch-int8" in reports["bench"]["crnn"]
+    # the pretrained stage's import is scored like our own models (smoke profile: ppocrv3 only)
+    assert "ppocrv3" in json.loads((clone / "reports" / "eval.json").read_text())
     curves = [(clone / "reports" / "train" / m / "curves.csv").read_text().splitlines()[0] for m in ("crnn", "svtr")]
     assert curves[0] == curves[1]  # one curves schema for both frameworks (dvc plots overlays them)
 

@@ -17,6 +17,8 @@ MCU = {"board": "b", "images": 2, "text_agreement": 1.0, "max_abs_diff": 1e-7, "
 def _inputs(tmp: Path, with_samples=True) -> list[str]:
     docs = {
         "synth": {"train": 10, "val": 2, "test": 2, "fonts": 3, "words": 5},
+        "pretrained": {"ppocrv3": {"arch": "ch_PP-OCRv3_rec", "params": 2208992, "source_classes": 6625,
+                                   "origin": "w.whl :: m.onnx", "licence": "Apache-2.0"}},
         "eval": EV,
         "grid": {"model": "crnn", "launcher": "basic", "best": {"params": {"lr": 1e-4}, "accuracy": 0.5},
                  "runs": [{}]},
@@ -49,7 +51,8 @@ def test_report_aggregates_device_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "out/mcu.json").read_text()) == {"tiny": MCU}
     md = (tmp_path / "out/summary.md").read_text()
-    assert "| `crnn` | 90.0 / 95.0 / 0.020 |" in md
+    assert "| `crnn` | from scratch (synthetic words only) | 90.0 / 95.0 / 0.020 |" in md
+    assert "| `ppocrv3` | ch_PP-OCRv3_rec | 2,208,992 | 6,625 | w.whl :: m.onnx | Apache-2.0 |" in md
     assert "| `tiny` | `hello` | `hello` 0.9000 | `hello` 0.9000 |" in md
     assert "(empty) 0.5000" in md
     assert "| `crnn` | openvino | 90.0 | 89.8 | -0.2 |" in md

@@ -182,7 +182,8 @@ def test_evaluate_scores_synth_test_and_a_byod_lmdb(tiny_model, synth_data, tmp_
     shutil.copytree(tiny_model, models / "crnn")
     cfg = tiny_cfg("evaluate.models=[crnn]")
     out = load_stage("evaluate").run(
-        cfg, {"models": models, "grid": tiny_model, "data": synth_data, "real": tmp_path / "real"},
+        cfg, {"models": models, "grid": tiny_model, "pretrained": tmp_path / "none", "data": synth_data,
+              "real": tmp_path / "real"},
         {"report": tmp_path / "eval.json", "plots": tmp_path / "plots"})
     rep = json.loads((tmp_path / "eval.json").read_text())
     assert rep == out and set(rep["crnn"]) == {"synth_test", "mycrops"}

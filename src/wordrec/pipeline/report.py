@@ -29,12 +29,16 @@ def _mib(n) -> str:
     return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
-def accuracy_table(ev: dict) -> str:
+FAMILIES = ("from scratch (synthetic words only)", "pretrained (PaddleOCR weights, imported, no training)")
+
+
+def accuracy_table(ev: dict, pretrained: dict) -> str:
+    """One row per model, the two families apart: ours from scratch first, then the imported pretrained ones."""
     sets = sorted({d for m in ev.values() for d in m})
-    header = ["model"] + [f"{d} acc / alnum-ci / NED" for d in sets]
+    header = ["model", "family"] + [f"{d} acc / alnum-ci / NED" for d in sets]
     rows = []
-    for m, per in ev.items():
-        rows.append([f"`{m}`"] + [
+    for m, per in sorted(ev.items(), key=lambda kv: (kv[0] in pretrained, list(ev).index(kv[0]))):
+        rows.append([f"`{m}`", FAMILIES[m in pretrained]] + [
             (f"{100 * per[d]['accuracy']:.1f} / {100 * per[d]['accuracy_alnum_ci']:.1f} / {per[d]['ned']:.3f}"
              if d in per else "–") for d in sets])
     return _table(header, rows)
@@ -86,6 +90,12 @@ def grid_line(g: dict) -> str:
     return head + f"best {g['best']['params']} → val accuracy {100 * g['best']['accuracy']:.1f} %.\n"
 
 
+def pretrained_table(pre: dict) -> str:
+    return _table(["model", "architecture", "parameters (cut head)", "classes in the original head", "from", "licence"],
+                  [[f"`{m}`", r["arch"], f"{r['params']:,}", f"{r['source_classes']:,}", r["origin"], r["licence"]]
+                   for m, r in pre.items()])
+
+
 def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_samples: int) -> str:
     s = reports["synth"]
     g = reports["grid"]
@@ -94,7 +104,10 @@ def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_sa
         f"Synthetic data: {s['train']:,} / {s['val']:,} / {s['test']:,} images (train/val/test), {s['fonts']} fonts, "
         f"{s['words']:,} words.\n",
         "## Word accuracy (`evaluate`, percent; alnum-ci = lowercase alphanumerics, the scene-text rule)\n",
-        accuracy_table(reports["eval"]),
+        accuracy_table(reports["eval"], reports["pretrained"]),
+        "\nPretrained recognizers (`pretrained`: PaddleOCR's weights from sha256-pinned wheels, classifier cut to our "
+        "charset; no training here):\n",
+        pretrained_table(reports["pretrained"]),
         grid_line(g),
         "\n## Export parity (`export`)\n",
         _table(["model", "max abs diff", "text agreement", "nodes", "ONNX"],

@@ -130,6 +130,13 @@ class Synth:
             raise RangeError("jpeg_quality", f"{self.jpeg_quality}: expected 1..100")
 
 
+# --- pretrained ----------------------------------------------------------------------------------------------
+@dataclass
+class Pretrained:
+    models: list[str] = MISSING  # names are checked against wordrec.models.imported.SOURCES by the stage
+    charset: str = MISSING
+
+
 # --- train -------------------------------------------------------------------------------------------------
 @dataclass
 class InputCfg:
@@ -457,7 +464,7 @@ class Report:
         _positive(self, "samples", zero_ok=True)
 
 
-SECTIONS = {"synth": Synth, "train": Train, "evaluate": Evaluate, "grid": Grid, "export": Export,
+SECTIONS = {"synth": Synth, "pretrained": Pretrained, "train": Train, "evaluate": Evaluate, "grid": Grid, "export": Export,
             "quantize": Quantize, "bench": Bench, "compile": Compile, "mcu": Mcu, "report": Report}
 
 
