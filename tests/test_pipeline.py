@@ -33,6 +33,8 @@ def clone(tmp_path_factory) -> Path:
         if (REPO / f).is_file():
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, dst / f)
+    # What `make` sets up before the DAG on a fresh clone: scripts/setup.sh's pinned wheels (build/ is git-ignored).
+    shutil.copytree(REPO / "build" / "wheels", dst / "build" / "wheels")
     _sh(dst, "git", "init", "-q")
     _sh(dst, "git", "add", "-A")
     _sh(dst, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "snapshot")
