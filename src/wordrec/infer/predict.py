@@ -2,8 +2,8 @@
 
     wordrec-predict MODEL IMAGE_OR_FOLDER [...] [--batch-size 64] [--threads 2] [--json]
 
-MODEL is a trained model dir (models/train/crnn, models/grid/best), an exported `.onnx` or INT8 `.xml` IR
-(with meta.json beside it) or a compiled TVM host `.so`: whatever `wordrec.infer.runners.runner_for` runs.
+MODEL is a trained or imported model dir (models/train/crnn, models/grid/best, models/pretrained/ppocrv6_small) or
+an exported `.onnx` / INT8 `.xml` IR with its meta.json beside it (wordrec.infer.recognizer.load).
 Folders are read non-recursively (png/jpg/jpeg/bmp/tif/tiff/webp), in name order. A file that cannot be read is
 reported on stderr by name and the rest are still read; the exit status is then 2.
 """
