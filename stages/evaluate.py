@@ -11,6 +11,7 @@ worst misreadings per dataset).
 from pathlib import Path
 
 from wordrec.data.evalsets import dataset_paths
+from wordrec.data.lmdb_io import LmdbDataset
 from wordrec.infer import recognizer
 from wordrec.io import atomic_dir, write_json
 from wordrec.models.meta import ModelMeta
@@ -22,6 +23,8 @@ from wordrec.pipeline.stage import stage_main
 def run(cfg, inputs, outputs):
     c = section(cfg, "evaluate")
     sets = dataset_paths(inputs["data"], inputs["real"], c.extra)
+    for path in sets.values():
+        LmdbDataset(path)  # every dataset's structural check before minutes of model loading and scoring
     grid = Path(inputs["grid"])
     grid_meta = ModelMeta.load(grid)
     dirs = {name: (Path(inputs["models"]) / name, None) for name in c.models}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from wordrec.data.lmdb_io import LmdbDataset
 from wordrec.errors import ConfigError, DataError
 from wordrec.io import atomic_dir, read_json, write_json
 from wordrec.models.meta import ModelMeta
@@ -79,6 +80,8 @@ def run(cfg, inputs, outputs):
     init_meta = ModelMeta.load(init)
     if init_meta.name != g.model:
         raise ConfigError(f"params.yaml:grid.model={g.model!r} but --init {init} holds model {init_meta.name!r}")
+    for split in ("train", "val"):
+        LmdbDataset(data / split)  # fail here, not inside a launched job whose log is all the user would see
     trained = init_meta.section("train")
     if "val_accuracy" not in trained:
         raise DataError(f"{init_meta.path}: no train.val_accuracy (expected a train stage's model dir)")

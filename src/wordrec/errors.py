@@ -11,3 +11,9 @@ class ConfigError(WordrecError, ValueError):
 
 class DataError(WordrecError, ValueError):
     """An input file (image, label list, LMDB, font, model) is missing or malformed."""
+
+
+def one_line(e: Exception) -> str:
+    """The message every entry point prints after `error: `: one line, whatever the library underneath said
+    (Hydra, gcc and onnxruntime messages span several)."""
+    return " | ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from wordrec.data.charset import Charset
-from wordrec.errors import DataError, WordrecError
+from wordrec.errors import DataError, WordrecError, one_line
 from wordrec.data.lmdb_io import decode_image, write_lmdb
 
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         cs = Charset.from_spec(a.charset) if a.charset else None
         n = convert(a.data_dir, a.out, a.labels, cs)
     except WordrecError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     print(f"wrote {n} samples to {a.out}")
     return 0

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from wordrec.data.charset import Charset  # noqa: E402
-from wordrec.errors import WordrecError  # noqa: E402
+from wordrec.errors import WordrecError, one_line  # noqa: E402
 from wordrec.io import write_json  # noqa: E402
 from wordrec.data.lmdb_io import LmdbDataset  # noqa: E402
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         ds = LmdbDataset(a.lmdb)
         stats = check(ds, Charset.from_spec(a.charset))
     except WordrecError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     if a.out:
         out = Path(a.out)

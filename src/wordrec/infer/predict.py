@@ -16,7 +16,16 @@ import sys
 from pathlib import Path
 
 from wordrec.data.images import image_files, load_image
-from wordrec.errors import DataError, WordrecError
+from wordrec.errors import DataError, WordrecError, one_line
+
+
+def positive_ints(args, *names: str) -> str | None:
+    """The first of `names` (argparse dests) that is not a positive integer, as an error line; None when all are."""
+    for n in names:
+        v = getattr(args, n)
+        if v < 1:
+            return f"--{n.replace('_', '-')}: {v}: expected a positive integer"
+    return None
 
 def predict_files(rec, paths: list[Path], batch_size: int = 64) -> tuple[list[dict], list[str]]:
     """Rows {file, text, confidence} for the readable images, and one-line problems for the others (named by
@@ -43,12 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     ap.add_argument("--json", action="store_true", help="one JSON object per line instead of TSV")
     a = ap.parse_args(argv)
+    bad = positive_ints(a, "batch_size", "threads")
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        return 2
     from wordrec.infer import recognizer  # loads torch/Paddle/OpenVINO as the model needs
 
     try:
         rec = recognizer.load(a.model, a.threads)
     except WordrecError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     paths, problems = image_files(a.images)
     rows, bad = predict_files(rec, paths, a.batch_size)

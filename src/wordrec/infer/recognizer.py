@@ -22,6 +22,9 @@ from wordrec.infer.runners import Runner, runner_for
 from wordrec.models.meta import ModelMeta
 
 
+MODEL_SUFFIXES = (".onnx", ".xml", ".so")  # the model files wordrec.infer.runners.runner_for runs
+
+
 class Recognizer:
     def __init__(self, meta: ModelMeta, runner: Runner, where: str | Path | None = None):
         self.meta, self.runner = meta, runner
@@ -57,5 +60,8 @@ class Recognizer:
 def load(path: str | Path, threads: int = 1, meta: ModelMeta | None = None) -> Recognizer:
     """Recognizer for a model dir or model file; `meta` when the caller already holds it (no second read)."""
     path = Path(path)
+    if path.is_file() and path.suffix not in MODEL_SUFFIXES:
+        raise DataError(f"{path}: not a model dir nor a model file ({', '.join(MODEL_SUFFIXES)} with meta.json "
+                        "beside it)")
     meta = meta or ModelMeta.load(path)
     return Recognizer(meta, runner_for(path, meta, threads), path)

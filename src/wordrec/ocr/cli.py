@@ -23,7 +23,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from wordrec.errors import DataError, WordrecError
+from wordrec.errors import DataError, WordrecError, one_line
+from wordrec.infer.predict import positive_ints
 
 
 
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None, recognizer_factory: Callable[[str], obje
     ap.add_argument("--viz", type=Path, help="write an annotated PNG per image into this folder")
     ap.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
     a = ap.parse_args(argv)
+    bad = positive_ints(a, "threads")
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        return 2
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
 
     from tqdm import tqdm
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None, recognizer_factory: Callable[[str], obje
         detector = Detector(a.det, threads=a.threads)
         rec = recognizer_factory(a.model) if recognizer_factory else _load_recognizer(a.model, a.threads)
     except WordrecError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     paths, problems = image_files(a.images)
     for p in problems:
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None, recognizer_factory: Callable[[str], obje
             rgb = load_image(path)
             lines = read_image(detector, rec, rgb, str(path))
         except DataError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {one_line(e)}", file=sys.stderr)
             failed = True
             continue
         if a.json:

@@ -11,10 +11,11 @@ import difflib
 import sys
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from wordrec.errors import ConfigError
+from wordrec.errors import ConfigError, one_line
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -59,7 +60,13 @@ def load_params(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found (run `wordrec-compose` or `dvc exp run`)")
-    cfg = OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not a valid params file (YAML: {one_line(e)})") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path}: not a valid params file (expected a mapping of stage sections, got a "
+                          f"{type(cfg).__name__})")
     OmegaConf.set_struct(cfg, True)
     for ov in overrides:
         if "=" not in ov:
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         want = dump(compose(a.overrides))
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     out = Path(a.out)
     if a.check:

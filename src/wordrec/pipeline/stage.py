@@ -14,7 +14,7 @@ import sys
 from typing import Callable, Mapping
 
 from wordrec.pipeline.config import load_params
-from wordrec.errors import WordrecError
+from wordrec.errors import WordrecError, one_line
 
 
 def stage_main(
@@ -35,7 +35,7 @@ def stage_main(
         cfg = load_params(args.params, args.overrides)
         metrics = run(cfg, {k: getattr(args, k) for k in inputs}, {k: getattr(args, k) for k in outputs})
     except WordrecError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     if metrics is not None:
         print(json.dumps(metrics, indent=2, sort_keys=True, default=str))

@@ -29,8 +29,10 @@ def _words(paths, use_english_words: bool, charset: str, max_len: int) -> list[s
     words: set[str] = set()
     for p in paths:
         path = Path(p)
-        if path.is_file():
-            words.update(w.strip() for w in path.read_text(encoding="utf-8", errors="ignore").splitlines())
+        if not path.is_file():  # a listed file that is not there is a mistake, not a list to skip quietly
+            raise DataError(f"params.yaml:synth.text.word_lists: {path} not found (Debian `wamerican` installs "
+                            "/usr/share/dict/words)")
+        words.update(w.strip() for w in path.read_text(encoding="utf-8", errors="ignore").splitlines())
     if use_english_words:
         from english_words import get_english_words_set
 
