@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from wordrec.errors import ConfigError, DataError
+from wordrec.errors import ConfigError, DataError, one_line
 from wordrec.models.meta import ModelMeta
 
 
@@ -21,10 +21,6 @@ class Runner(Protocol):
     note: str | None
 
     def probs(self, x: np.ndarray) -> np.ndarray: ...
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 class TorchRunner:
@@ -72,7 +68,7 @@ class OrtRunner:
         try:
             self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types for unreadable/invalid files
-            raise DataError(f"{path}: onnxruntime cannot load the model (corrupt or not ONNX? {_first_line(e)})") \
+            raise DataError(f"{path}: onnxruntime cannot load the model (corrupt or not ONNX? {one_line(e)})") \
                 from None
         self.name = self.sess.get_inputs()[0].name
 
@@ -104,7 +100,7 @@ class OvRunner:
                 props["INFERENCE_PRECISION_HINT"] = "f32"
             self.compiled = core.compile_model(model, "CPU", props)
         except Exception as e:  # OpenVINO raises RuntimeError for truncated/garbage IR or weights
-            raise DataError(f"{path}: OpenVINO cannot read the model (corrupt? {_first_line(e)})") from None
+            raise DataError(f"{path}: OpenVINO cannot read the model (corrupt? {one_line(e)})") from None
         self.request = self.compiled.create_infer_request()
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.note = (f"ops left out of INT8 run in {self.precision} (OpenVINO's CPU default here)"
@@ -140,7 +136,7 @@ class PaddleRunner:
         try:
             self.pred = pi.create_predictor(config)
         except Exception as e:  # Paddle raises its own error types for unreadable programs/params
-            raise DataError(f"{inf}: Paddle Inference cannot load the model (corrupt? {_first_line(e)})") from None
+            raise DataError(f"{inf}: Paddle Inference cannot load the model (corrupt? {one_line(e)})") from None
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         h = self.pred.get_input_handle(self.pred.get_input_names()[0])

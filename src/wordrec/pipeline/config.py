@@ -64,9 +64,9 @@ def load_params(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         cfg = OmegaConf.load(path)
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not a valid params file (YAML: {one_line(e)})") from None
-    if not isinstance(cfg, DictConfig):
-        raise ConfigError(f"{path}: not a valid params file (expected a mapping of stage sections, got a "
-                          f"{type(cfg).__name__})")
+    if not isinstance(cfg, DictConfig) or not cfg:
+        got = "an empty document" if isinstance(cfg, DictConfig) else f"a {type(cfg).__name__}"
+        raise ConfigError(f"{path}: not a valid params file (expected a mapping of stage sections, got {got})")
     OmegaConf.set_struct(cfg, True)
     for ov in overrides:
         if "=" not in ov:
@@ -95,7 +95,7 @@ def validated(node, schema, where: str) -> DictConfig:
         raise ConfigError(f"{e.key}: {e}") from None
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or ""
-        msg = str(getattr(e, "msg", e)).splitlines()[0]
+        msg = one_line(Exception(getattr(e, "msg", e)))
         raise ConfigError(f"{where}.{key}: {msg}" if key else f"{where}: {msg}") from None
     OmegaConf.set_readonly(merged, True)  # a stage reads its parameters, it never edits them
     return merged

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wordrec.errors import ConfigError, DataError
+from wordrec.errors import ConfigError, DataError, one_line
 from wordrec.infer.decode import texts
 from wordrec.models.meta import ModelMeta
 
@@ -52,7 +52,7 @@ def check_onnx(path: str | Path, meta: ModelMeta):
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as e:  # protobuf DecodeError, ValidationError, ...: all mean an unusable file
-        raise DataError(f"{path}: corrupt model file (not a valid ONNX model: {str(e).splitlines()[0]})") from None
+        raise DataError(f"{path}: corrupt model file (not a valid ONNX model: {one_line(e)[:200]})") from None
     inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     if len(inputs) != 1:
         raise DataError(f"{path}: expected exactly one graph input, found {[i.name for i in inputs]}")

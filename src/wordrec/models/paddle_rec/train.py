@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from wordrec.data.charset import Charset
-from wordrec.errors import ConfigError, DataError
+from wordrec.errors import ConfigError, DataError, one_line
 from wordrec.infer.decode import texts
 from wordrec.io import atomic_dir, write_json
 from wordrec.models.meta import InputSpec, ModelMeta
@@ -101,7 +101,7 @@ def load_params(model, init_dir: Path, charset: Charset) -> None:
     try:
         state = paddle.load(str(init_dir / "best.pdparams"))
     except Exception as e:  # truncated/garbage parameter files
-        raise DataError(f"{init_dir / 'best.pdparams'}: corrupt model file ({str(e).splitlines()[0][:200]})") from None
+        raise DataError(f"{init_dir / 'best.pdparams'}: corrupt model file ({one_line(e)[:200]})") from None
     missing, unexpected = model.set_state_dict(state)
     if missing or unexpected:
         raise DataError(f"{init_dir / 'best.pdparams'}: does not fit the model (missing {missing[:3]}, unexpected "

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from wordrec.errors import ConfigError, DataError
+from wordrec.errors import ConfigError, DataError, one_line
 
 CLASSIC_CHANNELS = [64, 128, 256, 256, 512, 512, 512]
 
@@ -119,8 +119,7 @@ def load_checkpoint(model: nn.Module, path: Path, charset) -> dict:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, garbage bytes, pickle errors: all mean an unusable file
-        raise DataError(f"{path}: corrupt model file (torch cannot read it: {str(e).splitlines()[0][:200]})") \
-            from None
+        raise DataError(f"{path}: corrupt model file (torch cannot read it: {one_line(e)[:200]})") from None
     if not (isinstance(ck, dict) and isinstance(ck.get("state_dict"), dict) and isinstance(ck.get("meta"), dict)):
         raise DataError(f"{path}: not a wordrec checkpoint (expected {{'state_dict', 'meta'}} as the train stage "
                         "writes)")
