@@ -27,6 +27,7 @@ def positive_ints(args, *names: str) -> str | None:
             return f"--{n.replace('_', '-')}: {v}: expected a positive integer"
     return None
 
+
 def predict_files(rec, paths: list[Path], batch_size: int = 64) -> tuple[list[dict], list[str]]:
     """Rows {file, text, confidence} for the readable images, and one-line problems for the others (named by
     file): one bad crop does not cost the rest of a folder."""

@@ -18,11 +18,8 @@ import numpy as np
 from wordrec.data.preprocess import prepare_batch
 from wordrec.errors import DataError
 from wordrec.infer.decode import decode
-from wordrec.infer.runners import Runner, runner_for
+from wordrec.infer.runners import MODEL_SUFFIXES, Runner, runner_for
 from wordrec.models.meta import ModelMeta
-
-
-MODEL_SUFFIXES = (".onnx", ".xml", ".so")  # the model files wordrec.infer.runners.runner_for runs
 
 
 class Recognizer:

@@ -160,6 +160,9 @@ class TvmHostRunner:
         return np.concatenate([self.module(x[i:i + 1]) for i in range(len(x))])
 
 
+MODEL_SUFFIXES = (".onnx", ".xml", ".so")  # the model files runner_for runs (model dirs go by meta.framework)
+
+
 def runner_for(path: str | Path, meta: ModelMeta, threads: int = 1) -> Runner:
     """The runner for a model dir (by meta.framework) or a model file (by suffix)."""
     path = Path(path)
@@ -176,4 +179,5 @@ def runner_for(path: str | Path, meta: ModelMeta, threads: int = 1) -> Runner:
         return OvRunner(path, threads, precision=ov_precision(meta))
     elif path.suffix == ".so":
         return TvmHostRunner(path)
-    raise DataError(f"{path}: not a model dir (torch/paddle/onnx meta.json) nor a model file (.onnx, .xml, .so)")
+    raise DataError(f"{path}: not a model dir (torch/paddle/onnx meta.json) nor a model file "
+                    f"({', '.join(MODEL_SUFFIXES)})")

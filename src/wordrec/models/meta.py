@@ -113,8 +113,7 @@ class ModelMeta:
         if not isinstance(d["charset"], str) or not d["charset"]:
             raise DataError(f"{where}: charset must be a non-empty string of characters")
         try:
-            charset = Charset.from_spec(d["charset"]) if d["charset"] in ("alnum_lower", "alnum", "en") \
-                else Charset.from_chars(d["charset"])
+            charset = Charset.from_chars(d["charset"])  # always the literal characters, never a spec name
         except ValueError as e:
             raise DataError(f"{where}: charset: {e}") from None
         return cls(str(d["name"]), d["framework"], d["arch"], charset, spec,
