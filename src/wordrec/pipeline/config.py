@@ -97,8 +97,22 @@ def validated(node, schema, where: str) -> DictConfig:
         key = getattr(e, "full_key", None) or ""
         msg = one_line(Exception(getattr(e, "msg", e)))
         raise ConfigError(f"{where}.{key}: {msg}" if key else f"{where}: {msg}") from None
+    resolve_threads(merged)
     OmegaConf.set_readonly(merged, True)  # a stage reads its parameters, it never edits them
     return merged
+
+
+def resolve_threads(node: DictConfig) -> None:
+    """Every `threads: auto` in a validated section becomes the cores available to this process, once, here:
+    stages, checkpoint hashes and meta.json then see the count that actually ran."""
+    from wordrec.threads import AUTO, available_cores
+
+    for key in node:
+        value = node[key]
+        if isinstance(value, DictConfig):
+            resolve_threads(value)
+        elif key == "threads" and value == AUTO:
+            node[key] = available_cores()
 
 
 def section(cfg: DictConfig, name: str) -> DictConfig:
