@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from wordrec.data.lmdb_io import LmdbDataset
 from wordrec.errors import ConfigError, DataError
-from wordrec.io import atomic_dir, read_json, write_json
+from wordrec.io import atomic_dir, read_json, save_figure, write_json
 from wordrec.models.meta import ModelMeta
 from wordrec.pipeline.config import section
 from wordrec.pipeline.gates import pick_best
@@ -68,8 +68,7 @@ def plot(runs: list[dict], init_acc: float, path: Path) -> None:
     ax.set(ylabel="val accuracy", ylim=(0, 1), title="grid: fine-tuning runs")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, dpi=100, metadata={"Software": None})
 
 
 def run(cfg, inputs, outputs):

@@ -23,10 +23,8 @@ def _sh(cwd, *args):
     return p.stdout + p.stderr
 
 
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory) -> Path:
+def make_clone(dst: Path, profile: str = "smoke") -> Path:
     """The repo's tracked + untracked-but-not-ignored files, as a fresh clone would have them."""
-    dst = tmp_path_factory.mktemp("clone") / "repo"
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for f in files:
@@ -38,8 +36,13 @@ def clone(tmp_path_factory) -> Path:
     _sh(dst, "git", "init", "-q")
     _sh(dst, "git", "add", "-A")
     _sh(dst, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "snapshot")
-    _sh(dst, sys.executable, "-m", "wordrec.pipeline.config", "profile=smoke")
+    _sh(dst, sys.executable, "-m", "wordrec.pipeline.config", f"profile={profile}")
     return dst
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    return make_clone(tmp_path_factory.mktemp("clone") / "repo")
 
 
 def dvc(cwd, *args):

@@ -13,6 +13,10 @@ class DataError(WordrecError, ValueError):
     """An input file (image, label list, LMDB, font, model) is missing or malformed."""
 
 
+class OutputError(WordrecError, OSError):
+    """An output could not be written: disk full, quota or file-size limit (nothing half-written is left)."""
+
+
 def one_line(e: Exception) -> str:
     """The message every entry point prints after `error: `: one line, whatever the library underneath said
     (Hydra, gcc and onnxruntime messages span several)."""

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from wordrec.data.charset import Charset  # noqa: E402
 from wordrec.errors import WordrecError, one_line  # noqa: E402
-from wordrec.io import write_json  # noqa: E402
+from wordrec.io import save_figure, write_json, write_png  # noqa: E402
 from wordrec.data.lmdb_io import LmdbDataset  # noqa: E402
 
 
@@ -51,9 +51,7 @@ def length_histogram(stats: dict[str, dict], path: Path) -> None:
     ax.set_title("Label-length distribution")
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def montage(ds: LmdbDataset, path: Path, n: int = 48, cols: int = 4, height: int = 32, width: int = 160) -> None:
@@ -71,8 +69,7 @@ def montage(ds: LmdbDataset, path: Path, n: int = 48, cols: int = 4, height: int
         y, x = r * cell_h, c * width
         sheet[y : y + height, x + 2 : x + 2 + nw] = img
         cv2.putText(sheet, label[:22], (x + 2, y + height + 12), cv2.FONT_HERSHEY_PLAIN, 0.9, (200, 0, 0), 1, cv2.LINE_AA)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    write_png(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def main(argv: list[str] | None = None) -> int:

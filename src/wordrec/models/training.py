@@ -8,12 +8,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from wordrec.io import atomic_file, save_figure
+
 # One row per validation. val_accuracy / val_ned: wordrec.pipeline.metrics.score on the val split (fractions).
 CURVE_FIELDS = ["step", "epoch", "lr", "train_loss", "val_accuracy", "val_ned", "images_per_second"]
 
 
 def write_curves(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_file(path, "w") as f:
         w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in rows:
@@ -37,8 +39,7 @@ def plot_curves(rows: list[dict], path: Path, title: str) -> None:
     for ax in (a, b):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})  # no version string: same run, same bytes
-    plt.close(fig)
+    save_figure(fig, path, dpi=100, metadata={"Software": None})  # no version string: same run, same bytes
 
 
 def write_curve_files(rows: list[dict], folder: Path, title: str) -> None:

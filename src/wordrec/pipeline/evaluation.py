@@ -7,6 +7,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from wordrec.data.lmdb_io import LmdbDataset
+from wordrec.io import save_figure
 from wordrec.pipeline.metrics import alnum_ci, ned, score
 
 
@@ -54,8 +55,6 @@ def worst_mistakes_png(rows: list[tuple[str, Path, list[dict]]], path: Path, per
         axes[0, 0].text(0, 0.5, "no mistakes", fontsize=10)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, dpi=90, metadata={"Software": None})
 
 

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 
 from wordrec.pipeline.config import load_params
 from wordrec.errors import WordrecError, one_line
+from wordrec.io import out_of_space
 
 
 def stage_main(
@@ -36,6 +37,13 @@ def stage_main(
         metrics = run(cfg, {k: getattr(args, k) for k in inputs}, {k: getattr(args, k) for k in outputs})
     except WordrecError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - only the machine's write failures are reported; the rest re-raised
+        if not out_of_space(e):
+            raise
+        outs = ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}" for k in outputs)
+        print(f"error: writing outputs ({outs}) failed: no space left (disk full, quota or file-size limit): "
+              f"{one_line(e)}; nothing half-written was kept: free space and rerun", file=sys.stderr)
         return 2
     if metrics is not None:
         print(json.dumps(metrics, indent=2, sort_keys=True, default=str))

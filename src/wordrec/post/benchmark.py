@@ -22,6 +22,7 @@ import numpy as np
 
 from wordrec.errors import ConfigError, DataError
 from wordrec.infer.runners import OrtRunner, OvRunner, TorchRunner, TvmHostRunner, ov_precision
+from wordrec.io import save_figure
 from wordrec.models.meta import ModelMeta
 
 
@@ -180,6 +181,4 @@ def plot(report: dict, mach: dict, path: Path) -> None:
     ax.set_title(f"{mach['cpu']}, {mach['threads']} thread(s)", fontsize=9)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
