@@ -1,6 +1,6 @@
 """report: collect the pipeline's metrics into the two files people read first.
 
-Reads reports/{synth,pretrained,eval,grid,export,quantize,bench}.json and, for each model run on the device,
+Reads reports/{synth,pretrained,eval,grid,export,quantize,bench,board}.json and, for each model run on the device,
 reports/mcu/<model>.json + reports/mcu/<model>/samples.csv (paths from dvc.yaml). Writes MCU_OUT
 (reports/mcu.json, `{model: {...}}` for all device runs together) and SUMMARY (reports/summary.md: the headline
 tables, device text next to host text). Nothing is measured here; a missing input is an error.
@@ -17,7 +17,7 @@ from wordrec.pipeline.stage import stage_main
 def run(cfg, inputs, outputs):
     c = section(cfg, "report")
     reports = {k: read_json(inputs[k]) for k in ("synth", "pretrained", "eval", "grid", "export", "quantize",
-                                                 "bench")}
+                                                 "bench", "board")}
     mcu, samples = {}, {}
     for path in inputs["mcu"].split(","):
         p = Path(path)
@@ -43,5 +43,5 @@ if __name__ == "__main__":
         inputs={"synth": "reports/synth.json", "pretrained": "reports/pretrained.json", "eval": "reports/eval.json",
                 "grid": "reports/grid.json",
                 "export": "reports/export.json", "quantize": "reports/quantize.json", "bench": "reports/bench.json",
-                "mcu": "comma-separated reports/mcu/<model>.json"},
+                "board": "reports/board.json", "mcu": "comma-separated reports/mcu/<model>.json"},
         outputs={"mcu_out": "reports/mcu.json", "summary": "reports/summary.md"}))

@@ -126,14 +126,18 @@ S = {
                 "out/c.json"],
     "mcu": ["--compiled", "models/no_ckpt", "--data", "synth/test", "--out", "out/elf", "--report", "out/mcu.json",
             "--plots", "out/mp"],
+    "board": ["--eval", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--mcu", "empty.json",
+              "--elfs", "none", "--out", "out/board", "--report", "out/board.json", "--zoo", "out/zoo.png"],
     "report": ["--synth", "empty.json", "--pretrained", "empty.json", "--eval", "empty.json", "--grid", "empty.json",
-               "--export", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--mcu", "empty.json",
+               "--export", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--board", "empty.json",
+               "--mcu", "empty.json",
                "--mcu-out", "out/mcu.json", "--summary", "out/summary.md"],
 }
 # a section key of each stage's that takes a positive integer (wrong-type and range cases)
 INT_KEY = {"synth": "synth.n_train", "train": "train.threads", "evaluate": "evaluate.batch_size",
            "grid": "grid.threads", "export": "export.parity.n_images", "quantize": "quantize.batch",
-           "bench": "bench.batch", "compile": "compile.threads", "mcu": "mcu.images", "report": "report.samples"}
+           "bench": "bench.batch", "compile": "compile.threads", "mcu": "mcu.images", "board": "board.budgets.flash_bytes",
+           "report": "report.samples"}
 
 
 def _with(argv: list[str], flag: str, value: str) -> list[str]:
@@ -213,6 +217,10 @@ def stage_cases() -> list[Case]:
         ("mcu", p + S["mcu"], "no compile section"),
         ("mcu", p + _with(S["mcu"], "--compiled", "models/bad_json"), "bad_json/meta.json: not valid JSON"),
         ("mcu", p + S["mcu"] + ["mcu.runner=fpga"], "params.yaml:mcu.runner: 'fpga'"),
+        ("board", p + S["board"], "empty.json: not valid JSON"),
+        ("board", p + _with(S["board"], "--eval", "nope.json"), "nope.json: not found"),
+        ("board", p + S["board"] + ["board.model="], "params.yaml:board.model: Incompatible value 'None'"),
+        ("board", p + S["board"] + ["board.budgets.arena_bytes=-1"], "params.yaml:board.budgets.arena_bytes: -1"),
         ("report", p + S["report"], "empty.json: not valid JSON"),
         ("report", p + _with(S["report"], "--eval", "garbage.json"), "empty.json: not valid JSON"),
         ("report", p + _with(S["report"], "--synth", "nope.json"), "nope.json: not found"),

@@ -26,6 +26,8 @@ def _inputs(tmp: Path, with_samples=True) -> list[str]:
         "quantize": {"crnn": {"openvino": {"accuracy_fp32": 0.90, "accuracy_int8": 0.898, "bytes": 1024}}},  # fractions
         "bench": {"crnn": {"openvino-int8": {"accuracy_alnum_ci": 0.95, "latency_ms_b1": 1.0,
                                              "throughput_fps": 900.0, "throughput_vs_onnxruntime_fp32": 4.2}}},
+        "board": {"model": "tiny", "chosen_by": "auto: most accurate within budgets", "dev_set": "synth_test",
+                  "budgets": {"flash_bytes": 4194304, "arena_bytes": None}},
     }
     args = []
     for k, v in docs.items():
@@ -56,6 +58,9 @@ def test_report_aggregates_device_runs(tmp_path):
     assert "| `tiny` | `hello` | `hello` 0.9000 | `hello` 0.9000 |" in md
     assert "(empty) 0.5000" in md
     assert "| `crnn` | openvino | 90.0 | 89.8 | -0.2 |" in md
+    assert "the board ships **`tiny`** (auto: most accurate within budgets; budgets flash_bytes ≤ 4,194,304)" in md
+    assert "| `crnn` | fp32 | 95.0 | – | – |  |" in md
+    assert "| `tiny` | M55 (float kernels, float32 weights) | – | – | 5 M | yes |" in md
 
 
 def test_report_missing_samples_is_a_clear_error(tmp_path):

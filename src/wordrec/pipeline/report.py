@@ -96,6 +96,22 @@ def pretrained_table(pre: dict) -> str:
                    for m, r in pre.items()])
 
 
+def zoo_table(reports: dict, mcu: dict) -> str:
+    """Every exported or imported model, FP32 / each INT8 backend / the M55 build, on the board stage's dev set."""
+    from wordrec.pipeline.zoo import zoo_rows
+
+    b = reports["board"]
+    rows = zoo_rows(reports["eval"], reports["quantize"], reports["bench"], mcu, b["dev_set"])
+    return (f"Dev set `{b['dev_set']}`; the board ships **`{b['model']}`** ({b['chosen_by']}; budgets "
+            f"{', '.join(f'{k} ≤ {v:,.0f}' for k, v in b['budgets'].items() if v is not None)}); `reports/zoo.png` "
+            "plots it.\n\n" + _table(
+                ["model", "variant", "dev %", "CPU latency b1 ms", "M55 insns/word", "ships"],
+                [[f"`{r.model}`", r.variant, _pct(r.dev_accuracy),
+                  "–" if r.cpu_latency_ms is None else f"{r.cpu_latency_ms:.2f}",
+                  "–" if r.m55_insns is None else f"{r.m55_insns / 1e6:,.0f} M",
+                  "yes" if r.model == b["model"] and r.m55_insns is not None else ""] for r in rows]))
+
+
 def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_samples: int) -> str:
     s = reports["synth"]
     g = reports["grid"]
@@ -117,6 +133,8 @@ def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_sa
         quantize_table(reports["quantize"]),
         "\n## Speed (`bench`, synthetic test)\n",
         bench_table(reports["bench"]),
+        "\n## The zoo and the board's model (`board`)\n",
+        zoo_table(reports, mcu),
         "\n## Cortex-M55 on Corstone-300 (`mcu`)\n",
         mcu_table(mcu),
         "\n### Device output next to host output\n",

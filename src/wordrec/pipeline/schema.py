@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from wordrec.threads import valid as threads_valid
+
 
 class RangeError(ValueError):
     """A value of the right type outside its range; `key` is relative to the section."""
@@ -35,6 +37,13 @@ def _fraction(obj, *names: str) -> None:
         v = getattr(obj, n)
         if not 0 <= v <= 1:
             raise RangeError(n, f"{v}: expected a fraction in [0, 1]")
+
+
+def _threads(obj, *names: str, none_ok: bool = False) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if not (v is None and none_ok) and not threads_valid(v):
+            raise RangeError(n, f"{v!r}: expected 'auto' (the cores available to the process) or an integer > 0")
 
 
 def _one_of(obj, name: str, allowed) -> None:
@@ -212,7 +221,7 @@ class PaddleModel:
     charset: str = MISSING
     arch: PaddleArch = MISSING
     input: InputCfg = MISSING
-    threads: Optional[int] = MISSING
+    threads: Any = MISSING  # null (= train.threads), 'auto' or an int
     batch_size: int = MISSING
     steps: int = MISSING
     val_every: int = MISSING
@@ -224,7 +233,8 @@ class PaddleModel:
     augment: Bda = MISSING
 
     def check(self):
-        _positive(self, "batch_size", "steps", "val_every", "val_images", "lr", "threads")
+        _positive(self, "batch_size", "steps", "val_every", "val_images", "lr")
+        _threads(self, "threads", none_ok=True)
         _positive(self, "warmup_steps", zero_ok=True)
         if self.input.width < 8:
             raise RangeError("input.width", f"{self.input.width}: too small for the backbone's stride 8")
@@ -242,7 +252,7 @@ class Sweep:
 @dataclass
 class Train:
     seed: int = MISSING
-    threads: int = MISSING
+    threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
     workers: int = MISSING
     lr: Optional[float] = MISSING
     batch_size: Optional[int] = MISSING
@@ -252,7 +262,8 @@ class Train:
     models: dict[str, Any] = MISSING  # each checked against MODEL_SCHEMAS by its framework (model_section)
 
     def check(self):
-        _positive(self, "threads", "lr", "batch_size", "epochs")
+        _positive(self, "lr", "batch_size", "epochs")
+        _threads(self, "threads")
         _positive(self, "workers", zero_ok=True)
 
 
@@ -262,12 +273,13 @@ class Evaluate:
     models: list[str] = MISSING
     extra: list[str] = MISSING
     batch_size: int = MISSING
-    threads: int = MISSING
+    threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
     limit: Optional[int] = MISSING
     worst_per_dataset: int = MISSING
 
     def check(self):
-        _positive(self, "batch_size", "threads", "limit")
+        _positive(self, "batch_size", "limit")
+        _threads(self, "threads")
         _positive(self, "worst_per_dataset", zero_ok=True)
 
 
@@ -278,13 +290,13 @@ class Grid:
     lr: list[float] = MISSING
     epochs: list[float] = MISSING
     keep_init: bool = MISSING
-    threads: int = MISSING
+    threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
     launcher: str = MISSING
     launcher_params: dict[str, Any] = MISSING
 
     def check(self):
         _one_of(self, "launcher", {"basic", "joblib", "submitit_local", "submitit_slurm"})
-        _positive(self, "threads")
+        _threads(self, "threads")
         for key in ("batch_size", "lr", "epochs"):
             values = getattr(self, key)
             if not values or any(v <= 0 for v in values):
@@ -306,11 +318,11 @@ class Parity:
 @dataclass
 class Export:
     opset: int = MISSING
-    threads: int = MISSING
+    threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
     parity: Parity = MISSING
 
     def check(self):
-        _positive(self, "threads")
+        _threads(self, "threads")
         if not 13 <= self.opset <= 17:
             raise RangeError("opset", f"{self.opset}: expected 13..17 (the classic torch exporter)")
 
@@ -346,7 +358,7 @@ class Inc:
 @dataclass
 class Quantize:
     backends: list[str] = MISSING
-    threads: int = MISSING
+    threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
     batch: int = MISSING
     n_test: int = MISSING
     calibration: Calibration = MISSING
@@ -361,7 +373,8 @@ class Quantize:
         unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}
         if unknown:
             raise RangeError("backends", f"unknown {sorted(unknown)}; expected some of inc, openvino, onnx_qdq")
-        _positive(self, "threads", "batch")
+        _positive(self, "batch")
+        _threads(self, "threads")
         _positive(self, "n_test", zero_ok=True)
         _fraction(self, "max_accuracy_drop")
         _one_of(self, "openvino_precision", {"f32", "auto"})
@@ -382,7 +395,7 @@ class Peers:
 @dataclass
 class Bench:
     runtimes: list[str] = MISSING
-    threads: int = MISSING
+    threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
     batch: int = MISSING
     warmup: int = MISSING
     repeats: int = MISSING
@@ -392,7 +405,8 @@ class Bench:
 
     def check(self):
         # runtimes are checked against wordrec.post.benchmark.RUNTIMES, a registry other code can extend
-        _positive(self, "threads", "batch", "repeats")
+        _positive(self, "batch", "repeats")
+        _threads(self, "threads")
         _positive(self, "warmup", "n_accuracy", zero_ok=True)
 
 
@@ -418,7 +432,7 @@ class Targets:
 @dataclass
 class Compile:
     width: int = MISSING
-    threads: int = MISSING
+    threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
     seed: int = MISSING
     parity_inputs: int = MISSING
     parity_tol: float = MISSING
@@ -429,7 +443,8 @@ class Compile:
 
     def check(self):
         _positive(self, "width", zero_ok=True)
-        _positive(self, "threads", "parity_inputs", "parity_tol")
+        _positive(self, "parity_inputs", "parity_tol")
+        _threads(self, "threads")
         _one_of(self, "weights", {"float32", "int8", "auto"})
         if self.pad_in_arena not in (True, False, "auto"):
             raise RangeError("pad_in_arena", f"{self.pad_in_arena!r}: expected true, false or auto")
@@ -457,6 +472,27 @@ class Mcu:
 
 
 @dataclass
+class Budgets:
+    flash_bytes: Optional[int] = MISSING
+    arena_bytes: Optional[int] = MISSING
+    insns_per_inference: Optional[float] = MISSING
+
+    def check(self):
+        _positive(self, "flash_bytes", "arena_bytes", "insns_per_inference")
+
+
+@dataclass
+class Board:
+    model: str = MISSING
+    dev_set: str = MISSING
+    budgets: Budgets = MISSING
+
+    def check(self):
+        if not self.model:
+            raise RangeError("model", "empty: expected auto or a model the mcu stage ran")
+
+
+@dataclass
 class Report:
     samples: int = MISSING
 
@@ -465,7 +501,7 @@ class Report:
 
 
 SECTIONS = {"synth": Synth, "pretrained": Pretrained, "train": Train, "evaluate": Evaluate, "grid": Grid, "export": Export,
-            "quantize": Quantize, "bench": Bench, "compile": Compile, "mcu": Mcu, "report": Report}
+            "quantize": Quantize, "bench": Bench, "compile": Compile, "mcu": Mcu, "board": Board, "report": Report}
 
 
 def check_tree(obj, prefix: str) -> None:

@@ -1,0 +1,130 @@
+"""The model zoo at a glance and the board's model (stages/board.py, issue #17).
+
+Joins what the stages measured, for every model that went past training (ours and imported, FP32 and INT8):
+word accuracy on the dev set (evaluate: FP32 on the host; quantize: each INT8 backend), CPU latency (bench) and,
+for the models run on the Cortex-M55 (mcu), executed instructions per word, flash and arena. Then picks the
+model the board ships: the one `board.model` names, or (`auto`) the most accurate device run within the budgets.
+Nothing is measured here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wordrec.errors import ConfigError, DataError
+
+# quantize backend -> the bench runtime that runs its INT8 model
+INT8_RUNTIME = {"onnx_qdq": "onnxruntime-int8", "openvino": "openvino-int8", "inc": "torch-int8"}
+# the device report's figures that budgets bound, with the report key each budget reads
+BUDGET_KEYS = {"flash_bytes": "flash_bytes", "arena_bytes": "arena_bytes",
+               "insns_per_inference": "insns_per_inference"}
+
+
+def eval_key(name: str, ev: dict) -> str:
+    """The evaluate report's name for a post-training model: the grid's best is what export/quantize/bench/mcu
+    call `crnn`, and what evaluate scores as `crnn_grid` (beside the un-tuned `crnn`)."""
+    return f"{name}_grid" if f"{name}_grid" in ev else name
+
+
+def dev_accuracy(ev: dict, name: str, dev_set: str) -> float | None:
+    per = ev.get(eval_key(name, ev), {})
+    return per[dev_set]["accuracy_alnum_ci"] if dev_set in per else None
+
+
+@dataclass
+class Row:
+    model: str
+    variant: str           # fp32 | int8 backend | device
+    dev_accuracy: float | None
+    cpu_latency_ms: float | None = None
+    m55_insns: float | None = None
+
+
+def zoo_rows(ev: dict, quant: dict, bench: dict, mcu: dict, dev_set: str) -> list[Row]:
+    """One row per model x variant that some stage measured; models only evaluated (not exported) are left out,
+    as are the bench's peer engines (no model of ours behind them)."""
+    models = [m for m in dict.fromkeys([*quant, *mcu, *(m for m in bench if m in quant or m in mcu)])]
+    rows = []
+    for m in models:
+        b = bench.get(m, {})
+        rows.append(Row(m, "fp32", dev_accuracy(ev, m, dev_set), b.get("onnxruntime-fp32", {}).get("latency_ms_b1")))
+        for backend, r in quant.get(m, {}).items():
+            acc = r.get("sets", {}).get(dev_set, {}).get("int8")
+            rows.append(Row(m, f"int8 {backend}", acc, b.get(INT8_RUNTIME.get(backend, ""), {}).get("latency_ms_b1")))
+        if m in mcu:
+            d = mcu[m]
+            rows.append(Row(m, f"M55 ({d.get('device_kernels', 'float')} kernels, {d.get('weights', 'float32')} weights)",
+                            dev_accuracy(ev, m, dev_set), m55_insns=d["insns_per_inference"]))
+    return rows
+
+
+def violations(dev: dict, budgets: dict) -> list[str]:
+    """The budgets a device run exceeds, as `key: value > budget`."""
+    return [f"{k}: {dev[r]:,.0f} > {budgets[k]:,.0f}" for k, r in BUDGET_KEYS.items()
+            if budgets.get(k) is not None and dev[r] > budgets[k]]
+
+
+def choose(mcu: dict, ev: dict, dev_set: str, budgets: dict, model: str = "auto") -> tuple[str, dict]:
+    """(shipped model, per-candidate verdicts). Candidates are the device runs (each already passed the mcu
+    stage's host/device gate); `auto` ranks those within every budget by dev-set accuracy (ties: fewer
+    instructions). A named model must have run on the device and meet the budgets too."""
+    if not mcu:
+        raise DataError("no device runs to choose from (the mcu stage ran no model)")
+    verdicts = {m: {"dev_accuracy": dev_accuracy(ev, m, dev_set), "violations": violations(d, budgets),
+                    "insns_per_inference": d["insns_per_inference"], "flash_bytes": d["flash_bytes"],
+                    "arena_bytes": d["arena_bytes"], "text_agreement": d["text_agreement"]}
+                for m, d in mcu.items()}
+    if model != "auto":
+        if model not in mcu:
+            raise ConfigError(f"params.yaml:board.model: {model!r} did not run on the device "
+                              f"(device runs: {sorted(mcu)}; add it to the mcu stage or use auto)")
+        if verdicts[model]["violations"]:
+            raise ConfigError(f"params.yaml:board.model: {model!r} exceeds params.yaml:board.budgets: "
+                              + "; ".join(verdicts[model]["violations"]))
+        return model, verdicts
+    ok = [m for m, v in verdicts.items() if not v["violations"]]
+    if not ok:
+        why = "; ".join(f"{m}: {', '.join(v['violations'])}" for m, v in verdicts.items())
+        raise ConfigError(f"params.yaml:board.budgets: no device run meets them ({why})")
+    best = max(ok, key=lambda m: (verdicts[m]["dev_accuracy"] if verdicts[m]["dev_accuracy"] is not None else -1,
+                                  -verdicts[m]["insns_per_inference"]))
+    return best, verdicts
+
+
+def zoo_png(rows: list[Row], shipped: str, budgets: dict, dev_set: str, path) -> None:
+    """Left: dev accuracy vs CPU latency (FP32 and INT8); right: dev accuracy vs M55 instructions per word."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wordrec.io import save_figure
+
+    models = list(dict.fromkeys(r.model for r in rows))
+    colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
+    fig, (cpu, dev) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for r in rows:
+        if r.dev_accuracy is None:
+            continue
+        y = 100 * r.dev_accuracy
+        if r.cpu_latency_ms is not None:
+            marker = "o" if r.variant == "fp32" else "^"
+            cpu.scatter(r.cpu_latency_ms, y, color=colors[r.model], marker=marker, s=40)
+            cpu.annotate(f"{r.model} {r.variant}", (r.cpu_latency_ms, y), fontsize=6, xytext=(3, 2),
+                         textcoords="offset points")
+        if r.m55_insns is not None:
+            star = r.model == shipped
+            dev.scatter(r.m55_insns, y, color=colors[r.model], marker="*" if star else "s", s=160 if star else 40)
+            dev.annotate(f"{r.model}{' (ships)' if star else ''}", (r.m55_insns, y), fontsize=7, xytext=(4, 2),
+                         textcoords="offset points")
+    if budgets.get("insns_per_inference"):
+        dev.axvline(budgets["insns_per_inference"], color="k", ls="--", lw=1, label="instruction budget")
+        dev.legend(fontsize=7)
+    cpu.set(xscale="log", xlabel="CPU latency at batch 1 (ms; circle FP32, triangle INT8)",
+            ylabel=f"{dev_set} word accuracy, alnum case-insensitive (%)", title="host CPU")
+    dev.set(xscale="log", xlabel="Cortex-M55 executed instructions per word (QEMU AN547)",
+            ylabel=f"{dev_set} word accuracy (%), host FP32", title="on the board")
+    for ax in (cpu, dev):
+        ax.grid(True, alpha=0.3, which="both")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110, metadata={"Software": None})

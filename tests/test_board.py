@@ -1,0 +1,82 @@
+"""The board's model: chosen by budgets from the device runs, or named; the zoo plot and table (issue #17)."""
+
+import json
+
+import pytest
+
+from conftest import smoke_cfg
+from wordrec.errors import ConfigError, DataError
+from wordrec.pipeline.zoo import choose, eval_key, zoo_rows
+
+DEV = "iiit5k_test_dev"
+
+
+def _ev(**acc):
+    return {m: {DEV: {"accuracy": a, "accuracy_alnum_ci": a, "ned": 0.9, "n": 10}} for m, a in acc.items()}
+
+
+def _dev(insns, flash=1_000_000, arena=300_000):
+    return {"insns_per_inference": insns, "flash_bytes": flash, "arena_bytes": arena, "text_agreement": 1.0,
+            "device_kernels": "float", "weights": "int8", "board": "qemu", "macs_per_insn": 0.2}
+
+
+MCU = {"crnn_lite": _dev(3.7e8), "svtr": _dev(1.0e9), "ppocrv6_small": _dev(8e9, flash=3_500_000)}
+EV = _ev(crnn_lite=0.45, svtr=0.0, ppocrv6_small=0.97, crnn_grid=0.57, crnn=0.55)
+BUDGETS = {"flash_bytes": 4 * 2**20, "arena_bytes": 512 * 1024, "insns_per_inference": 2e10}
+
+
+def test_auto_ships_the_most_accurate_run_within_budgets():
+    assert choose(MCU, EV, DEV, BUDGETS)[0] == "ppocrv6_small"
+    tight = {**BUDGETS, "flash_bytes": 2 * 2**20}
+    shipped, verdicts = choose(MCU, EV, DEV, tight)
+    assert shipped == "crnn_lite"
+    assert verdicts["ppocrv6_small"]["violations"] == ["flash_bytes: 3,500,000 > 2,097,152"]
+    assert choose(MCU, EV, DEV, {**BUDGETS, "insns_per_inference": None, "flash_bytes": None})[0] == "ppocrv6_small"
+
+
+def test_named_models_and_impossible_budgets_fail_naming_the_key():
+    assert choose(MCU, EV, DEV, BUDGETS, "svtr")[0] == "svtr"
+    with pytest.raises(ConfigError, match=r"board.model: 'crnn' did not run on the device"):
+        choose(MCU, EV, DEV, BUDGETS, "crnn")
+    with pytest.raises(ConfigError, match=r"board.model: 'ppocrv6_small' exceeds .*insns_per_inference"):
+        choose(MCU, EV, DEV, {**BUDGETS, "insns_per_inference": 1e9}, "ppocrv6_small")
+    with pytest.raises(ConfigError, match=r"board.budgets: no device run meets them .*crnn_lite: arena_bytes"):
+        choose(MCU, EV, DEV, {**BUDGETS, "arena_bytes": 1000})
+    with pytest.raises(DataError, match="no device runs"):
+        choose({}, EV, DEV, BUDGETS)
+
+
+def test_zoo_rows_join_the_reports():
+    assert eval_key("crnn", EV) == "crnn_grid" and eval_key("svtr", EV) == "svtr"
+    quant = {"crnn": {"onnx_qdq": {"sets": {DEV: {"fp32": 0.56, "int8": 0.55}}}}}
+    bench = {"crnn": {"onnxruntime-fp32": {"latency_ms_b1": 7.0}, "onnxruntime-int8": {"latency_ms_b1": 4.0}},
+             "tesseract": {"tesseract-lstm": {"latency_ms_b1": 300.0}}}
+    rows = {(r.model, r.variant): r for r in zoo_rows(EV, quant, bench, {"svtr": MCU["svtr"]}, DEV)}
+    assert rows[("crnn", "fp32")].dev_accuracy == 0.57 and rows[("crnn", "fp32")].cpu_latency_ms == 7.0
+    assert rows[("crnn", "int8 onnx_qdq")].dev_accuracy == 0.55 and rows[("crnn", "int8 onnx_qdq")].cpu_latency_ms == 4.0
+    assert rows[("svtr", "M55 (float kernels, int8 weights)")].m55_insns == 1.0e9
+    assert not any(m == "tesseract" for m, _ in rows)  # a peer engine, not a model of ours
+
+
+def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
+    from stages import board
+
+    files = {"eval": EV, "quantize": {}, "bench": {}}
+    for k, v in files.items():
+        (tmp_path / f"{k}.json").write_text(json.dumps(v))
+    reps, elfs = [], []
+    for m, d in MCU.items():
+        (tmp_path / f"{m}.json").write_text(json.dumps({m: d}))
+        (tmp_path / "elf" / m).mkdir(parents=True)
+        (tmp_path / "elf" / m / "app.elf").write_bytes(b"\x7fELF" + m.encode())
+        reps.append(str(tmp_path / f"{m}.json"))
+        elfs.append(str(tmp_path / "elf" / m))
+    inputs = {k: str(tmp_path / f"{k}.json") for k in files} | {"mcu": ",".join(reps), "elfs": ",".join(elfs)}
+    outputs = {"out": tmp_path / "board", "report": tmp_path / "board.json", "zoo": tmp_path / "zoo.png"}
+    m = board.run(smoke_cfg(), inputs, outputs)
+    assert m["model"] == "ppocrv6_small" and m["candidates"]["crnn_lite"]["violations"] == []
+    assert (tmp_path / "board" / "app.elf").read_bytes() == b"\x7fELFppocrv6_small"
+    assert (tmp_path / "zoo.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ConfigError, match="board.model"):
+        board.run(smoke_cfg("board.model=crnn"), inputs, {**outputs, "out": tmp_path / "b2"})
+    assert not (tmp_path / "b2").exists()
