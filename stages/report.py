@@ -1,7 +1,8 @@
 """report: collect the pipeline's metrics into the two files people read first.
 
 Reads reports/{synth,pretrained,eval,grid,export,quantize,bench}.json and, for each model run on the device,
-reports/mcu/<model>.json + reports/mcu/<model>/samples.csv (paths from dvc.yaml). Writes MCU_OUT
+reports/mcu/<model>.json + reports/mcu/<model>/samples.csv (paths from dvc.yaml; the imported models' as
+MCU_IMPORTED/<name>.json for each name in params mcu.imported, which varies by profile). Writes MCU_OUT
 (reports/mcu.json, `{model: {...}}` for all device runs together) and SUMMARY (reports/summary.md: the headline
 tables, device text next to host text). Nothing is measured here; a missing input is an error.
 """
@@ -19,8 +20,8 @@ def run(cfg, inputs, outputs):
     reports = {k: read_json(inputs[k]) for k in ("synth", "pretrained", "eval", "grid", "export", "quantize",
                                                  "bench")}
     mcu, samples = {}, {}
-    for path in inputs["mcu"].split(","):
-        p = Path(path)
+    imported = [Path(inputs["mcu_imported"]) / f"{name}.json" for name in section(cfg, "mcu").imported]
+    for p in [Path(path) for path in inputs["mcu"].split(",")] + imported:
         one = read_json(p)
         if len(one) != 1:
             raise DataError(f"{p}: expected one model's device report, got keys {sorted(one)}")
@@ -43,5 +44,6 @@ if __name__ == "__main__":
         inputs={"synth": "reports/synth.json", "pretrained": "reports/pretrained.json", "eval": "reports/eval.json",
                 "grid": "reports/grid.json",
                 "export": "reports/export.json", "quantize": "reports/quantize.json", "bench": "reports/bench.json",
-                "mcu": "comma-separated reports/mcu/<model>.json"},
+                "mcu": "comma-separated reports/mcu/<model>.json",
+                "mcu_imported": "dir of reports/mcu/<name>.json for params mcu.imported (reports/mcu)"},
         outputs={"mcu_out": "reports/mcu.json", "summary": "reports/summary.md"}))
