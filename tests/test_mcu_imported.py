@@ -20,7 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import REPO, smoke_cfg
-from wordrec.errors import ConfigError, DataError
+from wordrec.errors import ConfigError
 from wordrec.models import imported
 from wordrec.pipeline.config import compose, section
 
@@ -97,14 +97,53 @@ def test_imported_ppocrv3_on_qemu(ppocrv3_compiled, synth_data, tmp_path):
 
 
 @needs_wheels
-def test_imported_ppocrv4_import_failure_names_the_op(tmp_path):
-    """PP-OCRv4's neck reshapes to a shape computed at run time (onnxsim could not fold it, see
-    docs/imported_models.md); Relax's importer needs a constant target shape: a clear error naming Reshape."""
-    from wordrec.device.compile.frontend import import_relax
+def test_imported_ppocrv4_imports_once_its_reshapes_are_frozen(tmp_path):
+    """PP-OCRv4's neck reshapes to shapes computed at run time through Casts (onnxsim could not fold them, see
+    docs/imported_models.md), which Relax's importer rejects (`Reshape requires the input new shape to be Shape`);
+    `freeze_reshapes` evaluates the targets at the compiled shape and the import goes through."""
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from wordrec.device.compile.frontend import freeze_reshapes, import_relax
+    from wordrec.device.compile.macs import count_macs
 
     imported.import_model("ppocrv4", WHEELS, tmp_path / "v4", "en")
-    with pytest.raises(DataError, match=r"could not import the graph at input shape \[1, 3, 48, 320\].*Reshape"):
-        import_relax(onnx.load(str(tmp_path / "v4" / "model.onnx")), [1, 3, 48, 320], "ppocrv4")
+    model = onnx.load(str(tmp_path / "v4" / "model.onnx"))
+    with pytest.raises(Exception, match="Reshape requires the input new shape to be Shape"):
+        from_onnx(model, shape_dict={"x": [1, 3, 48, 320]}, dtype_dict={"x": "float32"})
+    frozen = freeze_reshapes(model, [1, 3, 48, 320])
+    assert len(frozen.graph.initializer) == len(model.graph.initializer) + 6  # its six run-time reshape targets
+    import_relax(model, [1, 3, 48, 320], "ppocrv4")
+    assert count_macs(model, [1, 3, 48, 320]) == 671_130_240
+
+
+def test_freeze_reshapes_keeps_the_outputs():
+    """A Shape -> Gather -> Cast -> Concat reshape target becomes a constant; onnxruntime gives the same output."""
+    from wordrec.device.compile.frontend import freeze_reshapes
+
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "idx"], ["n"], axis=0),
+             helper.make_node("Cast", ["n"], ["nf"], to=TensorProto.FLOAT),
+             helper.make_node("Cast", ["nf"], ["ni"], to=TensorProto.INT64),
+             helper.make_node("Concat", ["ni", "rest"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([0], np.int64), "idx"),
+             numpy_helper.from_array(np.array([8, -1], np.int64), "rest")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    frozen = freeze_reshapes(model, [1, 2, 4, 4])
+    reshape = [n for n in frozen.graph.node if n.op_type == "Reshape"][0]
+    target = {i.name: numpy_helper.to_array(i) for i in frozen.graph.initializer}[reshape.input[1]]
+    assert target.tolist() == [1, 8, -1]
+    x = np.random.default_rng(0).normal(size=(1, 2, 4, 4)).astype(np.float32)
+    import onnxruntime
+
+    def run(m):
+        return onnxruntime.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x})[0]
+
+    np.testing.assert_array_equal(run(frozen), run(model))
+    assert freeze_reshapes(frozen, [1, 2, 4, 4]) is frozen  # nothing left to freeze
 
 
 def test_macs_through_a_run_time_reshape():

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from wordrec.errors import DataError
-from wordrec.device.compile.frontend import graph_input
+from wordrec.device.compile.frontend import freeze_reshapes, graph_input
 
 
 def _shape(expr, where: str) -> list[int]:
@@ -28,7 +28,7 @@ def count_macs(model: onnx.ModelProto, shape: list[int]) -> int:
     from tvm.relax.frontend.onnx import from_onnx
 
     name = graph_input(model)
-    mod = from_onnx(model, shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
+    mod = from_onnx(freeze_reshapes(model, shape), shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
     total = 0
     for block in mod["main"].body.blocks:
         for b in block.bindings:
