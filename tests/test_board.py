@@ -21,7 +21,7 @@ def _dev(insns, flash=1_000_000, arena=300_000):
             "device_kernels": "float", "weights": "int8", "board": "qemu", "macs_per_insn": 0.2}
 
 
-MCU = {"crnn_lite": _dev(3.7e8), "svtr": _dev(1.0e9), "ppocrv6_small": _dev(8e9, flash=3_500_000)}
+MCU = {"crnn_lite": _dev(3.7e8), "svtr": _dev(1.0e9), "ppocrv6_small": _dev(2.4e9, flash=3_500_000)}
 EV = _ev(crnn_lite=0.45, svtr=0.0, ppocrv6_small=0.97, crnn_grid=0.57, crnn=0.55)
 BUDGETS = {"flash_bytes": 4 * 2**20, "arena_bytes": 512 * 1024, "insns_per_inference": 2e10}
 
