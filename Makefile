@@ -22,6 +22,7 @@ repro: params
 	@for s in $(REAL_SETS); do \
 	  if [ -f "$(REAL_DIR)/$$s/labels.txt" ] && [ ! -f data/real/$$s/data.mdb ]; then \
 	    wordrec-byod $(REAL_DIR)/$$s data/real/$$s; fi; done
+	python -m wordrec.pipeline.dvcstate .
 	dvc repro
 
 smoke:

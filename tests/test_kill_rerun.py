@@ -1,6 +1,7 @@
 """Kill every stage at a random point, rerun: the outputs equal an uninterrupted run's, byte for byte (issue #15).
 
-Two fresh clones on the smoke profile. Clone A runs `dvc repro` once, uninterrupted, timing each stage. Clone B
+Two fresh clones on the smoke profile. Reruns go through `python -m wordrec.pipeline.dvcstate` first, as
+`make repro` does (a kill can cut DVC's own lock file mid-write). Clone A runs `dvc repro` once, uninterrupted, timing each stage. Clone B
 runs the stages in A's order; each is started alone (`dvc repro -s`, its upstream already done), SIGKILLed with
 its whole process group after a random fraction of A's duration for it, then rerun to completion. Every file of
 every output in dvc.lock must then equal A's. Wall-clock fields (seconds, images/s, latencies) cannot repeat
@@ -74,6 +75,8 @@ def kill_then_finish(cwd: Path, stage: str, after: float) -> None:
     if p.poll() is None:
         os.killpg(p.pid, signal.SIGKILL)
     p.communicate()
+    # what `make repro` runs first: DVC's own lock file may have been cut mid-write by the kill
+    subprocess.run([sys.executable, "-m", "wordrec.pipeline.dvcstate", str(cwd)], env=_env(cwd), check=True)
     done = _dvc(cwd, "repro", "-s", stage)
     out, _ = done.communicate()
     assert done.returncode == 0, f"rerun of {stage} after SIGKILL at {after:.1f} s failed:\n{out[-4000:]}"
