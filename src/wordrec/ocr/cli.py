@@ -11,8 +11,8 @@ or, without it, the same file inside the installed rapidocr_onnxruntime wheel. I
 the original's pixels), unless the scaled short side would be under 32 px (an absurd strip). Folders are read
 non-recursively, in name order. Output (stdout): with --json one object per image and line of output,
 {"file", "lines": [{"box", "text", "confidence", "det_score"}]}; otherwise TSV rows
-file, x1,y1,x2,y2,x3,y3,x4,y4, text, confidence. --viz DIR writes DIR/<image stem>.png: the image with its boxes
-next to a white panel with each line's text in its box. A file that cannot be read is named on stderr with the
+file, x1,y1,x2,y2,x3,y3,x4,y4, text, confidence. --viz DIR writes DIR/<image stem>.png (<stem>_ocr.png where that
+is the input itself): the image with its boxes next to a white panel with each line's text in its box. A file that cannot be read is named on stderr with the
 reason, the others are still processed, and the exit status is 2 at the end.
 """
 
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None, recognizer_factory: Callable[[str], obje
                 print(f"{path}\t{box}\t{ln['text']}\t{ln['confidence']:.4f}", flush=True)
         if a.viz:
             name = path.stem
-            while name in viz_names:  # same stem from two folders: keep both
-                name += "_"
+            # same stem from two folders: keep both; never overwrite the input itself (--viz into its own folder)
+            while name in viz_names or (a.viz / f"{name}.png").resolve() == path.resolve():
+                name += "_" if name in viz_names else "_ocr"
             viz_names.add(name)
             cv2.imwrite(str(a.viz / f"{name}.png"), cv2.cvtColor(draw(rgb, lines), cv2.COLOR_RGB2BGR))
     return 2 if failed else 0
