@@ -12,8 +12,9 @@ the original's pixels), unless the scaled short side would be under 32 px (an ab
 non-recursively, in name order. Output (stdout): with --json one object per image and line of output,
 {"file", "lines": [{"box", "text", "confidence", "det_score"}]}; otherwise TSV rows
 file, x1,y1,x2,y2,x3,y3,x4,y4, text, confidence. --viz DIR writes DIR/<image stem>.png (<stem>_ocr.png where that
-is the input itself): the image with its boxes next to a white panel with each line's text in its box. A file that cannot be read is named on stderr with the
-reason, the others are still processed, and the exit status is 2 at the end.
+is the input itself): the image with its boxes next to a white panel with each line's text in its box. A file that
+cannot be read is named on stderr with the reason, the others are still processed, and the exit status is 2 at the
+end.
 """
 
 from __future__ import annotations

@@ -130,8 +130,9 @@ class LineRecognizer:
             except Exception as e:  # noqa: BLE001 - ORT/OpenVINO raise their own types on a shape they cannot take
                 raise FixedWidth(f"{self.where}: the graph does not run at width {w} ({one_line(e)})") from None
             if p.ndim != 3 or p.shape[0] != 1 or p.shape[2] != self.meta.charset.num_classes:
-                raise (DataError if w == s.width else FixedWidth)(f"{self.where}: at width {w} the model outputs {p.shape}, expected 1 x T x "
-                                f"{self.meta.charset.num_classes}")
+                kind = DataError if w == s.width else FixedWidth  # wrong at its own width: a broken model
+                raise kind(f"{self.where}: at width {w} the model outputs {p.shape}, expected 1 x T x "
+                           f"{self.meta.charset.num_classes}")
             t.append(p.shape[1])
         if t[1] != 2 * t[0]:
             raise FixedWidth(f"{self.where}: CTC steps do not follow the width ({t[0]} at {s.width} px, {t[1]} at "
