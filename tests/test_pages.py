@@ -205,14 +205,18 @@ def _cfg(*overrides):
 @pytest.mark.slow
 @needs_rec
 def test_pages_stage_on_three_tiny_pages(tmp_path, det_dir):
-    """FP32 read and scored per kind; the INT8 wiring exercised with a stand-in file (a copy of the FP32 graph at
-    the onnx_qdq path: same text expected), the absent openvino variant reported, not fatal."""
+    """FP32 read and scored per kind; the INT8 wiring exercised with stand-in files (the FP32 graph at the onnx_qdq
+    path, and as an OpenVINO IR at the openvino path: the same text expected)."""
+    import openvino as ov
+
     from stages import pages
 
-    quant = tmp_path / "quant" / REC.name / "onnx_qdq"
-    quant.mkdir(parents=True)
-    shutil.copy(REC / "model.onnx", quant / "model.onnx")
-    shutil.copy(REC / "meta.json", quant / "meta.json")
+    quant = tmp_path / "quant" / REC.name
+    for backend in ("onnx_qdq", "openvino"):
+        (quant / backend).mkdir(parents=True)
+        shutil.copy(REC / "meta.json", quant / backend / "meta.json")
+    shutil.copy(REC / "model.onnx", quant / "onnx_qdq" / "model.onnx")
+    ov.save_model(ov.convert_model(str(REC / "model.onnx")), str(quant / "openvino" / "model.xml"))
     report = pages.run(_cfg("pages.peers.tesseract=true"), _inputs(tmp_path, det_dir), _outputs(tmp_path))
     assert json.loads((tmp_path / "pages.json").read_text()) == report
     assert report["pages"] == {"documents": 1, "photos": 2} and report["detector"]["arch"] == "ch_PP-OCRv4_det"
@@ -223,10 +227,23 @@ def test_pages_stage_on_three_tiny_pages(tmp_path, det_dir):
         assert ours[kind]["pages_per_s"] > 0
     stand_in = report["readers"][f"{REC.name}_int8_onnx_qdq"]
     assert stand_in["all"]["cer"] == ours["all"]["cer"] and stand_in["precision"] == "int8 (onnx_qdq)"
-    assert report["readers"][f"{REC.name}_int8_openvino"]["available"] is False
+    ir = report["readers"][f"{REC.name}_int8_openvino"]  # OpenVINO reshaped to a dynamic width
+    assert ir["line_width"] == "dynamic" and abs(ir["all"]["cer"] - ours["all"]["cer"]) <= 0.01
     assert "tesseract_psm3" in report["readers"]
     assert report["targets"]["met"][REC.name] in (True, False)
     assert cv2.imread(str(tmp_path / "plots" / "gallery.png")) is not None
+
+
+@needs_rec
+def test_pages_stage_reports_a_missing_int8_model_as_not_available(tmp_path, det_dir):
+    from stages import pages
+
+    report = pages.run(_cfg("pages.n_documents=0", "pages.n_photos=1", "pages.gallery=0"),
+                       _inputs(tmp_path, det_dir), _outputs(tmp_path))
+    for backend, f in (("openvino", "model.xml"), ("onnx_qdq", "model.onnx")):
+        entry = report["readers"][f"{REC.name}_int8_{backend}"]
+        assert entry["available"] is False and f"{REC.name}/{backend}/{f}: not found" in entry["reason"]
+    assert report["pages"] == {"documents": 0, "photos": 1} and not (tmp_path / "plots" / "gallery.png").exists()
 
 
 @needs_rec
