@@ -180,11 +180,28 @@ def test_fixed_length_graph_falls_back_to_the_fixed_width(tmp_path):
     v3 = PRETRAINED / "ppocrv3"
     if not (v3 / "model.onnx").is_file():
         pytest.skip("no ppocrv3 import")
-    from wordrec.infer.recognizer import Recognizer
-    from wordrec.ocr.lines import line_width, load_line_reader
+    from wordrec.ocr.lines import SplitLines, line_width, load_line_reader
 
     rec = load_line_reader(v3)
-    assert isinstance(rec, Recognizer) and line_width(rec) == "fixed 320x48"
+    assert isinstance(rec, SplitLines) and line_width(rec) == "fixed 320x48, split at gaps"
+
+
+def test_split_at_gaps_cuts_word_spaces_only_as_needed():
+    from PIL import Image, ImageDraw, ImageFont
+
+    from wordrec.ocr.lines import split_at_gaps
+
+    font = ImageFont.truetype(str(Path(FEW_FONTS) / "DejaVuSans.ttf"), 30)
+    text = "alpha beta gamma delta epsilon"
+    img = Image.new("RGB", (font.getbbox(text)[2] + 16, 44), (200, 220, 240))
+    ImageDraw.Draw(img).text((8, 4), text, font=font, fill=(20, 20, 20))
+    crop = np.asarray(img)
+    assert len(split_at_gaps(crop, 100.0)) == 1  # fits: not cut
+    pieces = split_at_gaps(crop, 320 / 48)
+    assert 2 <= len(pieces) <= 5 and all(p.shape[1] <= 320 / 48 * 44 for p in pieces)
+    assert sum(p.shape[1] for p in pieces) == crop.shape[1]  # cuts, no loss
+    blank = np.full((40, 900, 3), 255, np.uint8)
+    assert len(split_at_gaps(blank, 3.0)) == 1  # nothing to cut at
 
 
 # --- the pages stage -----------------------------------------------------------------------------------------------

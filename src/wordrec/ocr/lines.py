@@ -10,8 +10,9 @@ max(W, the widest crop's width at height H), right-padded with 0 like `wordrec.d
     rec.predict(list_of_rgb_line_crops) -> [(text, confidence)]
 
 Reads the model files; writes nothing. A model whose graph does not compute on other widths (PP-OCRv3: a Reshape
-folded to T = 40; any keep_ratio=False model) is read the usual way: `load_line_reader` returns
-`wordrec.infer.recognizer.load`'s Recognizer, and `line_width(rec)` says which ("dynamic" or "fixed").
+folded to T = 40; any keep_ratio=False model such as our CRNN at 32x100) is read through `SplitLines`: a crop too
+wide for its input is cut at its widest blank gaps (word spaces) and the pieces' texts joined with a space.
+`line_width(rec)` says which ("dynamic" or "fixed WxH, split at gaps").
 """
 
 from __future__ import annotations
@@ -170,9 +171,70 @@ class LineRecognizer:
         return out
 
 
+def blank_runs(crop: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, end)] column runs of `crop` (RGB) with no ink: ink is a pixel further than max(24, half the
+    largest distance) in gray level from the background (the median of the crop's border pixels)."""
+    g = crop.astype(np.float32).mean(2) if crop.ndim == 3 else crop.astype(np.float32)
+    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    d = np.abs(g - np.median(border))
+    ink = (d > max(24.0, 0.5 * float(d.max()))).sum(0) > 0
+    runs, start = [], None
+    for x, v in enumerate(ink):
+        if not v and start is None:
+            start = x
+        elif v and start is not None:
+            runs.append((start, x))
+            start = None
+    if start is not None:
+        runs.append((start, len(ink)))
+    return [(a, b) for a, b in runs if a > 0 and b < len(ink)]  # gaps between ink, not the margins
+
+
+def split_at_gaps(crop: np.ndarray, max_ratio: float) -> list[np.ndarray]:
+    """Cut a line crop wider than `max_ratio` x its height at its widest blank gap in the middle 60 % (else the
+    widest anywhere), recursively, until each piece fits or has no gap left: word spaces are the widest gaps."""
+    h, w = crop.shape[:2]
+    if w <= max_ratio * h:
+        return [crop]
+    runs = blank_runs(crop)
+    middle = [r for r in runs if 0.2 * w <= (r[0] + r[1]) / 2 <= 0.8 * w] or runs
+    if not middle:
+        return [crop]
+    a, b = max(middle, key=lambda r: r[1] - r[0])
+    cut = (a + b) // 2
+    return split_at_gaps(crop[:, :cut], max_ratio) + split_at_gaps(crop[:, cut:], max_ratio)
+
+
+STRETCH = 1.5  # keep_ratio=False pieces may be this many times wider than the input ratio (docs/ocr.md)
+
+
+class SplitLines:
+    """A fixed-width recognizer made a line reader: each crop wider than the model's input ratio is cut at word
+    gaps (`split_at_gaps`), the pieces read in one batch and joined with a space."""
+
+    def __init__(self, rec, batch_size: int = 64):
+        self.rec, self.meta, self.batch_size = rec, rec.meta, batch_size
+        s = rec.meta.input
+        # keep_ratio models (PP-OCRv3) pad up to their width; stretching ones (CRNN 32x100) were trained on words
+        # of any length squeezed to their width, so they are cut only at the wider gaps: roughly one word a piece
+        self.max_ratio = s.width / s.height * (1 if s.keep_ratio else STRETCH)
+
+    def predict(self, images, batch_size: int | None = None) -> list[tuple[str, float]]:
+        pieces = [split_at_gaps(np.ascontiguousarray(im), self.max_ratio) for im in images]
+        flat = self.rec.predict([p for ps in pieces for p in ps], batch_size or self.batch_size)
+        out, i = [], 0
+        for ps in pieces:
+            got = flat[i:i + len(ps)]
+            i += len(ps)
+            texts = [t.strip() for t, _ in got if t.strip()]
+            conf = float(np.mean([c for t, c in got if t.strip()])) if texts else 0.0
+            out.append((" ".join(texts), conf))
+        return out
+
+
 def load_line_reader(path: str | Path, threads: int = 1, batch_size: int = 16):
-    """A LineRecognizer when the model computes on any width, else the fixed-width Recognizer (`line_width`
-    tells which). Errors reading the model itself (missing, corrupt) are raised either way."""
+    """A LineRecognizer when the model computes on any width, else the fixed-width Recognizer behind SplitLines
+    (`line_width` tells which). Errors reading the model itself (missing, corrupt) are raised either way."""
     from wordrec.infer import recognizer
 
     path = Path(path)
@@ -183,12 +245,12 @@ def load_line_reader(path: str | Path, threads: int = 1, batch_size: int = 16):
             return LineRecognizer(path, threads, meta, batch_size)
         except FixedWidth:
             pass
-    return recognizer.load(path, threads, meta=meta)
+    return SplitLines(recognizer.load(path, threads, meta=meta), batch_size)
 
 
 def line_width(rec) -> str:
-    """"dynamic" for a LineRecognizer, "fixed WxH" for a plain Recognizer."""
+    """"dynamic" for a LineRecognizer, "fixed WxH, split at gaps" for SplitLines, "fixed WxH" otherwise."""
     if isinstance(rec, LineRecognizer):
         return "dynamic"
     s = rec.meta.input
-    return f"fixed {s.width}x{s.height}"
+    return f"fixed {s.width}x{s.height}" + (", split at gaps" if isinstance(rec, SplitLines) else "")
