@@ -1,7 +1,8 @@
 """board: pick the model the Cortex-M55 board ships and draw the zoo (issue #17).
 
-Reads EVAL (reports/eval.json), QUANTIZE (reports/quantize.json), BENCH (reports/bench.json), MCU (comma-separated
-reports/mcu/<model>.json) and ELFS (comma-separated models/mcu/<model>, same order) and params `board`; writes
+Reads EVAL (reports/eval.json), QUANTIZE (reports/quantize.json), BENCH (reports/bench.json), the device runs'
+reports (MCU: comma-separated reports/mcu/<model>.json; MCU_IMPORTED/<name>.json for each name in params
+mcu.imported), their builds ELFS/<model>/app.elf (models/mcu) and params `board`; writes
 OUT (models/board/: app.elf of the chosen model + board.json saying which, why and its figures), REPORT
 (reports/board.json: the choice and every candidate's verdict) and ZOO (reports/zoo.png: dev-set accuracy vs CPU
 latency and vs M55 instructions per word, every model, FP32 and INT8). `board.model: auto` ships the most
@@ -15,22 +16,15 @@ from wordrec.errors import DataError
 from wordrec.io import atomic_dir, read_json, write_json
 from wordrec.pipeline.config import section
 from wordrec.pipeline.stage import stage_main
-from wordrec.pipeline.zoo import choose, zoo_png, zoo_rows
+from wordrec.pipeline.zoo import choose, device_report_paths, read_device_reports, zoo_png, zoo_rows
 
 
 def run(cfg, inputs, outputs):
     c = section(cfg, "board")
     ev, quant, bench = (read_json(inputs[k]) for k in ("eval", "quantize", "bench"))
-    reports, elfs = inputs["mcu"].split(","), inputs["elfs"].split(",")
-    if len(reports) != len(elfs):
-        raise DataError(f"--mcu lists {len(reports)} reports but --elfs {len(elfs)} model dirs")
-    mcu, elf_of = {}, {}
-    for rep, elf_dir in zip(reports, elfs):
-        one = read_json(rep)
-        if len(one) != 1:
-            raise DataError(f"{rep}: expected one model's device report, got keys {sorted(one)}")
-        name, rec = next(iter(one.items()))
-        mcu[name], elf_of[name] = rec, Path(elf_dir) / "app.elf"
+    mcu = read_device_reports(device_report_paths(inputs["mcu"], inputs["mcu_imported"],
+                                                  list(section(cfg, "mcu").imported)))
+    elf_of = {name: Path(inputs["elfs"]) / name / "app.elf" for name in mcu}
     budgets = {k: (None if v is None else float(v)) for k, v in c.budgets.items()}
     shipped, verdicts = choose(mcu, ev, c.dev_set, budgets, str(c.model))
     if not elf_of[shipped].is_file():
@@ -55,5 +49,7 @@ if __name__ == "__main__":
     raise SystemExit(stage_main(
         run, doc=__doc__,
         inputs={"eval": "reports/eval.json", "quantize": "reports/quantize.json", "bench": "reports/bench.json",
-                "mcu": "comma-separated reports/mcu/<model>.json", "elfs": "comma-separated models/mcu/<model>"},
+                "mcu": "comma-separated reports/mcu/<model>.json",
+                "mcu_imported": "dir of reports/mcu/<name>.json for params mcu.imported (reports/mcu)",
+                "elfs": "dir of the device builds, <model>/app.elf (models/mcu)"},
         outputs={"out": "models/board", "report": "reports/board.json", "zoo": "reports/zoo.png"}))

@@ -128,12 +128,12 @@ S = {
     "mcu": ["--compiled", "models/no_ckpt", "--data", "synth/test", "--out", "out/elf", "--report", "out/mcu.json",
             "--plots", "out/mp"],
     "board": ["--eval", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--mcu", "empty.json",
-              "--elfs", "none", "--out", "out/board", "--report", "out/board.json", "--zoo", "out/zoo.png"],
+              "--mcu-imported", "none", "--elfs", "none", "--out", "out/board", "--report", "out/board.json", "--zoo", "out/zoo.png"],
     "pages": ["--pretrained", "models", "--detect", "none", "--quant", "none", "--report", "out/pages.json",
               "--plots", "out/pg"],
     "report": ["--synth", "empty.json", "--pretrained", "empty.json", "--eval", "empty.json", "--grid", "empty.json",
                "--export", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--board", "empty.json",
-               "--mcu", "empty.json",
+               "--mcu", "empty.json", "--mcu-imported", "none",
                "--mcu-out", "out/mcu.json", "--summary", "out/summary.md"],
 }
 # a section key of each stage's that takes a positive integer (wrong-type and range cases)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import smoke_cfg
 from wordrec.errors import ConfigError, DataError
@@ -20,7 +21,7 @@ def _dev(insns, flash=1_000_000, arena=300_000):
             "device_kernels": "float", "weights": "int8", "board": "qemu", "macs_per_insn": 0.2}
 
 
-MCU = {"crnn_lite": _dev(3.7e8), "svtr": _dev(1.0e9), "ppocrv6_small": _dev(8e9, flash=3_500_000)}
+MCU = {"crnn_lite": _dev(3.7e8), "svtr": _dev(1.0e9), "ppocrv6_small": _dev(2.4e9, flash=3_500_000)}
 EV = _ev(crnn_lite=0.45, svtr=0.0, ppocrv6_small=0.97, crnn_grid=0.57, crnn=0.55)
 BUDGETS = {"flash_bytes": 4 * 2**20, "arena_bytes": 512 * 1024, "insns_per_inference": 2e10}
 
@@ -64,19 +65,22 @@ def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
     files = {"eval": EV, "quantize": {}, "bench": {}}
     for k, v in files.items():
         (tmp_path / f"{k}.json").write_text(json.dumps(v))
-    reps, elfs = [], []
+    (tmp_path / "mcu").mkdir()
     for m, d in MCU.items():
-        (tmp_path / f"{m}.json").write_text(json.dumps({m: d}))
+        (tmp_path / "mcu" / f"{m}.json").write_text(json.dumps({m: d}))
         (tmp_path / "elf" / m).mkdir(parents=True)
         (tmp_path / "elf" / m / "app.elf").write_bytes(b"\x7fELF" + m.encode())
-        reps.append(str(tmp_path / f"{m}.json"))
-        elfs.append(str(tmp_path / "elf" / m))
-    inputs = {k: str(tmp_path / f"{k}.json") for k in files} | {"mcu": ",".join(reps), "elfs": ",".join(elfs)}
+    ours = ",".join(str(tmp_path / "mcu" / f"{m}.json") for m in ("crnn_lite", "svtr"))
+    inputs = {k: str(tmp_path / f"{k}.json") for k in files} | {"mcu": ours, "mcu_imported": str(tmp_path / "mcu"),
+                                                                  "elfs": str(tmp_path / "elf")}
     outputs = {"out": tmp_path / "board", "report": tmp_path / "board.json", "zoo": tmp_path / "zoo.png"}
-    m = board.run(smoke_cfg(), inputs, outputs)
+    cfg = smoke_cfg()
+    OmegaConf.update(cfg, "mcu.imported", {"ppocrv6_small": {"weights": "float32", "images": 1}}, merge=False)
+    m = board.run(cfg, inputs, outputs)
     assert m["model"] == "ppocrv6_small" and m["candidates"]["crnn_lite"]["violations"] == []
     assert (tmp_path / "board" / "app.elf").read_bytes() == b"\x7fELFppocrv6_small"
     assert (tmp_path / "zoo.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ConfigError, match="board.model"):
-        board.run(smoke_cfg("board.model=crnn"), inputs, {**outputs, "out": tmp_path / "b2"})
+        OmegaConf.update(cfg, "board.model", "crnn")
+        board.run(cfg, inputs, {**outputs, "out": tmp_path / "b2"})
     assert not (tmp_path / "b2").exists()

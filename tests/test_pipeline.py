@@ -66,6 +66,8 @@ def test_smoke_pipeline_runs_then_is_a_noop_then_reruns_only_dependents(clone):
     assert "inc" in reports["quantize"]["crnn"] and "torch-int8" in reports["bench"]["crnn"]
     # the pretrained stage's import is scored like our own models (smoke profile: ppocrv3 only)
     assert "ppocrv3" in json.loads((clone / "reports" / "eval.json").read_text())
+    # ... and runs on the device (compile_imported/mcu_imported over params mcu.imported: ppocrv3 in smoke)
+    assert json.loads((clone / "reports" / "mcu.json").read_text())["ppocrv3"]["text_agreement"] == 1.0
     curves = [(clone / "reports" / "train" / m / "curves.csv").read_text().splitlines()[0] for m in ("crnn", "svtr")]
     assert curves[0] == curves[1]  # one curves schema for both frameworks (dvc plots overlays them)
 

@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+IMPORTED = list(yaml.safe_load((ROOT / "params.yaml").read_text())["mcu"]["imported"])  # read by name from params
 EV = {"crnn": {"synth_test": {"accuracy": 0.9, "accuracy_alnum_ci": 0.95, "ned": 0.02, "n": 10}}}
 MCU = {"board": "b", "images": 2, "text_agreement": 1.0, "max_abs_diff": 1e-7, "insns_per_inference": 5e6,
        "macs": 1e6, "macs_per_insn": 0.2, "arena_bytes": 4096, "arena_region": "dtcm", "weight_bytes": 8192,
@@ -34,13 +36,14 @@ def _inputs(tmp: Path, with_samples=True) -> list[str]:
         (tmp / f"{k}.json").write_text(json.dumps(v))
         args += [f"--{k}", str(tmp / f"{k}.json")]
     (tmp / "mcu").mkdir()
-    (tmp / "mcu" / "tiny.json").write_text(json.dumps({"tiny": MCU}))
-    if with_samples:
-        (tmp / "mcu" / "tiny").mkdir()
-        (tmp / "mcu" / "tiny" / "samples.csv").write_text(
-            "label,host,device,host_conf,device_conf,max_abs_diff\nhello,hello,hello,0.9,0.9,0\nab,,,0.5,0.5,0\n")
-    return args + ["--mcu", str(tmp / "mcu" / "tiny.json"), "--mcu-out", str(tmp / "out" / "mcu.json"),
-                   "--summary", str(tmp / "out" / "summary.md")]
+    for name in ["tiny", *IMPORTED]:
+        (tmp / "mcu" / f"{name}.json").write_text(json.dumps({name: MCU}))
+        if with_samples:
+            (tmp / "mcu" / name).mkdir()
+            (tmp / "mcu" / name / "samples.csv").write_text(
+                "label,host,device,host_conf,device_conf,max_abs_diff\nhello,hello,hello,0.9,0.9,0\nab,,,0.5,0.5,0\n")
+    return args + ["--mcu", str(tmp / "mcu" / "tiny.json"), "--mcu-imported", str(tmp / "mcu"),
+                   "--mcu-out", str(tmp / "out" / "mcu.json"), "--summary", str(tmp / "out" / "summary.md")]
 
 
 def _run(args):
@@ -51,7 +54,7 @@ def _run(args):
 def test_report_aggregates_device_runs(tmp_path):
     r = _run(_inputs(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "out/mcu.json").read_text()) == {"tiny": MCU}
+    assert json.loads((tmp_path / "out/mcu.json").read_text()) == {"tiny": MCU, **{n: MCU for n in IMPORTED}}
     md = (tmp_path / "out/summary.md").read_text()
     assert "| `crnn` | from scratch (synthetic words only) | 90.0 / 95.0 / 0.020 |" in md
     assert "| `ppocrv3` | ch_PP-OCRv3_rec | 2,208,992 | 6,625 | w.whl :: m.onnx | Apache-2.0 |" in md

@@ -452,9 +452,21 @@ class Compile:
 
 
 @dataclass
+class ImportedRun:
+    """mcu.imported.<name>: one imported (models/pretrained/<name>) recognizer compiled and run on the device."""
+    weights: str = MISSING  # compile.weights for this model
+    images: int = MISSING  # mcu.images for this model
+
+    def check(self):
+        _one_of(self, "weights", {"float32", "int8", "auto"})
+        _positive(self, "images")
+
+
+@dataclass
 class Mcu:
     runner: str = MISSING
     images: int = MISSING
+    imported: dict[str, ImportedRun] = MISSING
     opt: str = MISSING
     extra_cflags: list[str] = MISSING
     arena_region: str = MISSING
@@ -467,9 +479,14 @@ class Mcu:
     def check(self):
         _one_of(self, "runner", {"qemu", "fvp"})
         _one_of(self, "arena_region", {"auto", "dtcm", "isram", "ddr"})
-        _one_of(self, "weights_region", {"auto", "sram", "ddr"})
+        _one_of(self, "weights_region", {"auto", "sram", "isram", "ddr"})
         _positive(self, "images", "timeout_s", "max_abs_diff_tol")
         _positive(self, "samples", zero_ok=True)
+        for name, run in self.imported.items():
+            try:
+                run.check()
+            except RangeError as e:
+                raise RangeError(f"imported.{name}.{e.key}", str(e)) from None
 
 
 @dataclass

@@ -10,14 +10,35 @@ Nothing is measured here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from wordrec.errors import ConfigError, DataError
+from wordrec.io import read_json
 
 # quantize backend -> the bench runtime that runs its INT8 model
 INT8_RUNTIME = {"onnx_qdq": "onnxruntime-int8", "openvino": "openvino-int8", "inc": "torch-int8"}
 # the device report's figures that budgets bound, with the report key each budget reads
 BUDGET_KEYS = {"flash_bytes": "flash_bytes", "arena_bytes": "arena_bytes",
                "insns_per_inference": "insns_per_inference"}
+
+
+def device_report_paths(listed: str, imported_dir: str, imported: list[str]) -> list[Path]:
+    """The mcu stages' reports: ours (comma-separated paths from dvc.yaml) and the imported models' (one per
+    name in params mcu.imported, which varies by profile, so dvc.yaml can only name their folder)."""
+    return [Path(p) for p in listed.split(",") if p] + [Path(imported_dir) / f"{n}.json" for n in imported]
+
+
+def read_device_reports(paths: list[Path]) -> dict[str, dict]:
+    """{model: its device report}; each file holds exactly one model's."""
+    out = {}
+    for p in paths:
+        one = read_json(p)
+        if not isinstance(one, dict) or len(one) != 1:
+            raise DataError(f"{p}: expected one model's device report, got "
+                            f"{sorted(one) if isinstance(one, dict) else type(one).__name__}")
+        name, rec = next(iter(one.items()))
+        out[name] = rec
+    return out
 
 
 def eval_key(name: str, ev: dict) -> str:

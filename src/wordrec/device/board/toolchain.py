@@ -29,18 +29,34 @@ def firmware_file(name: str) -> Path:
 
 
 # AN547 regions (see firmware/an547.ld) and what `auto` picks: the on-chip home when it fits, else the next one.
-# ISRAM also holds .data/.bss, the heap and the stack: 256 KB of its 4 MB are kept for them.
-ARENA_REGIONS = {"dtcm": ("DTCM", 512 * 1024), "isram": ("ISRAM", (4096 - 256) * 1024),
+# ISRAM also holds .data/.bss, the heap and the stack: 256 KB of its 4 MB are kept for them. Arena and weights
+# may share ISRAM when both fit in it together (`auto` checks the sum; the linker's ASSERT checks the stack room).
+ISRAM_USABLE = (4096 - 256) * 1024
+ARENA_REGIONS = {"dtcm": ("DTCM", 512 * 1024), "isram": ("ISRAM", ISRAM_USABLE),
                  "ddr": ("DDR", 128 * 1024 * 1024)}
-WEIGHT_REGIONS = {"sram": ("SRAM", 2 * 1024 * 1024), "ddr": ("DDR", 256 * 1024 * 1024)}
+WEIGHT_REGIONS = {"sram": ("SRAM", 2 * 1024 * 1024), "isram": ("ISRAM", ISRAM_USABLE),
+                  "ddr": ("DDR", 256 * 1024 * 1024)}
 
 
-def pick_region(choice: str, need: int, regions: dict, key: str) -> str:
+def pick_region(choice: str, need: int, regions: dict, key: str, used: dict | None = None) -> str:
+    """`choice`, or for auto the first region (in the dict's order) with room for `need` bytes beside the bytes
+    `used` already takes there ({region name: bytes})."""
+    used = used or {}
     if choice == "auto":
-        return next((name for name, (_, cap) in regions.items() if need <= cap), list(regions)[-1])
+        return next((name for name, (_, cap) in regions.items() if need + used.get(name, 0) <= cap),
+                    list(regions)[-1])
     if choice not in regions:
         raise ConfigError(f"{key}: {choice!r}, expected auto or one of {sorted(regions)}")
     return choice
+
+
+def place(arena_bytes: int, weight_bytes: int, arena_region: str = "auto", weights_region: str = "auto"
+          ) -> tuple[str, str]:
+    """(arena region, weights region): the arena first (it is read and written by every kernel), then the weights
+    where they still fit."""
+    arena = pick_region(arena_region, arena_bytes, ARENA_REGIONS, "mcu.arena_region")
+    weights = pick_region(weights_region, weight_bytes, WEIGHT_REGIONS, "mcu.weights_region", {arena: arena_bytes})
+    return arena, weights
 
 
 def build_elf(device_dir: Path, out_elf: Path, opt: str, extra_cflags: list[str], arena_region: str = "dtcm",
@@ -52,9 +68,8 @@ def build_elf(device_dir: Path, out_elf: Path, opt: str, extra_cflags: list[str]
     if not header.is_file():
         raise DataError(f"{device_dir}: no wordrec_model.h (expected the compile stage's device/ directory)")
     defs = dict(re.findall(r"#define (WORDREC_\w+) (\d+)", header.read_text()))
-    arena_region = pick_region(arena_region, int(defs["WORDREC_ARENA_BYTES"]), ARENA_REGIONS, "mcu.arena_region")
-    weights_region = pick_region(weights_region, int(defs["WORDREC_WEIGHT_BYTES"]), WEIGHT_REGIONS,
-                                 "mcu.weights_region")
+    arena_region, weights_region = place(int(defs["WORDREC_ARENA_BYTES"]), int(defs["WORDREC_WEIGHT_BYTES"]),
+                                         arena_region, weights_region)
     sources = sorted(str(p) for p in device_dir.glob("*.c"))
     sources += [str(firmware_file("startup.c")), str(firmware_file("main.c"))]
     out_elf = Path(out_elf)

@@ -48,6 +48,46 @@ def check_ops(model: onnx.ModelProto, where: str) -> None:
             "model (e.g. crnn_lite or svtr, no LSTM/GRU)")
 
 
+def freeze_reshapes(model: onnx.ModelProto, shape: list[int]) -> onnx.ModelProto:
+    """A copy whose Reshape targets are constants computed at the input `shape` (the graph unchanged otherwise).
+
+    Exported PaddleOCR graphs compute reshape targets at run time (Shape -> Slice/Gather -> Cast -> Concat);
+    Relax's importer folds such chains only when every step is constant-foldable, and for PP-OCRv4's neck it is
+    not (`Reshape requires the input new shape to be Shape`). At a fixed input shape the targets are constants:
+    onnxruntime evaluates them once on a zero input. Returns `model` itself when every target is already constant.
+    """
+    import onnxruntime
+    from onnx import numpy_helper
+
+    consts = {i.name for i in model.graph.initializer}
+    consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    targets = sorted({n.input[1] for n in model.graph.node if n.op_type == "Reshape" and n.input[1] not in consts})
+    if not targets:
+        return model
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for t in targets:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.INT64, None))
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    try:
+        sess = onnxruntime.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        values = sess.run(targets, {graph_input(model): np.zeros(shape, np.float32)})
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise DataError(f"ONNX graph: could not evaluate its run-time reshape targets at input shape {shape}: "
+                        f"{e}") from e
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    frozen = {}
+    for t, v in zip(targets, values):
+        frozen[t] = f"{t}__at_{'x'.join(map(str, shape))}"
+        out.graph.initializer.append(numpy_helper.from_array(np.asarray(v, np.int64), frozen[t]))
+    for n in out.graph.node:
+        if n.op_type == "Reshape" and n.input[1] in frozen:
+            n.input[1] = frozen[n.input[1]]
+    return out
+
+
 def is_qdq(model: onnx.ModelProto) -> bool:
     return any(n.op_type in QDQ_OPS for n in model.graph.node)
 
@@ -70,7 +110,7 @@ def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_ar
     check_ops(model, where)
     name = graph_input(model)
     try:
-        mod = from_onnx(model, shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
+        mod = from_onnx(freeze_reshapes(model, shape), shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
     except Exception as e:  # the frontend raises bare Exception/ValueError/AssertionError
         raise DataError(f"{where}: TVM Relax could not import the graph at input shape {shape}: {e}") from e
     kinds = compute_dtypes(mod)

@@ -1,56 +1,50 @@
-"""Multiply-accumulates per inference from the ONNX graph (Conv, ConvTranspose, Gemm, MatMul), batch 1."""
+"""Multiply-accumulates per inference (conv1d/conv2d/conv2d_transpose, matmul), batch 1, read off the Relax
+module the ONNX frontend imports at the compiled input shape.
+
+ONNX's own shape inference cannot be used: PaddleOCR's exported graphs compute their reshape targets at run time
+(Shape -> Slice -> Concat -> Reshape), so every tensor after the first such reshape (the SVTR neck, the attention
+matmuls, the head) has unknown dims there; Relax's importer folds those shape computations at a fixed input shape.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import shape_inference
 
 from wordrec.errors import DataError
-from wordrec.device.compile.frontend import graph_input
+from wordrec.device.compile.frontend import freeze_reshapes, graph_input
 
 
-def _fixed(model: onnx.ModelProto, shape: list[int]) -> onnx.ModelProto:
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    name = graph_input(m)
-    for inp in m.graph.input:
-        if inp.name == name:
-            dims = inp.type.tensor_type.shape.dim
-            del dims[:]
-            for d in shape:
-                dims.add().dim_value = int(d)
-    return shape_inference.infer_shapes(m, data_prop=True)
+def _shape(expr, where: str) -> list[int]:
+    try:
+        return [int(d) for d in expr.ty.shape]
+    except (AttributeError, TypeError, ValueError) as e:
+        raise DataError(f"MACs: {where} has no static shape ({e})") from e
 
 
 def count_macs(model: onnx.ModelProto, shape: list[int]) -> int:
-    m = _fixed(model, shape)
-    shapes = {}
-    for vi in list(m.graph.value_info) + list(m.graph.output) + list(m.graph.input):
-        dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    for init in m.graph.initializer:
-        shapes[init.name] = list(init.dims)
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
 
-    def known(name, node):
-        s = shapes.get(name)
-        if s is None or any(d is None for d in s):
-            raise DataError(f"MACs: shape of {name!r} ({node.op_type} {node.name!r}) not inferable at input {shape}")
-        return s
-
+    name = graph_input(model)
+    mod = from_onnx(freeze_reshapes(model, shape), shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
     total = 0
-    for node in m.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose"):
-            w = known(node.input[1], node)
-            out = known(node.output[0], node)
-            # each output (or, transposed, each input) element: Cin/groups * prod(kernel) MACs
-            per = int(np.prod(w[1:]))
-            total += per * int(np.prod(out)) if node.op_type == "Conv" else \
-                int(np.prod(known(node.input[0], node))) * w[1] * int(np.prod(w[2:]))
-        elif node.op_type in ("Gemm", "MatMul"):
-            a = known(node.input[0], node)
-            out = known(node.output[0], node)
-            trans_a = any(at.name == "transA" and at.i for at in node.attribute)
-            k = a[-2] if trans_a else a[-1]
-            total += int(np.prod(out)) * k
+    for block in mod["main"].body.blocks:
+        for b in block.bindings:
+            call = b.value
+            if not (isinstance(call, relax.Call) and isinstance(call.op, tvm.ir.Op)):
+                continue
+            op = call.op.name
+            if op in ("relax.nn.conv1d", "relax.nn.conv2d"):
+                # each output element: Cin/groups * prod(kernel) MACs (OIHW weights, as the ONNX importer emits)
+                w = _shape(call.args[1], f"{op} weight")
+                total += int(np.prod(_shape(b.var, op))) * int(np.prod(w[1:]))
+            elif op in ("relax.nn.conv1d_transpose", "relax.nn.conv2d_transpose"):
+                # each input element: Cout/groups * prod(kernel) MACs (IOHW weights)
+                w = _shape(call.args[1], f"{op} weight")
+                total += int(np.prod(_shape(call.args[0], op))) * int(np.prod(w[1:]))
+            elif op == "relax.matmul":
+                a = _shape(call.args[0], op)
+                total += int(np.prod(_shape(b.var, op))) * (a[-1] if a else 1)
     return int(total)

@@ -94,7 +94,7 @@ def extract(mod) -> Plan:
             for seen, idx in const_ids:  # constants shared by several kernels are emitted once
                 if seen.same_as(a):
                     return idx
-            data = np.ascontiguousarray(a.value.numpy())
+            data = np.array(a.value.numpy(), order="C")  # not ascontiguousarray: it turns a 0-d scalar into 1-d
             plan.constants.append(data)
             plan.tensors.append(Tensor("const", len(plan.constants) - 1, tuple(data.shape), str(data.dtype)))
             const_ids.append((a, len(plan.tensors) - 1))
