@@ -15,11 +15,20 @@ and PLOTS/gallery.png (a few pages: detected boxes | the text read in each box).
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image
 
-from wordrec.errors import DataError
+from wordrec.errors import ConfigError, DataError
 from wordrec.io import atomic_dir, atomic_file, read_json, write_json
 from wordrec.models.meta import ModelMeta
+from wordrec.ocr.cli import draw
+from wordrec.ocr.detect import Detector
+from wordrec.ocr.evaluate import norm_ci, norm_raw, page_counts, summarize
+from wordrec.ocr.lines import line_width, load_line_reader
+from wordrec.ocr.pages import PageRenderer
+from wordrec.ocr.peers import PAGE_PEERS
+from wordrec.ocr.pipeline import read_image
 from wordrec.pipeline.config import section
 from wordrec.pipeline.schema import INT8_BACKENDS
 from wordrec.pipeline.stage import stage_main
@@ -47,10 +56,6 @@ def int8_variants(c, quant: Path, name: str) -> tuple[dict[str, Path], dict[str,
 
 def readers(c, inputs) -> tuple[dict, dict, dict]:
     """({reader name: callable rgb -> lines}, {reader name: facts}, {reader name: why not available})."""
-    from wordrec.ocr.detect import Detector
-    from wordrec.ocr.lines import line_width, load_line_reader
-    from wordrec.ocr.pipeline import read_image
-
     threads = int(c.threads)
     pretrained, quant = Path(inputs["pretrained"]), Path(inputs["quant"])
     models = {}
@@ -78,9 +83,6 @@ def readers(c, inputs) -> tuple[dict, dict, dict]:
             ours(f"{name}_int8_{backend}", f, f"int8 ({backend})")
         for backend, why in missing.items():
             absent[f"{name}_int8_{backend}"] = why
-    from wordrec.ocr.peers import PAGE_PEERS
-    from wordrec.errors import ConfigError
-
     for key, cls in PAGE_PEERS.items():
         if not c.peers[key]:
             continue
@@ -95,8 +97,6 @@ def readers(c, inputs) -> tuple[dict, dict, dict]:
 
 def score_reader(reader, pages: dict, iou: float) -> tuple[dict, dict]:
     """({kind: metrics}, {kind: [predictions per page]}): metrics exact (cer, wer) and alnum/ci (cer_ci, wer_ci)."""
-    from wordrec.ocr.evaluate import norm_ci, norm_raw, page_counts, summarize
-
     result, preds = {}, {}
     every, every_ci, total_s = [], [], 0.0
     for kind, kind_pages in pages.items():
@@ -108,14 +108,14 @@ def score_reader(reader, pages: dict, iou: float) -> tuple[dict, dict]:
             kind_preds.append(pred)
             counts.append(page_counts(pred, truth, iou, norm_raw))
             counts_ci.append(page_counts(pred, truth, iou, norm_ci))
-        result[kind] = _metrics(counts, counts_ci, seconds, summarize)
+        result[kind] = _metrics(counts, counts_ci, seconds)
         preds[kind] = kind_preds
         every, every_ci, total_s = every + counts, every_ci + counts_ci, total_s + seconds
-    result["all"] = _metrics(every, every_ci, total_s, summarize)
+    result["all"] = _metrics(every, every_ci, total_s)
     return result, preds
 
 
-def _metrics(counts, counts_ci, seconds, summarize) -> dict:
+def _metrics(counts, counts_ci, seconds) -> dict:
     if not counts:
         return {"pages": 0}
     m = summarize(counts, seconds)
@@ -126,11 +126,6 @@ def _metrics(counts, counts_ci, seconds, summarize) -> dict:
 
 def gallery(pages: dict, preds: dict, n: int, path: Path, width: int = 1400) -> None:
     """`n` pages (half documents, half photos) as draw() shows them, stacked, scaled to `width` px."""
-    import cv2
-    from PIL import Image
-
-    from wordrec.ocr.cli import draw
-
     picks = []
     for i in range(n):
         kind = KINDS[i % 2] if all(pages[k] for k in KINDS) else next(k for k in KINDS if pages[k])
@@ -150,8 +145,6 @@ def gallery(pages: dict, preds: dict, n: int, path: Path, width: int = 1400) -> 
 
 
 def run(cfg, inputs, outputs):
-    from wordrec.ocr.pages import PageRenderer
-
     c = section(cfg, "pages")
     t_start = time.perf_counter()
     reads, facts, absent = readers(c, inputs)
