@@ -1,15 +1,18 @@
-"""pretrained: import PaddleOCR's pretrained recognizers from the sha256-pinned wheels as model dirs.
+"""pretrained: import PaddleOCR's pretrained recognizers and text detector from the sha256-pinned wheels.
 
 Reads WHEELS (build/wheels: fetched and hash-checked at set-up time by scripts/fetch_wheels.sh; nothing downloads
 here) and params `pretrained`; writes OUT/<name>/{model.onnx, meta.json} for each of `pretrained.models` (the
-classifier cut to `pretrained.charset`, framework onnx: every later stage loads it like a trained model) and
-REPORT (reports/pretrained.json: {name: {arch, params, source_classes, origin, licence}}).
+classifier cut to `pretrained.charset`, framework onnx: every later stage loads it like a trained model),
+DET_OUT/<name>/{model.onnx, meta.json} for each of `pretrained.detectors` (the detector as the wheel ships it;
+meta.json kind "detector" with origin, licence and sha256s: `wordrec.ocr.detect.Detector` and the `pages` stage
+read it) and REPORT (reports/pretrained.json: {recognizer name: {arch, params, source_classes, origin, licence}};
+the detectors' facts are in their meta.json, so every entry of the report stays a recognizer).
 """
 
 from pathlib import Path
 
 from wordrec.io import atomic_dir, write_json
-from wordrec.models.imported import import_model, source
+from wordrec.models.imported import detector_source, import_detector, import_model, source
 from wordrec.pipeline.config import section
 from wordrec.pipeline.stage import stage_main
 
@@ -18,13 +21,18 @@ def run(cfg, inputs, outputs):
     c = section(cfg, "pretrained")
     for name in c.models:
         source(name)  # an unknown name fails before any work
+    for name in c.detectors:
+        detector_source(name)
     report = {}
-    with atomic_dir(outputs["out"]) as tmp:
+    with atomic_dir(outputs["out"]) as tmp, atomic_dir(outputs["det_out"]) as det_tmp:
         for name in c.models:
             meta = import_model(name, Path(inputs["wheels"]), tmp / name, c.charset)
             s = meta.section("source")
             report[name] = {"arch": meta.arch, "charset_size": len(meta.charset.chars), **s}
             print(f"pretrained {name}: {report[name]}")
+        for name in c.detectors:
+            det = import_detector(name, Path(inputs["wheels"]), det_tmp / name)
+            print(f"pretrained detector {name}: {det['source']}")
     write_json(outputs["report"], report)
     return report
 
@@ -33,5 +41,6 @@ if __name__ == "__main__":
     raise SystemExit(stage_main(
         run, doc=__doc__,
         inputs={"wheels": "folder of the pinned wheels (build/wheels)"},
-        outputs={"out": "model dirs (models/pretrained)", "report": "metrics JSON"},
+        outputs={"out": "recognizer model dirs (models/pretrained)", "det_out": "detector dirs (models/detect)",
+                 "report": "metrics JSON"},
     ))

@@ -111,7 +111,8 @@ def bad(tmp_path_factory) -> Path:
 # --- stage scripts: argv as dvc.yaml gives it (paths relative to the `bad` folder, outputs under out/) ----------
 S = {
     "synth": ["--out", "out/synth", "--report", "out/synth.json", "--plots", "out/synth_plots"],
-    "pretrained": ["--wheels", "wheels_garbage", "--out", "out/pre", "--report", "out/pre.json"],
+    "pretrained": ["--wheels", "wheels_garbage", "--out", "out/pre", "--det-out", "out/det", "--report",
+                   "out/pre.json"],
     "train": ["--model", "crnn", "--data", "synth", "--out", "out/m", "--ckpt", "out/ck", "--plots", "out/p"],
     "evaluate": ["--models", "models/train", "--grid", "models/no_ckpt", "--pretrained", "none", "--data", "synth",
                  "--real", "none", "--report", "out/eval.json", "--plots", "out/ev"],
@@ -128,6 +129,8 @@ S = {
             "--plots", "out/mp"],
     "board": ["--eval", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--mcu", "empty.json",
               "--mcu-imported", "none", "--elfs", "none", "--out", "out/board", "--report", "out/board.json", "--zoo", "out/zoo.png"],
+    "pages": ["--pretrained", "models", "--detect", "none", "--quant", "none", "--report", "out/pages.json",
+              "--plots", "out/pg"],
     "report": ["--synth", "empty.json", "--pretrained", "empty.json", "--eval", "empty.json", "--grid", "empty.json",
                "--export", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--board", "empty.json",
                "--mcu", "empty.json", "--mcu-imported", "none",
@@ -137,7 +140,7 @@ S = {
 INT_KEY = {"synth": "synth.n_train", "train": "train.threads", "evaluate": "evaluate.batch_size",
            "grid": "grid.threads", "export": "export.parity.n_images", "quantize": "quantize.batch",
            "bench": "bench.batch", "compile": "compile.threads", "mcu": "mcu.images", "board": "board.budgets.flash_bytes",
-           "report": "report.samples"}
+           "pages": "pages.batch_size", "report": "report.samples"}
 
 
 def _with(argv: list[str], flag: str, value: str) -> list[str]:
@@ -221,6 +224,13 @@ def stage_cases() -> list[Case]:
         ("board", p + _with(S["board"], "--eval", "nope.json"), "nope.json: not found"),
         ("board", p + S["board"] + ["board.model="], "params.yaml:board.model: Incompatible value 'None'"),
         ("board", p + S["board"] + ["board.budgets.arena_bytes=-1"], "params.yaml:board.budgets.arena_bytes: -1"),
+        ("pages", p + S["pages"] + ["pages.models=[nope]"], "models/nope: model not found"),
+        ("pages", p + S["pages"] + ["pages.models=[no_meta]"], "no_meta/meta.json: model metadata not found"),
+        ("pages", p + S["pages"] + ["pages.models=[garbage_onnx]", "pages.int8=[openvino]"],
+         "none/garbage_onnx/openvino/model.xml: params.yaml:pages.int8 names openvino"),
+        ("pages", p + S["pages"] + ["pages.models=[garbage_onnx]"], "none/meta.json: detector not found"),
+        ("pages", p + S["pages"] + ["pages.int8=[tflite]"], "params.yaml:pages.int8: ['tflite']"),
+        ("pages", p + S["pages"] + ["pages.n_documents=0", "pages.n_photos=0"], "params.yaml:pages.n_documents"),
         ("report", p + S["report"], "empty.json: not valid JSON"),
         ("report", p + _with(S["report"], "--eval", "garbage.json"), "empty.json: not valid JSON"),
         ("report", p + _with(S["report"], "--synth", "nope.json"), "nope.json: not found"),
@@ -302,7 +312,8 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(case, prepared, tmp_p
     for p in prepared.iterdir():  # each case gets its own view of the inputs (outputs land under work/out)
         (work / p.name).symlink_to(p)
     kind, name = case.entry.split(":")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # src first: the checkout under test, not whichever checkout the venv has installed editable
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(REPO / "stages" / f"{name}.py")] if kind == "stage" else [sys.executable, "-m", name]
     p = subprocess.run([*cmd, *case.argv], cwd=work, capture_output=True, text=True, env=env, timeout=300)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip() and not _noise(ln)]

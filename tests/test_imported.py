@@ -216,7 +216,7 @@ def test_pretrained_stage_writes_model_dirs_and_report(tmp_path):
     from stages import pretrained
 
     report = pretrained.run(smoke_cfg(), {"wheels": WHEELS},
-                            {"out": tmp_path / "pre", "report": tmp_path / "pre.json"})
+                            {"out": tmp_path / "pre", "det_out": tmp_path / "det", "report": tmp_path / "pre.json"})
     assert list(report) == ["ppocrv3"] and json.loads((tmp_path / "pre.json").read_text()) == report
     assert report["ppocrv3"]["licence"].startswith("Apache-2.0") and report["ppocrv3"]["charset_size"] == 95
     assert ModelMeta.load(tmp_path / "pre" / "ppocrv3").framework == "onnx"
@@ -229,5 +229,6 @@ def test_pretrained_stage_rejects_an_unknown_model_before_any_work(tmp_path):
 
     with pytest.raises(ConfigError, match="imported model 'ppocrv9'"):
         pretrained.run(smoke_cfg("pretrained.models=[ppocrv9]"), {"wheels": tmp_path},
-                       {"out": tmp_path / "pre", "report": tmp_path / "pre.json"})
+                       {"out": tmp_path / "pre", "det_out": tmp_path / "det", "report": tmp_path / "pre.json"})
     assert not (tmp_path / "pre").exists() and not (tmp_path / "pre.json").exists()
+    assert not (tmp_path / "det").exists()

@@ -59,6 +59,26 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
 )}
 
 
+@dataclass(frozen=True)
+class DetSource:
+    """One importable text detector: kept byte for byte as the wheel ships it (no head to cut)."""
+
+    name: str
+    arch: str
+    wheel: str
+    wheel_sha256: str
+    member: str
+    licence: str
+    origin: str
+
+
+DETECTORS: dict[str, DetSource] = {s.name: s for s in (
+    DetSource("ppocrv4", "ch_PP-OCRv4_det", SOURCES["ppocrv4"].wheel, SOURCES["ppocrv4"].wheel_sha256,
+              "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx", _V1X,
+              "PyPI rapidocr-onnxruntime 1.4.4 (RapidAI/RapidOCR), PaddleOCR PP-OCRv4 ch det (DB) converted to ONNX"),
+)}
+
+
 def source(name: str) -> Source:
     if name not in SOURCES:
         raise ConfigError(f"imported model {name!r}: expected one of {sorted(SOURCES)}")
@@ -336,4 +356,46 @@ def import_model(name: str, wheel_dir: str | Path, out_dir: str | Path, target_c
     with atomic_dir(out_dir) as tmp:
         onnx.save(model, str(tmp / "model.onnx"))
         meta.save(tmp)
+    return meta
+
+
+def _float_elements(model: onnx.ModelProto) -> int:
+    """Weights of a graph that keeps them in initializers or (as the v4 detector does) in Constant nodes."""
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
+                                                for a in n.attribute if a.name == "value"]
+    return int(sum(np.prod(t.dims, dtype=np.int64) for t in tensors if t.data_type in floats))
+
+
+def detector_source(name: str) -> DetSource:
+    if name not in DETECTORS:
+        raise ConfigError(f"imported detector {name!r}: expected one of {sorted(DETECTORS)}")
+    return DETECTORS[name]
+
+
+def import_detector(name: str, wheel_dir: str | Path, out_dir: str | Path) -> dict:
+    """Write `out_dir/model.onnx` (the wheel's detector, unchanged) + `out_dir/meta.json` (kind "detector": what
+    it is, where it came from, its licence and sha256s), atomically; returns the meta.
+
+    A detector dir is not a recognizer dir (no charset, no input spec): `wordrec.ocr.detect.Detector` reads it,
+    `wordrec.models.meta.ModelMeta` does not. It lives apart from models/pretrained (models/detect/<name>) so the
+    stages that take every models/pretrained/* dir as a recognizer never meet it."""
+    import json
+
+    src = detector_source(name)
+    data = read_member(Path(wheel_dir) / src.wheel, src.member, src.wheel_sha256)
+    try:
+        model = onnx.load_from_string(data)
+        onnx.checker.check_model(model)
+    except Exception as e:  # protobuf / checker raise their own types
+        raise DataError(f"{src.wheel} :: {src.member}: not a valid ONNX model ({e})") from None
+    meta = {"kind": "detector", "name": name, "arch": src.arch, "framework": "onnx",
+            "input": "N x 3 x H x W float32: BGR, (x/255 - mean)/std, sides multiples of 32",
+            "output": "N x 1 x H x W DB text probability map",
+            "source": {"kind": "imported", "origin": f"{src.wheel} :: {src.member}", "wheel_sha256": src.wheel_sha256,
+                       "model_sha256": hashlib.sha256(data).hexdigest(), "licence": src.licence,
+                       "authors": "PaddlePaddle/PaddleOCR", "params": _float_elements(model), "bytes": len(data)}}
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "model.onnx").write_bytes(data)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta

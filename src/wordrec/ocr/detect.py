@@ -21,8 +21,16 @@ HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
 
 
+DET_DIR = Path("models/detect/ppocrv4")  # the `pretrained` stage's copy (params pretrained.detectors)
+MIN_SHORT_SIDE = 32  # px: an image scaled to fit max_side with a shorter short side is refused (text illegible)
+
+
 def default_det_path() -> Path:
-    """The PP-OCRv4 detector inside the installed rapidocr_onnxruntime wheel (ConfigError if absent)."""
+    """The PP-OCRv4 detector: the `pretrained` stage's models/detect/ppocrv4 (relative to the working directory,
+    as stages and wordrec-ocr run from the repository), else the one inside the installed rapidocr_onnxruntime
+    wheel (ConfigError if neither is there)."""
+    if (DET_DIR / "model.onnx").is_file():
+        return DET_DIR / "model.onnx"
     try:
         import importlib.util
 
@@ -30,12 +38,31 @@ def default_det_path() -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.origin:
-        raise ConfigError("--det: no detector given and rapidocr_onnxruntime is not installed "
-                          f"(pip install rapidocr-onnxruntime==1.4.4, or pass --det path/to/{DET_FILE})")
+        raise ConfigError(f"--det: no detector given, no {DET_DIR} (run the pretrained stage) and "
+                          "rapidocr_onnxruntime is not installed (or pass --det path/to/{DET_FILE})")
     path = Path(spec.origin).parent / "models" / DET_FILE
     if not path.is_file():
         raise ConfigError(f"{path}: not found in the installed rapidocr_onnxruntime wheel; pass --det explicitly")
     return path
+
+
+def det_model_path(path: str | Path) -> Path:
+    """A detector ONNX file, or a detector dir (model.onnx + meta.json with kind "detector") -> the ONNX file."""
+    import json
+
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    meta = path / "meta.json"
+    if not meta.is_file():
+        raise ConfigError(f"{meta}: not found (a detector dir holds model.onnx and meta.json)")
+    try:
+        kind = json.loads(meta.read_text(encoding="utf-8")).get("kind")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise ConfigError(f"{meta}: not a detector's meta.json ({e})") from None
+    if kind != "detector":
+        raise ConfigError(f"{meta}: kind {kind!r}, expected 'detector' (is {path} a recognizer?)")
+    return path / "model.onnx"
 
 
 def order_clockwise(pts: np.ndarray) -> np.ndarray:
@@ -116,14 +143,19 @@ class Detector:
     """PP-OCRv4 text-line detector: `Detector(path)(rgb) -> (boxes, scores)`.
 
     Images whose longer side exceeds `max_side` raise DataError (they would be shrunk past legibility to reach
-    `limit_side`, and decoding them costs memory); images with no text give two empty lists."""
+    `limit_side`, and decoding them costs memory) unless `resize`: then `fit` scales them down to `max_side` first
+    (a 4032x3024 phone photo), and refuses only those whose short side would fall under MIN_SHORT_SIDE (a
+    20000x30 strip: any text on it would be illegible). Images with no text give two empty lists.
+    `onnx_path`: an ONNX file or a detector dir (models/detect/<name>, from the pretrained stage)."""
 
     def __init__(self, onnx_path: str | Path | None = None, threads: int = 1, limit_side: int = 960,
                  thresh: float = 0.3, box_thresh: float = 0.6, unclip_ratio: float = 1.6, min_size: float = 3,
-                 max_side: int = 4000, norm=IMAGENET):
+                 max_side: int = 4000, norm=IMAGENET, resize: bool = False):
         import onnxruntime as ort
 
-        self.path = Path(onnx_path) if onnx_path else default_det_path()
+        if max_side < MIN_SHORT_SIDE:
+            raise ConfigError(f"max_side={max_side}: expected at least {MIN_SHORT_SIDE} px")
+        self.path = det_model_path(onnx_path) if onnx_path else default_det_path()
         if not self.path.is_file():
             raise ConfigError(f"{self.path}: detector ONNX not found")
         opts = ort.SessionOptions()
@@ -133,7 +165,7 @@ class Detector:
         except Exception as e:  # onnxruntime raises its own exception types for unreadable files
             raise ConfigError(f"{self.path}: not a loadable ONNX detector ({type(e).__name__})") from None
         self.input = self.session.get_inputs()[0].name
-        self.limit_side, self.max_side = limit_side, max_side
+        self.limit_side, self.max_side, self.resize = limit_side, max_side, resize
         self.post = dict(thresh=thresh, box_thresh=box_thresh, unclip_ratio=unclip_ratio, min_size=min_size)
         self.mean, self.std = (np.array(v, np.float32) for v in norm)
 
@@ -145,7 +177,27 @@ class Detector:
         if min(h, w) < 1:
             raise DataError(f"{where}: empty image ({w}x{h})")
         if max(h, w) > self.max_side:
-            raise DataError(f"{where}: {w}x{h} px is larger than max_side={self.max_side}; downscale it first")
+            raise DataError(f"{where}: {w}x{h} px is larger than max_side={self.max_side}; downscale it first "
+                            "(or let the detector: resize=True, wordrec-ocr --resize)")
+
+    def fit(self, rgb: np.ndarray, where: str = "image") -> tuple[np.ndarray, float]:
+        """(image, scale): unchanged (1.0) when its longer side is within max_side; with `resize`, scaled down so it
+        is (INTER_AREA), unless its short side would fall under MIN_SHORT_SIDE px. Otherwise `check`'s DataError."""
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3:
+            self.check(rgb, where)
+        h, w = rgb.shape[:2]
+        if max(h, w) <= self.max_side or not self.resize or min(h, w) < 1:
+            self.check(rgb, where)
+            return rgb, 1.0
+        scale = self.max_side / max(h, w)
+        if min(h, w) * scale < MIN_SHORT_SIDE:
+            raise DataError(f"{where}: {w}x{h} px: scaled to max_side={self.max_side} its short side would be "
+                            f"{min(h, w) * scale:.0f} px (< {MIN_SHORT_SIDE}): aspect ratio "
+                            f"{max(h, w) / min(h, w):.0f}:1 is too extreme to read; crop it first")
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        self.check(small, where)
+        return small, scale
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """RGB -> 1x3xHxW float32: long side <= limit_side, sides multiples of 32 (at least 32), BGR, normalised."""

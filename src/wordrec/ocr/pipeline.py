@@ -22,7 +22,11 @@ def detect_lines(detector, rgb: np.ndarray, where: str = "image") -> list[dict]:
 
 
 def read_image(detector, recognizer, rgb: np.ndarray, where: str = "image") -> list[dict]:
-    """[{"box": [[x, y] x 4], "text", "confidence", "det_score"}] for every line whose crop is not degenerate."""
+    """[{"box": [[x, y] x 4], "text", "confidence", "det_score"}] for every line whose crop is not degenerate.
+
+    A detector with `fit` (wordrec.ocr.detect.Detector) may scale an oversized image down first (its `resize`
+    option): lines are then read on the scaled image and their boxes given in the original image's pixels."""
+    rgb, scale = detector.fit(rgb, where) if hasattr(detector, "fit") else (rgb, 1.0)
     lines, crops = [], []
     for line in detect_lines(detector, rgb, where):
         crop = crop_quad(rgb, np.array(line["box"], np.float32))
@@ -33,6 +37,7 @@ def read_image(detector, recognizer, rgb: np.ndarray, where: str = "image") -> l
         return []
     out = []
     for line, (text, conf) in zip(lines, recognizer.predict(crops)):
-        out.append({"box": line["box"], "text": text, "confidence": round(float(conf), 4),
+        box = line["box"] if scale == 1.0 else _box_list(np.array(line["box"], np.float32) / scale)
+        out.append({"box": box, "text": text, "confidence": round(float(conf), 4),
                     "det_score": line["det_score"]})
     return out

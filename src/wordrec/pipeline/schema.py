@@ -144,6 +144,7 @@ class Synth:
 class Pretrained:
     models: list[str] = MISSING  # names are checked against wordrec.models.imported.SOURCES by the stage
     charset: str = MISSING
+    detectors: list[str] = MISSING  # wordrec.models.imported.DETECTORS, written to models/detect/<name>
 
 
 # --- train -------------------------------------------------------------------------------------------------
@@ -510,6 +511,60 @@ class Board:
 
 
 @dataclass
+class PagePeers:
+    rapidocr: bool = MISSING
+    tesseract: bool = MISSING
+
+
+@dataclass
+class PageTargets:
+    det_f1: float = MISSING
+    line_cer: float = MISSING
+
+    def check(self):
+        _fraction(self, "det_f1", "line_cer")
+
+
+@dataclass
+class Pages:
+    seed: int = MISSING
+    n_documents: int = MISSING
+    n_photos: int = MISSING
+    max_side: int = MISSING
+    font_dirs: list[str] = MISSING
+    word_lists: list[str] = MISSING
+    models: list[str] = MISSING  # dirs under models/pretrained (or any model dir the stage's --pretrained holds)
+    int8: Any = MISSING  # 'auto' (each INT8 backend present under models/quant/<model>/) or a list of backends
+    threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
+    batch_size: int = MISSING
+    iou: float = MISSING
+    peers: PagePeers = MISSING
+    targets: PageTargets = MISSING
+    gallery: int = MISSING
+
+    def check(self):
+        _positive(self, "n_documents", "n_photos", zero_ok=True)
+        if self.n_documents + self.n_photos == 0:
+            raise RangeError("n_documents", "0 documents and 0 photos: nothing to read")
+        _positive(self, "batch_size", "iou")
+        _positive(self, "gallery", zero_ok=True)
+        _threads(self, "threads")
+        _fraction(self, "iou")
+        if self.max_side < 640:
+            raise RangeError("max_side", f"{self.max_side}: expected >= 640 (the renderer's smallest page side)")
+        if not self.models:
+            raise RangeError("models", "empty: expected at least one recognizer")
+        if not self.font_dirs:
+            raise RangeError("font_dirs", "empty: expected at least one font folder")
+        if self.int8 != "auto":
+            if isinstance(self.int8, str) or not all(b in INT8_BACKENDS for b in self.int8):
+                raise RangeError("int8", f"{self.int8!r}: expected 'auto' or a list of {list(INT8_BACKENDS)}")
+
+
+INT8_BACKENDS = ("openvino", "onnx_qdq")  # models/quant/<model>/<backend>/ that the pages stage reads lines with
+
+
+@dataclass
 class Report:
     samples: int = MISSING
 
@@ -518,7 +573,8 @@ class Report:
 
 
 SECTIONS = {"synth": Synth, "pretrained": Pretrained, "train": Train, "evaluate": Evaluate, "grid": Grid, "export": Export,
-            "quantize": Quantize, "bench": Bench, "compile": Compile, "mcu": Mcu, "board": Board, "report": Report}
+            "quantize": Quantize, "bench": Bench, "compile": Compile, "mcu": Mcu, "board": Board, "pages": Pages,
+            "report": Report}
 
 
 def check_tree(obj, prefix: str) -> None:
