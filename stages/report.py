@@ -1,6 +1,6 @@
 """report: collect the pipeline's metrics into the two files people read first.
 
-Reads reports/{synth,pretrained,eval,grid,export,quantize,bench,board}.json and, for each model run on the device,
+Reads reports/{synth,pretrained,eval,grid,export,quantize,bench,board,pages}.json and, for each model run on the device,
 reports/mcu/<model>.json + reports/mcu/<model>/samples.csv (paths from dvc.yaml; the imported models' as
 MCU_IMPORTED/<name>.json for each name in params mcu.imported, which varies by profile). Writes MCU_OUT
 (reports/mcu.json, `{model: {...}}` for all device runs together) and SUMMARY (reports/summary.md: the headline
@@ -18,7 +18,7 @@ from wordrec.pipeline.zoo import device_report_paths, read_device_reports
 def run(cfg, inputs, outputs):
     c = section(cfg, "report")
     reports = {k: read_json(inputs[k]) for k in ("synth", "pretrained", "eval", "grid", "export", "quantize",
-                                                 "bench", "board")}
+                                                 "bench", "board", "pages")}
     paths = device_report_paths(inputs["mcu"], inputs["mcu_imported"], list(section(cfg, "mcu").imported))
     mcu, samples = read_device_reports(paths), {}
     for p, name in zip(paths, mcu):
@@ -39,6 +39,6 @@ if __name__ == "__main__":
         inputs={"synth": "reports/synth.json", "pretrained": "reports/pretrained.json", "eval": "reports/eval.json",
                 "grid": "reports/grid.json",
                 "export": "reports/export.json", "quantize": "reports/quantize.json", "bench": "reports/bench.json",
-                "board": "reports/board.json", "mcu": "comma-separated reports/mcu/<model>.json",
+                "board": "reports/board.json", "pages": "reports/pages.json", "mcu": "comma-separated reports/mcu/<model>.json",
                 "mcu_imported": "dir of reports/mcu/<name>.json for params mcu.imported (reports/mcu)"},
         outputs={"mcu_out": "reports/mcu.json", "summary": "reports/summary.md"}))

@@ -132,7 +132,7 @@ S = {
     "pages": ["--pretrained", "models", "--detect", "none", "--quant", "none", "--report", "out/pages.json",
               "--plots", "out/pg"],
     "report": ["--synth", "empty.json", "--pretrained", "empty.json", "--eval", "empty.json", "--grid", "empty.json",
-               "--export", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--board", "empty.json",
+               "--export", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--board", "empty.json", "--pages", "empty.json",
                "--mcu", "empty.json", "--mcu-imported", "none",
                "--mcu-out", "out/mcu.json", "--summary", "out/summary.md"],
 }

@@ -30,6 +30,12 @@ def _inputs(tmp: Path, with_samples=True) -> list[str]:
                                              "throughput_fps": 900.0, "throughput_vs_onnxruntime_fp32": 4.2}}},
         "board": {"model": "tiny", "chosen_by": "auto: most accurate within budgets", "dev_set": "synth_test",
                   "budgets": {"flash_bytes": 4194304, "arena_bytes": None}},
+        "pages": {"pages": {"documents": 1, "photos": 1}, "lines": {"documents": 5, "photos": 2}, "iou": 0.5,
+                  "targets": {"det_f1": 0.95, "line_cer": 0.03},
+                  "readers": {"ours": {"family": "ours", "all": {"precision": 1.0, "recall": 0.5, "f1": 0.667,
+                                                                   "cer": 0.02, "wer": 0.1, "pages_per_s": 1.5},
+                                       "documents": {"pages": 1, "cer": 0.01}, "photos": {"pages": 1, "cer": 0.04}},
+                              "ours-int8-openvino": {"available": False, "reason": "no models/quant/x"}}},
     }
     args = []
     for k, v in docs.items():
@@ -63,6 +69,8 @@ def test_report_aggregates_device_runs(tmp_path):
     assert "| `crnn` | openvino | 90.0 | 89.8 | -0.2 |" in md
     assert "the board ships **`tiny`** (auto: most accurate within budgets; budgets flash_bytes ≤ 4,194,304)" in md
     assert "| `crnn` | fp32 | 95.0 | – | – |  |" in md
+    assert "| `ours` | ours | 1.000 / 0.500 / 0.667 | 2.0 | 10.0 | 1.0 | 4.0 | 1.50 |  |" in md
+    assert "not available: no models/quant/x" in md
     assert "| `tiny` | M55 (float kernels, float32 weights) | – | – | 5 M | yes |" in md
 
 

@@ -112,6 +112,27 @@ def zoo_table(reports: dict, mcu: dict) -> str:
                   "yes" if r.model == b["model"] and r.m55_insns is not None else ""] for r in rows]))
 
 
+def pages_table(pg: dict) -> str:
+    """Whole-image OCR per reader on all rendered pages (documents + photos), CER by kind beside."""
+    rows = []
+    for name, r in pg["readers"].items():
+        if not r.get("available", True):
+            rows.append([f"`{name}`", "–", "–", "–", "–", "–", "–", "–", f"not available: {r['reason']}"])
+            continue
+        a = r["all"]
+        rows.append([f"`{name}`", r.get("family", ""), f"{a['precision']:.3f} / {a['recall']:.3f} / {a['f1']:.3f}",
+                     f"{100 * a['cer']:.1f}", f"{100 * a['wer']:.1f}",
+                     f"{100 * r['documents']['cer']:.1f}" if r.get("documents", {}).get("pages") else "–",
+                     f"{100 * r['photos']['cer']:.1f}" if r.get("photos", {}).get("pages") else "–",
+                     f"{a['pages_per_s']:.2f}", ""])
+    t = pg["targets"]
+    return (f"{pg['pages']['documents']} documents + {pg['pages']['photos']} photos ({sum(pg['lines'].values())} "
+            f"lines), detection at IoU ≥ {pg['iou']}; targets: F1 ≥ {t['det_f1']}, line CER ≤ "
+            f"{100 * t['line_cer']:.0f} %.\n\n" + _table(
+                ["reader", "family", "det P / R / F1", "line CER %", "WER %", "CER documents %", "CER photos %",
+                 "pages/s", "note"], rows))
+
+
 def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_samples: int) -> str:
     s = reports["synth"]
     g = reports["grid"]
@@ -133,6 +154,8 @@ def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_sa
         quantize_table(reports["quantize"]),
         "\n## Speed (`bench`, synthetic test)\n",
         bench_table(reports["bench"]),
+        "\n## Whole images: detection + recognition (`pages`)\n",
+        pages_table(reports["pages"]),
         "\n## The zoo and the board's model (`board`)\n",
         zoo_table(reports, mcu),
         "\n## Cortex-M55 on Corstone-300 (`mcu`)\n",
