@@ -120,6 +120,8 @@ def run(cfg, inputs, outputs):
     sets = test_sets(inputs["data"], inputs.get("real"), c.n_test) if models else {}
     p_sets = pretrained_sets(c, inputs.get("real")) if imported else {}
     calib_images = calibration_images(inputs["data"], c.calibration.n_images, c.calibration.mode)
+    # imported models: their own count of the same synth val images (first N, same mode)
+    p_calib = calibration_images(inputs["data"], c.pretrained.n_calibration, c.calibration.mode) if imported else []
     report = {}
     with atomic_dir(outputs["out"]) as tmp:
         for model_dir in models:
@@ -135,8 +137,7 @@ def run(cfg, inputs, outputs):
             if name in report:
                 raise DataError(f"{model_dir}: model name {name!r} is also a trained model's")
             (tmp / name).mkdir()
-            report[name] = quantize_model(c, model_dir, model_dir, p_sets, calib_images[:c.pretrained.n_calibration],
-                                          tmp / name, imported=True)
+            report[name] = quantize_model(c, model_dir, model_dir, p_sets, p_calib, tmp / name, imported=True)
         quantize_gate(trained, c.gate_sets, c.max_accuracy_drop)
         quantize_gate({m: r for m, r in report.items() if m not in trained}, c.pretrained.gate_sets,
                       c.pretrained.max_accuracy_drop, "quantize.pretrained.max_accuracy_drop")
