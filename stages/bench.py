@@ -2,9 +2,9 @@
 
 Reads params `bench`, trained dirs MODELS (comma-separated), EXPORT/<name>/model.onnx, QUANT/<name>/<backend>/
 and DATA/test, and the imported model dirs under PRETRAINED (their model.onnx is the FP32 ONNX; INT8 from
-QUANT/<name>/ as for trained models). Writes REPORT (reports/bench.json: {name: {"<runtime>-<precision>": {latency_ms_b1,
-throughput_fps, throughput_vs_onnxruntime_fp32, accuracy, accuracy_alnum_ci (fractions)}}}, peers as extra
-names) and
+QUANT/<name>/ as for trained models). Writes REPORT (reports/bench.json: {name: {"<runtime>-<precision>":
+{latency_ms_b1, throughput_fps, throughput_vs_onnxruntime_fp32, accuracy, accuracy_alnum_ci (fractions)}}}, peers
+as extra names) and
 PLOTS/ (accuracy_latency.png, machine.json: CPU, cores, threads, package versions). Medians of `repeats` timed
 calls after `warmup`, every runtime on `threads` threads.
 """
