@@ -1,9 +1,10 @@
 """bench: FP32 vs INT8 latency (batch 1) and throughput (batch `batch`) across runtimes, with accuracy.
 
 Reads params `bench`, trained dirs MODELS (comma-separated), EXPORT/<name>/model.onnx, QUANT/<name>/<backend>/
-and DATA/test. Writes REPORT (reports/bench.json: {name: {"<runtime>-<precision>": {latency_ms_b1,
-throughput_fps, throughput_vs_onnxruntime_fp32, accuracy, accuracy_alnum_ci (fractions)}}}, peers as extra
-names) and
+and DATA/test, and the imported model dirs under PRETRAINED (their model.onnx is the FP32 ONNX; INT8 from
+QUANT/<name>/ as for trained models). Writes REPORT (reports/bench.json: {name: {"<runtime>-<precision>":
+{latency_ms_b1, throughput_fps, throughput_vs_onnxruntime_fp32, accuracy, accuracy_alnum_ci (fractions)}}}, peers
+as extra names) and
 PLOTS/ (accuracy_latency.png, machine.json: CPU, cores, threads, package versions). Medians of `repeats` timed
 calls after `warmup`, every runtime on `threads` threads.
 """
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from wordrec.data.evalsets import load_split
 from wordrec.data.preprocess import prepare_batch
+from wordrec.errors import DataError
 from wordrec.infer.recognizer import Recognizer
 from wordrec.io import write_json
 from wordrec.pipeline.config import section
@@ -22,7 +24,7 @@ from wordrec.pipeline.metrics import score
 from wordrec.pipeline.stage import stage_main
 from wordrec.post.benchmark import (RUNTIMES, Artefacts, artefacts, check_runtimes, machine, median_seconds, plot,
                                     time_runner)
-from wordrec.post.export_onnx import model_dirs
+from wordrec.post.export_onnx import model_dirs, pretrained_dirs
 from wordrec.post.peers import PEERS
 
 
@@ -72,8 +74,13 @@ def run(cfg, inputs, outputs):
     check_runtimes(c.runtimes)
     images, labels = load_split(Path(inputs["data"]) / "test", c.n_accuracy)
     report = {}
-    for model_dir in model_dirs(inputs["models"]):
-        a = artefacts(model_dir, Path(inputs["export"]), Path(inputs["quant"]), Path(inputs["compiled"]))
+    quant, compiled = Path(inputs["quant"]), Path(inputs["compiled"])
+    todo = [(d, False) for d in (model_dirs(inputs["models"]) if inputs.get("models") else [])]
+    todo += [(d, True) for d in pretrained_dirs(inputs.get("pretrained"))]
+    for model_dir, imported in todo:
+        a = artefacts(model_dir, Path(inputs["export"]), quant, compiled, imported=imported)
+        if a.name in report:
+            raise DataError(f"{model_dir}: model name {a.name!r} appears twice")
         report[a.name] = bench_model(c, a, images, labels)
     n_peer = min(c.peers.n_images, len(images)) if c.peers.n_images > 0 else len(images)
     for key, cls in tqdm(PEERS.items(), desc="peers", leave=False):
@@ -95,6 +102,7 @@ if __name__ == "__main__":
         inputs={"models": "comma-separated trained model dirs", "export": "export dir (models/export)",
                 "quant": "INT8 models dir (models/quant)",
                 "compiled": "TVM compile dir (models/compile; conv-only models have <name>/host/model.so)",
-                "data": "synth dataset dir (uses test/)"},
+                "data": "synth dataset dir (uses test/)",
+                "pretrained": "imported model dirs (models/pretrained; their model.onnx is the FP32 ONNX)"},
         outputs={"report": "metrics JSON", "plots": "PNG + machine.json folder"},
     ))

@@ -25,7 +25,10 @@ def _inputs(tmp: Path, with_samples=True) -> list[str]:
         "grid": {"model": "crnn", "launcher": "basic", "best": {"params": {"lr": 1e-4}, "accuracy": 0.5},
                  "runs": [{}]},
         "export": {"crnn": {"max_abs_diff": 1e-7, "text_agreement": 1.0, "nodes": 3, "onnx_bytes": 2048}},
-        "quantize": {"crnn": {"openvino": {"accuracy_fp32": 0.90, "accuracy_int8": 0.898, "bytes": 1024}}},  # fractions
+        "quantize": {"crnn": {"openvino": {"accuracy_fp32": 0.90, "accuracy_int8": 0.898, "bytes": 1024}},  # fractions
+                     "ppocrv3": {"inc": {"skipped": "torch only"},
+                                 "onnx_qdq": {"accuracy_fp32": 0.905, "accuracy_int8": 0.9, "bytes": 2048,
+                                              "set": "iiit5k_test_dev", "metric": "accuracy_alnum_ci"}}},
         "bench": {"crnn": {"openvino-int8": {"accuracy_alnum_ci": 0.95, "latency_ms_b1": 1.0,
                                              "throughput_fps": 900.0, "throughput_vs_onnxruntime_fp32": 4.2}}},
         "board": {"model": "tiny", "chosen_by": "auto: most accurate within budgets", "dev_set": "synth_test",
@@ -66,7 +69,9 @@ def test_report_aggregates_device_runs(tmp_path):
     assert "| `ppocrv3` | ch_PP-OCRv3_rec | 2,208,992 | 6,625 | w.whl :: m.onnx | Apache-2.0 |" in md
     assert "| `tiny` | `hello` | `hello` 0.9000 | `hello` 0.9000 |" in md
     assert "(empty) 0.5000" in md
-    assert "| `crnn` | openvino | 90.0 | 89.8 | -0.2 |" in md
+    assert "| `crnn` | openvino | synth_test | accuracy | 90.0 | 89.8 | -0.2 |" in md
+    assert "| `ppocrv3` | onnx_qdq | iiit5k_test_dev | accuracy_alnum_ci | 90.5 | 90.0 | -0.5 |" in md
+    assert "| `ppocrv3` | inc | — | — | — | — | — | skipped: torch only |" in md
     assert "the board ships **`tiny`** (auto: most accurate within budgets; budgets flash_bytes ≤ 4,194,304)" in md
     assert "| `crnn` | fp32 | 95.0 | – | – |  |" in md
     assert "| `ours` | ours | 1.000 / 0.500 / 0.667 | 2.0 | 10.0 | 1.0 | 4.0 | 1.50 |  |" in md

@@ -22,15 +22,18 @@ def parity_gate(facts: dict, where, max_abs_diff: float, min_text_agreement: flo
                         f"< export.parity.min_text_agreement {min_text_agreement}")
 
 
-def quantize_gate(report: dict, gate_sets, max_drop: float) -> None:
-    """report: {model: {backend: {"sets": {set: {"fp32": acc, "int8": acc}}}}} with accuracies as fractions;
-    fails when INT8 loses more than `max_drop` (a fraction of words) on any set in `gate_sets`."""
-    bad = [f"{m}/{b} on {s}: {a['fp32']:.4f} -> {a['int8']:.4f}"
-           for m, backends in report.items() for b, r in backends.items()
+def quantize_gate(report: dict, gate_sets, max_drop: float, key: str = "quantize.max_accuracy_drop") -> None:
+    """report: {model: {backend: {"sets": {set: {"fp32": acc, "int8": acc}}} or {"skipped": reason}}} with
+    accuracies as fractions; fails when INT8 loses more than `max_drop` (a fraction of words, the parameter `key`)
+    on any set in `gate_sets`, or when a backend that ran was not measured on a gate set (nothing to gate on)."""
+    ran = {(m, b): r for m, backends in report.items() for b, r in backends.items() if "skipped" not in r}
+    unmeasured = [f"{m}/{b}: {s}" for (m, b), r in ran.items() for s in gate_sets if s not in r["sets"]]
+    if unmeasured:
+        raise DataError(f"INT8 gate ({key}): gate set not measured: " + "; ".join(unmeasured))
+    bad = [f"{m}/{b} on {s}: {a['fp32']:.4f} -> {a['int8']:.4f}" for (m, b), r in ran.items()
            for s, a in r["sets"].items() if s in gate_sets and a["fp32"] - a["int8"] > max_drop]
     if bad:
-        raise DataError(f"INT8 accuracy drop > quantize.max_accuracy_drop={max_drop} (fraction of words): "
-                        + "; ".join(bad))
+        raise DataError(f"INT8 accuracy drop > {key}={max_drop} (fraction of words): " + "; ".join(bad))
 
 
 def device_gate(name: str, rows: list[dict], max_diff: float, tol: float) -> None:

@@ -56,10 +56,13 @@ def bench_table(bench: dict) -> str:
 
 
 def quantize_table(q: dict) -> str:
-    rows = [[f"`{m}`", be, _pct(r["accuracy_fp32"]), _pct(r["accuracy_int8"]),
-             f"{100 * (r['accuracy_int8'] - r['accuracy_fp32']):+.1f}", _mib(r["bytes"])]
+    """One row per model and backend; the test set and metric each row was measured on (trained models: synth
+    test, in-charset accuracy; imported ones: their dev set, alnum-ci); a skipped backend shows its reason."""
+    rows = [[f"`{m}`", be, "—", "—", "—", "—", "—", f"skipped: {r['skipped']}"] if "skipped" in r else
+            [f"`{m}`", be, r.get("set", "synth_test"), r.get("metric", "accuracy"), _pct(r["accuracy_fp32"]),
+             _pct(r["accuracy_int8"]), f"{100 * (r['accuracy_int8'] - r['accuracy_fp32']):+.1f}", _mib(r["bytes"])]
             for m, per in q.items() for be, r in per.items()]
-    return _table(["model", "backend", "FP32 %", "INT8 %", "Δ points", "size"], rows)
+    return _table(["model", "backend", "set", "metric", "FP32 %", "INT8 %", "Δ points", "size"], rows)
 
 
 def mcu_table(mcu: dict) -> str:
@@ -150,7 +153,8 @@ def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_sa
         _table(["model", "max abs diff", "text agreement", "nodes", "ONNX"],
                [[f"`{m}`", f"{r['max_abs_diff']:.1e}", f"{100 * r['text_agreement']:.0f} %", r["nodes"],
                  _mib(r["onnx_bytes"])] for m, r in reports["export"].items()]),
-        "\n## INT8 vs FP32 (`quantize`, synthetic test, word accuracy % in each model's charset)\n",
+        "\n## INT8 vs FP32 (`quantize`; trained models on synthetic test in their charset, imported ones on "
+        "their dev set, alnum-ci)\n",
         quantize_table(reports["quantize"]),
         "\n## Speed (`bench`, synthetic test)\n",
         bench_table(reports["bench"]),

@@ -357,6 +357,40 @@ class Inc:
 
 
 @dataclass
+class QuantizePretrained:
+    backends: list[str] = MISSING
+    skip: dict[str, str] = MISSING
+    n_calibration: int = MISSING
+    sets: list[str] = MISSING
+    n_test: int = MISSING
+    metric: str = MISSING
+    gate_sets: list[str] = MISSING
+    max_accuracy_drop: float = MISSING
+    nncf: dict[str, Any] = MISSING
+
+    def check(self):
+        unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}
+        if unknown:
+            raise RangeError("backends", f"unknown {sorted(unknown)}; expected some of inc, openvino, onnx_qdq")
+        no_reason = [b for b in self.backends if b == "inc" and not self.skip.get(b)]
+        if no_reason:
+            raise RangeError("skip", "inc cannot quantize ONNX-only imported models: give the reason in skip.inc")
+        _positive(self, "n_calibration")
+        _positive(self, "n_test", zero_ok=True)
+        _fraction(self, "max_accuracy_drop")
+        _one_of(self, "metric", {"accuracy", "accuracy_alnum_ci"})
+        missing = set(self.gate_sets) - set(self.sets)
+        if missing:
+            raise RangeError("gate_sets", f"{sorted(missing)} not in sets {list(self.sets)}")
+        allowed = {"preset", "fast_bias_correction", "model_type", "smooth_quant_matmul", "ignored_types",
+                   "float_first_conv"}
+        for model, over in self.nncf.items():
+            bad = set(over) - allowed
+            if bad:
+                raise RangeError(f"nncf.{model}", f"unknown {sorted(bad)}; expected some of {sorted(allowed)}")
+
+
+@dataclass
 class Quantize:
     backends: list[str] = MISSING
     threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
@@ -369,6 +403,7 @@ class Quantize:
     inc: Inc = MISSING
     openvino_precision: str = MISSING
     float_first_conv: bool = MISSING
+    pretrained: QuantizePretrained = MISSING
 
     def check(self):
         unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}

@@ -43,15 +43,18 @@ class Artefacts:
     tvm_meta: ModelMeta | None = None
 
 
-def artefacts(model_dir: Path, export: Path, quant: Path, compiled: Path) -> Artefacts:
+def artefacts(model_dir: Path, export: Path, quant: Path, compiled: Path, imported: bool = False) -> Artefacts:
+    """A trained model's artefacts (its FP32 ONNX in EXPORT/<name>/), or with `imported` an imported model's
+    (models/pretrained/<name>: the dir itself holds the FP32 ONNX; `export` is ignored)."""
     name = ModelMeta.load(model_dir).name
-    onnx = export / name / "model.onnx"
+    export_dir = model_dir if imported else export / name
+    onnx = export_dir / "model.onnx"
     if not onnx.is_file():
-        raise DataError(f"{onnx}: not found (run the export stage)")
+        raise DataError(f"{onnx}: not found ({'run the pretrained stage' if imported else 'run the export stage'})")
     q = quant / name
     some = lambda p: p if p.is_file() else None  # noqa: E731  (a backend may be off or not apply to this model)
     ov, so = some(q / "openvino" / "model.xml"), some(compiled / name / "host" / "model.so")
-    return Artefacts(name, ModelMeta.load(export / name), model_dir, onnx, some(q / "onnx_qdq" / "model.onnx"),
+    return Artefacts(name, ModelMeta.load(export_dir), model_dir, onnx, some(q / "onnx_qdq" / "model.onnx"),
                      ov, ModelMeta.load(ov) if ov else None, some(q / "inc" / "model.pt2"),
                      so, ModelMeta.load(compiled / name) if so else None)
 

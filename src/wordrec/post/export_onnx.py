@@ -90,3 +90,17 @@ def model_dirs(spec: str, what: str = "--models") -> list[Path]:
     if not dirs:
         raise ConfigError(f"{what}: expected a comma-separated list of model dirs")
     return dirs
+
+
+def pretrained_dirs(root) -> list[Path]:
+    """The imported model dirs under `root` (models/pretrained), sorted; [] when no root was given."""
+    if not root:
+        return []
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder of imported models (run the pretrained stage)")
+    dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    for d in dirs:
+        if not (d / "model.onnx").is_file() or not (d / "meta.json").is_file():
+            raise DataError(f"{d}: model.onnx and meta.json expected (the pretrained stage's output)")
+    return dirs

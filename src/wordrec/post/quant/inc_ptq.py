@@ -51,11 +51,12 @@ def save(q_model, example: np.ndarray, path: Path) -> Path:
     import torch
 
     ep = torch.export.export(q_model, (torch.from_numpy(example),), dynamic_shapes=_batch_dim())
-    # Provenance metadata holds Python object ids (`from_node` graph_id) and source paths (`stack_trace`): the
-    # archive would differ on every run. It is for debugging only; dropping it makes same input, same bytes.
+    # Provenance metadata holds Python object ids (`from_node` graph_id, `nn_module_stack` module ids) and source
+    # paths (`stack_trace`): the archive would differ on every run. It is for debugging only (loading and running
+    # do not read it); dropping it makes same input, same bytes.
     for node in ep.graph.nodes:
-        node.meta.pop("from_node", None)
-        node.meta.pop("stack_trace", None)
+        for key in ("from_node", "stack_trace", "nn_module_stack"):
+            node.meta.pop(key, None)
     torch.export.save(ep, str(path))
     return path
 
