@@ -49,7 +49,7 @@ def test_named_models_and_impossible_budgets_fail_naming_the_key():
 
 def test_zoo_rows_join_the_reports():
     assert eval_key("crnn", EV) == "crnn_grid" and eval_key("svtr", EV) == "svtr"
-    quant = {"crnn": {"onnx_qdq": {"sets": {DEV: {"fp32": 0.56, "int8": 0.55}}}}}
+    quant = {"crnn": {"onnx_qdq": {"sets": {DEV: {"fp32": 0.56, "int8": 0.55}}}, "inc": {"skipped": "why"}}}
     bench = {"crnn": {"onnxruntime-fp32": {"latency_ms_b1": 7.0}, "onnxruntime-int8": {"latency_ms_b1": 4.0}},
              "tesseract": {"tesseract-lstm": {"latency_ms_b1": 300.0}}}
     rows = {(r.model, r.variant): r for r in zoo_rows(EV, quant, bench, {"svtr": MCU["svtr"]}, DEV)}
@@ -57,6 +57,7 @@ def test_zoo_rows_join_the_reports():
     assert rows[("crnn", "int8 onnx_qdq")].dev_accuracy == 0.55 and rows[("crnn", "int8 onnx_qdq")].cpu_latency_ms == 4.0
     assert rows[("svtr", "M55 (float kernels, int8 weights)")].m55_insns == 1.0e9
     assert not any(m == "tesseract" for m, _ in rows)  # a peer engine, not a model of ours
+    assert ("crnn", "int8 inc") not in rows
 
 
 def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):

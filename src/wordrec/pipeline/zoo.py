@@ -70,6 +70,8 @@ def zoo_rows(ev: dict, quant: dict, bench: dict, mcu: dict, dev_set: str) -> lis
         b = bench.get(m, {})
         rows.append(Row(m, "fp32", dev_accuracy(ev, m, dev_set), b.get("onnxruntime-fp32", {}).get("latency_ms_b1")))
         for backend, r in quant.get(m, {}).items():
+            if "skipped" in r:  # e.g. INC for the imported ONNX models; the quantize table says why
+                continue
             acc = r.get("sets", {}).get(dev_set, {}).get("int8")
             rows.append(Row(m, f"int8 {backend}", acc, b.get(INT8_RUNTIME.get(backend, ""), {}).get("latency_ms_b1")))
         if m in mcu:
