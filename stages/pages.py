@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from wordrec.errors import ConfigError, DataError
-from wordrec.io import atomic_dir, atomic_file, read_json, write_json
-from wordrec.models.meta import ModelMeta
+from wordrec.io import atomic_dir, atomic_file, write_json
+from wordrec.models.meta import DetectorMeta, ModelMeta
 from wordrec.ocr.cli import draw
 from wordrec.ocr.detect import Detector
 from wordrec.ocr.evaluate import norm_ci, norm_raw, page_counts, summarize
@@ -54,8 +54,9 @@ def int8_variants(c, quant: Path, name: str) -> tuple[dict[str, Path], dict[str,
     return found, missing
 
 
-def readers(c, inputs) -> tuple[dict, dict, dict]:
-    """({reader name: callable rgb -> lines}, {reader name: facts}, {reader name: why not available})."""
+def readers(c, inputs) -> tuple[dict, dict, dict, DetectorMeta]:
+    """({reader name: callable rgb -> lines}, {reader name: facts}, {reader name: why not available}, the
+    detector's meta)."""
     threads = int(c.threads)
     pretrained, quant = Path(inputs["pretrained"]), Path(inputs["quant"])
     models = {}
@@ -64,17 +65,14 @@ def readers(c, inputs) -> tuple[dict, dict, dict]:
         ModelMeta.load(d)
         models[name] = (d, *int8_variants(c, quant, name))
     det_dir = Path(inputs["detect"])
-    det_meta = read_json(det_dir / "meta.json") if (det_dir / "meta.json").is_file() else None
-    if det_meta is None:
-        raise DataError(f"{det_dir}/meta.json: detector not found (run the pretrained stage: "
-                        "params.yaml:pretrained.detectors)")
-    det = Detector(det_dir, threads=threads)
+    det_meta = DetectorMeta.load(det_dir)  # names the file and the pretrained stage when it is missing
+    det = Detector(det_dir / "model.onnx", threads=threads)
     out, facts, absent = {}, {}, {}
 
     def ours(label, path, precision):
         rec = load_line_reader(path, threads, int(c.batch_size))
         out[label] = lambda rgb, rec=rec: read_image(det, rec, rgb)
-        facts[label] = {"family": "ours", "detector": det_meta["name"], "recognizer": str(path),
+        facts[label] = {"family": "ours", "detector": det_meta.name, "recognizer": str(path),
                         "precision": precision, "line_width": line_width(rec)}
 
     for name, (d, int8, missing) in models.items():
@@ -92,7 +90,7 @@ def readers(c, inputs) -> tuple[dict, dict, dict]:
             absent[cls.name] = str(e)
             continue
         out[cls.name], facts[cls.name] = peer, {"family": "peer"}
-    return out, facts, absent
+    return out, facts, absent, det_meta
 
 
 def score_reader(reader, pages: dict, iou: float) -> tuple[dict, dict]:
@@ -147,7 +145,7 @@ def gallery(pages: dict, preds: dict, n: int, path: Path, width: int = 1400) -> 
 def run(cfg, inputs, outputs):
     c = section(cfg, "pages")
     t_start = time.perf_counter()
-    reads, facts, absent = readers(c, inputs)
+    reads, facts, absent, det_meta = readers(c, inputs)
     if not any(f["family"] == "ours" for f in facts.values()):
         raise DataError("params.yaml:pages.models: no recognizer to read with")
     renderer = PageRenderer(list(c.font_dirs), list(c.word_lists), max_side=int(c.max_side))
@@ -166,11 +164,10 @@ def run(cfg, inputs, outputs):
     targets = {"det_f1": float(c.targets.det_f1), "line_cer": float(c.targets.line_cer), "met": {
         name: r["all"]["f1"] >= c.targets.det_f1 and r["all"]["cer"] <= c.targets.line_cer
         for name, r in results.items() if r.get("family") == "ours"}}
-    det_meta = read_json(Path(inputs["detect"]) / "meta.json")
     report = {"pages": {k: len(v) for k, v in pages.items()},
               "lines": {k: sum(len(t) for _, t in v) for k, v in pages.items()},
               "seed": int(c.seed), "threads": int(c.threads), "iou": float(c.iou),
-              "detector": {"name": det_meta.get("name"), "arch": det_meta.get("arch"), **det_meta.get("source", {})},
+              "detector": {"name": det_meta.name, "arch": det_meta.arch, **det_meta.source},
               "targets": targets, "readers": results, "wall_s": None}
     with atomic_dir(outputs["plots"]) as plots:
         if c.gallery:

@@ -71,9 +71,27 @@ def test_models_meta_is_the_only_reader_and_writer_of_meta_json():
     files = sorted((REPO / "src").rglob("*.py")) + sorted((REPO / "stages").glob("*.py"))
     # a reader or writer needs the file name as a path component: `dir / "meta.json"` (messages may mention it)
     users = [str(f.relative_to(REPO)) for f in files if "meta.json" in _code_strings(f)]
-    # The detector's meta.json (kind "detector", no charset/input geometry) is not a ModelMeta; its writer
-    # (imported.py) and readers (ocr/detect.py, stages/pages.py) are the one known exception, left for a
-    # DetectorMeta beside ModelMeta.
-    detector = {"src/wordrec/models/imported.py", "src/wordrec/ocr/detect.py", "stages/pages.py",
-                "src/wordrec/post/export_onnx.py"}  # the last only checks that an import dir has one
+    # ModelMeta and DetectorMeta (a detector has no charset or input geometry) both live in models/meta.py;
+    # export_onnx only checks that an import dir has one before skipping it.
+    detector = {"src/wordrec/post/export_onnx.py"}
     assert [u for u in users if u not in detector] == ["src/wordrec/models/meta.py"]
+
+
+def test_detector_meta_round_trip_and_errors(tmp_path):
+    from wordrec.models.meta import DetectorMeta
+
+    m = DetectorMeta("ppocrv4", "ch_PP-OCRv4_det", "N x 3 x H x W", "N x 1 x H x W", {"licence": "Apache-2.0"})
+    m.save(tmp_path)
+    assert DetectorMeta.load(tmp_path) == m
+    d = json.loads((tmp_path / "meta.json").read_text())
+    d["kind"] = "recognizer"
+    (tmp_path / "meta.json").write_text(json.dumps(d))
+    with pytest.raises(DataError, match="kind 'recognizer', expected 'detector'"):
+        DetectorMeta.load(tmp_path)
+    d["kind"] = "detector"
+    del d["source"]
+    (tmp_path / "meta.json").write_text(json.dumps(d))
+    with pytest.raises(DataError, match=r"meta.json: missing key\(s\) \['source'\]"):
+        DetectorMeta.load(tmp_path)
+    with pytest.raises(DataError, match="not found"):
+        DetectorMeta.load(tmp_path / "nowhere")

@@ -77,7 +77,7 @@ def test_detector_dir_must_be_a_detector(tmp_path):
     (d / "meta.json").write_text(json.dumps({"name": "crnn", "framework": "onnx"}))
     with pytest.raises(ConfigError, match="kind None, expected 'detector'"):
         Detector(d)
-    with pytest.raises(ConfigError, match="meta.json: not found"):
+    with pytest.raises(ConfigError, match="meta.json: detector not found"):
         Detector(tmp_path)
 
 

@@ -20,7 +20,7 @@ from onnx import helper, numpy_helper
 from wordrec.data.charset import Charset
 from wordrec.errors import ConfigError, DataError
 from wordrec.io import atomic_dir
-from wordrec.models.meta import InputSpec, ModelMeta
+from wordrec.models.meta import DetectorMeta, InputSpec, ModelMeta
 
 
 @dataclass(frozen=True)
@@ -380,8 +380,6 @@ def import_detector(name: str, wheel_dir: str | Path, out_dir: str | Path) -> di
     A detector dir is not a recognizer dir (no charset, no input spec): `wordrec.ocr.detect.Detector` reads it,
     `wordrec.models.meta.ModelMeta` does not. It lives apart from models/pretrained (models/detect/<name>) so the
     stages that take every models/pretrained/* dir as a recognizer never meet it."""
-    import json
-
     src = detector_source(name)
     data = read_member(Path(wheel_dir) / src.wheel, src.member, src.wheel_sha256)
     try:
@@ -389,13 +387,12 @@ def import_detector(name: str, wheel_dir: str | Path, out_dir: str | Path) -> di
         onnx.checker.check_model(model)
     except Exception as e:  # protobuf / checker raise their own types
         raise DataError(f"{src.wheel} :: {src.member}: not a valid ONNX model ({e})") from None
-    meta = {"kind": "detector", "name": name, "arch": src.arch, "framework": "onnx",
-            "input": "N x 3 x H x W float32: BGR, (x/255 - mean)/std, sides multiples of 32",
-            "output": "N x 1 x H x W DB text probability map",
-            "source": {"kind": "imported", "origin": f"{src.wheel} :: {src.member}", "wheel_sha256": src.wheel_sha256,
-                       "model_sha256": hashlib.sha256(data).hexdigest(), "licence": src.licence,
-                       "authors": "PaddlePaddle/PaddleOCR", "params": _float_elements(model), "bytes": len(data)}}
+    meta = DetectorMeta(name, src.arch, "N x 3 x H x W float32: BGR, (x/255 - mean)/std, sides multiples of 32",
+                        "N x 1 x H x W DB text probability map",
+                        {"kind": "imported", "origin": f"{src.wheel} :: {src.member}", "wheel_sha256": src.wheel_sha256,
+                         "model_sha256": hashlib.sha256(data).hexdigest(), "licence": src.licence,
+                         "authors": "PaddlePaddle/PaddleOCR", "params": _float_elements(model), "bytes": len(data)})
     with atomic_dir(out_dir) as tmp:
         (tmp / "model.onnx").write_bytes(data)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return meta
+        meta.save(tmp)
+    return meta.to_dict()

@@ -135,3 +135,56 @@ class ModelMeta:
         meta = cls.from_dict(d, str(f))
         meta.path = f
         return meta
+
+
+@dataclass(frozen=True)
+class DetectorMeta:
+    """A text detector's `meta.json` (models/detect/<name>): not a recognizer, so no charset or input geometry.
+
+    {"kind": "detector", "name": "ppocrv4", "arch": "ch_PP-OCRv4_det", "framework": "onnx",
+     "input": "<what the graph takes>", "output": "<what it gives>", "source": {origin, licence, sha256s, ...}}
+    """
+    name: str
+    arch: str
+    input: str
+    output: str
+    source: dict
+    framework: str = "onnx"  # detectors are imported graphs only
+    path: Path | None = field(default=None, compare=False)
+
+    KEYS = ("kind", "name", "arch", "framework", "input", "output", "source")
+
+    def to_dict(self) -> dict:
+        return {"kind": "detector", "name": self.name, "arch": self.arch, "framework": self.framework,
+                "input": self.input, "output": self.output, "source": dict(self.source)}
+
+    def save(self, model_dir: str | Path) -> Path:
+        path = Path(model_dir) / "meta.json"
+        with atomic_file(path) as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "DetectorMeta":
+        f = Path(model_dir) / "meta.json"
+        if not f.is_file():
+            raise DataError(f"{f}: detector not found (a detector dir holds model.onnx and meta.json; run the "
+                            "pretrained stage: params.yaml:pretrained.detectors)")
+        try:
+            d = json.loads(f.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{f}: not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise DataError(f"{f}: expected a JSON object, got {type(d).__name__}")
+        if d.get("kind") != "detector":
+            raise DataError(f"{f}: kind {d.get('kind')!r}, expected 'detector' (is {Path(model_dir)} a recognizer?)")
+        missing = [k for k in cls.KEYS if k not in d]
+        unknown = sorted(set(d) - set(cls.KEYS))
+        if missing or unknown:
+            raise DataError(f"{f}: missing key(s) {missing}, unknown key(s) {unknown}; expected {list(cls.KEYS)}")
+        if d["framework"] != "onnx" or not isinstance(d["source"], dict):
+            raise DataError(f"{f}: expected framework 'onnx' and a source object, got {d['framework']!r} / "
+                            f"{type(d['source']).__name__}")
+        return cls(str(d["name"]), str(d["arch"]), str(d["input"]), str(d["output"]), dict(d["source"]),
+                   path=f)

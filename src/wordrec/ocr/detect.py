@@ -47,21 +47,16 @@ def default_det_path() -> Path:
 
 
 def det_model_path(path: str | Path) -> Path:
-    """A detector ONNX file, or a detector dir (model.onnx + meta.json with kind "detector") -> the ONNX file."""
-    import json
+    """A detector ONNX file, or a detector dir (model.onnx + a DetectorMeta meta.json) -> the ONNX file."""
+    from wordrec.models.meta import DetectorMeta
 
     path = Path(path)
     if not path.is_dir():
         return path
-    meta = path / "meta.json"
-    if not meta.is_file():
-        raise ConfigError(f"{meta}: not found (a detector dir holds model.onnx and meta.json)")
     try:
-        kind = json.loads(meta.read_text(encoding="utf-8")).get("kind")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
-        raise ConfigError(f"{meta}: not a detector's meta.json ({e})") from None
-    if kind != "detector":
-        raise ConfigError(f"{meta}: kind {kind!r}, expected 'detector' (is {path} a recognizer?)")
+        DetectorMeta.load(path)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
     return path / "model.onnx"
 
 
