@@ -2,7 +2,8 @@
 
 Reads MODELS/<name>/ for each name in params `evaluate.models` (torch or paddle model dirs), GRID (the grid's
 best, reported as <name>_grid), every model dir under PRETRAINED (the `pretrained` stage's imports, reported under
-their own names), DATA/test (LMDB), every LMDB under REAL/*/ (e.g. data/real/iiit5k_test_dev and
+their own names), DATA/test (LMDB), DATA/lines_test (multi-word lines, when synth made them; reported as
+synth_lines_test, where `accuracy` and `ned` count the spaces), every LMDB under REAL/*/ (e.g. data/real/iiit5k_test_dev and
 data/real/iiit5k_train from `wordrec-byod`; none is fine) and `evaluate.extra`. Writes REPORT (reports/eval.json:
 {model: {dataset: {accuracy, accuracy_alnum_ci, ned, n}}}, fractions) and PLOTS/<model>_mistakes.png (the
 worst misreadings per dataset).
@@ -23,6 +24,9 @@ from wordrec.pipeline.stage import stage_main
 def run(cfg, inputs, outputs):
     c = section(cfg, "evaluate")
     sets = dataset_paths(inputs["data"], inputs["real"], c.extra)
+    lines = Path(inputs["data"]) / "lines_test"
+    if (lines / "data.mdb").is_file():  # synth.lines: how well each model reads multi-word lines (spaces count)
+        sets["synth_lines_test"] = lines
     for path in sets.values():
         LmdbDataset(path)  # every dataset's structural check before minutes of model loading and scoring
     grid = Path(inputs["grid"])

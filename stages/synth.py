@@ -1,6 +1,7 @@
 """synth: render synthetic English word images into train/val/test LMDBs and check them.
 
-Reads params `synth`; writes OUT/{train,val,test}/ (LMDB), OUT/charset.txt, OUT/fonts.txt (Debian package<TAB>font file),
+Reads params `synth`; writes OUT/{train,val,test}/ (LMDB), OUT/lines_{train,val,test}/ (multi-word lines with
+spaces, when synth.lines sets their sizes), OUT/charset.txt, OUT/fonts.txt (Debian package<TAB>font file),
 REPORT (reports/synth.json) and PLOTS/ (montage and label-length PNGs).
 """
 
@@ -8,13 +9,14 @@ import time
 from pathlib import Path
 
 from wordrec.data.charset import Charset
+from wordrec.errors import ConfigError
 from wordrec.pipeline.config import section
 from wordrec.data.datacheck import check, length_histogram, montage
 from wordrec.io import atomic_dir, write_json
 from wordrec.data.lmdb_io import LmdbDataset
 from wordrec.pipeline.stage import stage_main
 from wordrec.data.synth.fonts import font_packages, load_fonts
-from wordrec.data.synth.generate import Generator, generate_splits
+from wordrec.data.synth.generate import LINE_SPLITS, Generator, generate_splits
 from wordrec.data.synth.text import load_words
 
 def run(cfg, inputs, outputs):
@@ -26,6 +28,11 @@ def run(cfg, inputs, outputs):
 
     out = Path(outputs["out"])
     sizes = {"train": c.n_train, "val": c.n_val, "test": c.n_test}
+    lines = {split: int(c.lines[key]) for split, key in LINE_SPLITS.items() if int(c.lines[key]) > 0}
+    if " " not in charset.chars:
+        raise ConfigError(f"synth.lines asks for {sum(lines.values())} line images but synth.charset "
+                          f"{c.charset!r} has no space to separate their words (use charset en)")
+    sizes.update(lines)
     t0 = time.perf_counter()
     with atomic_dir(out) as tmp:
         generate_splits(gen, sizes, tmp, c.workers)
@@ -38,6 +45,8 @@ def run(cfg, inputs, outputs):
     plots = Path(outputs["plots"])
     length_histogram(stats, plots / "label_lengths.png")
     montage(LmdbDataset(out / "train"), plots / "montage_train.png")
+    if "lines_train" in sizes:
+        montage(LmdbDataset(out / "lines_train"), plots / "montage_lines.png", n=24, cols=2, width=400, chars=48)
     metrics = {
         **{split: s["n"] for split, s in stats.items()},
         "fonts": len(fonts),
@@ -46,6 +55,7 @@ def run(cfg, inputs, outputs):
         "charset_size": len(charset.chars),
         "charset_coverage_train": stats["train"]["charset_coverage"],
         "label_len_mean_train": stats["train"]["label_len_mean"],
+        **({"label_len_mean_lines_train": stats["lines_train"]["label_len_mean"]} if "lines_train" in stats else {}),
         "images_per_second": round(sum(sizes.values()) / seconds, 1),
         "workers": c.workers,
     }

@@ -34,7 +34,8 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path):
 
 def test_layout_and_report(tmp_path):
     m, out = _run(tmp_path)
-    assert sorted(p.name for p in out["out"].iterdir()) == ["charset.txt", "fonts.txt", "test", "train", "val"]
+    assert sorted(p.name for p in out["out"].iterdir()) == ["charset.txt", "fonts.txt", "lines_test", "lines_train",
+                                                            "lines_val", "test", "train", "val"]
     assert not (out["out"] / "train" / "lock.mdb").exists()
     # Through the dataset's own handle: py-lmdb allows one open environment per path and process.
     with LmdbDataset(out["out"] / "train")._open().begin() as txn:
@@ -53,6 +54,28 @@ def test_layout_and_report(tmp_path):
     ds = LmdbDataset(out["out"] / "val")
     img, label = ds[0]
     assert img.ndim == 3 and img.shape[0] == 32 and img.shape[2] == 3 and label
+
+
+def test_lines_split_reads_as_words_with_spaces_and_leaves_the_word_splits_alone(tmp_path):
+    m, out = _run(tmp_path / "a", "synth.lines.n_train=30", "synth.lines.words=[2,4]", "synth.lines.max_width=500")
+    ds = LmdbDataset(out["out"] / "lines_train")
+    words = [len(ds[i][1].split(" ")) for i in range(len(ds))]
+    assert len(ds) == m["lines_train"] == 30 and min(words) >= 2 and max(words) <= 4 and len(set(words)) > 1
+    widths = [ds[i][0].shape[1] for i in range(len(ds))]
+    assert max(widths) <= 500 and sum(w > 320 for w in widths) > 0  # wider than a word crop may be
+    assert m["label_len_mean_lines_train"] > 10
+    assert (out["plots"] / "montage_lines.png").stat().st_size > 1000
+    # The words' bytes do not depend on the lines' settings: DVC keeps every stage downstream of them cached.
+    _, b = _run(tmp_path / "b", "synth.lines.n_train=0", "synth.lines.words=[3,5]")
+    assert not (b["out"] / "lines_train").exists()
+    da, db = _digest(out["out"]), _digest(b["out"])
+    assert all(da[k] == db[k] for k in db if k.split("/")[0] in ("train", "val", "test"))
+
+
+def test_lines_need_a_space_in_the_charset(tmp_path):
+    with pytest.raises(ConfigError, match="synth.charset 'alnum_lower' has no space"):
+        _run(tmp_path, "synth.charset=alnum_lower")
+    assert not (tmp_path / "synth").exists()
 
 
 def test_lmdb_round_trip(tmp_path):

@@ -54,7 +54,8 @@ def length_histogram(stats: dict[str, dict], path: Path) -> None:
     save_figure(fig, path, dpi=100)
 
 
-def montage(ds: LmdbDataset, path: Path, n: int = 48, cols: int = 4, height: int = 32, width: int = 160) -> None:
+def montage(ds: LmdbDataset, path: Path, n: int = 48, cols: int = 4, height: int = 32, width: int = 160,
+            chars: int = 22) -> None:
     """A grid of the first `n` samples with their labels underneath, for a quick visual check."""
     n = min(n, len(ds))
     rows = (n + cols - 1) // cols
@@ -68,7 +69,7 @@ def montage(ds: LmdbDataset, path: Path, n: int = 48, cols: int = 4, height: int
         r, c = divmod(i, cols)
         y, x = r * cell_h, c * width
         sheet[y : y + height, x + 2 : x + 2 + nw] = img
-        cv2.putText(sheet, label[:22], (x + 2, y + height + 12), cv2.FONT_HERSHEY_PLAIN, 0.9, (200, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(sheet, label[:chars], (x + 2, y + height + 12), cv2.FONT_HERSHEY_PLAIN, 0.9, (200, 0, 0), 1, cv2.LINE_AA)
     write_png(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 

@@ -120,6 +120,21 @@ class Bda:
 
 
 @dataclass
+class Lines:
+    n_train: int = MISSING
+    n_val: int = MISSING
+    n_test: int = MISSING
+    words: list[int] = MISSING
+    max_width: int = MISSING
+
+    def check(self):
+        _positive(self, "n_train", "n_val", zero_ok=True)
+        _positive(self, "n_test", "max_width")  # evaluate reads lines_test
+        if len(self.words) != 2 or not 1 <= self.words[0] <= self.words[1]:
+            raise RangeError("words", f"{list(self.words)}: expected [min, max] words per line, 1 <= min <= max")
+
+
+@dataclass
 class Synth:
     seed: int = MISSING
     charset: str = MISSING
@@ -130,6 +145,7 @@ class Synth:
     jpeg_quality: int = MISSING
     fonts: Fonts = MISSING
     text: Text = MISSING
+    lines: Lines = MISSING
     render: Render = MISSING
     bda: Bda = MISSING
 

@@ -15,7 +15,8 @@ from wordrec.data.lmdb_io import encode_image, write_lmdb
 from wordrec.data.synth.render import render_text
 from wordrec.data.synth.text import TextSampler
 
-SPLIT_CODE = {"train": 1, "val": 2, "test": 3}
+SPLIT_CODE = {"train": 1, "val": 2, "test": 3, "lines_train": 4, "lines_val": 5, "lines_test": 6}
+LINE_SPLITS = {"lines_train": "n_train", "lines_val": "n_val", "lines_test": "n_test"}  # split -> synth.lines key
 
 
 @dataclass
@@ -28,16 +29,23 @@ class Generator:
     def __post_init__(self):
         self.sampler = TextSampler(self.words, self.cfg.text, self.charset)
         self.bda = build_bda(self.cfg.bda)
+        # Lines are rendered like words, only wider before squeezing.
+        self.line_render = OmegaConf.merge(self.cfg.render, {"max_width": int(self.cfg.lines.max_width)})
+
+    def _line(self, rng) -> str:
+        lo, hi = (int(v) for v in self.cfg.lines.words)
+        return " ".join(self.sampler.sample(rng) for _ in range(rng.integers(lo, hi + 1)))
 
     def sample(self, split: str, idx: int) -> tuple[bytes, str]:
         # One independent stream per (seed, split, index): results do not depend on worker count or order.
         rng = np.random.default_rng([self.cfg.seed, SPLIT_CODE[split], idx])
-        text = self.sampler.sample(rng)
+        line = split in LINE_SPLITS
+        text = self._line(rng) if line else self.sampler.sample(rng)
         font = self.fonts[rng.integers(len(self.fonts))]
         context = ()
         if rng.random() < self.cfg.render.context_p:
             context = tuple(" ".join(self.sampler.sample(rng) for _ in range(3)) for _ in range(2))
-        img = render_text(text, font, rng, self.cfg.render, context)
+        img = render_text(text, font, rng, self.line_render if line else self.cfg.render, context)
         self.bda.set_random_seed(int(rng.integers(2**31)))
         img = self.bda(image=img)["image"]
         return encode_image(img, ".jpg", self.cfg.jpeg_quality), text
