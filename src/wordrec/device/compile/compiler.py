@@ -179,7 +179,7 @@ def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, c
         acc["fp32_word_accuracy"] = score(t32, check.labels, check.charset)["accuracy"]
     if not agree >= check.min_agreement:
         raise DataError(f"{onnx_path}: the int8-kernel build reads the same text as onnxruntime (same QDQ ONNX) on "
-                        f"{agree:.1%} of {len(ref)} images (< compile.int8_check.min_text_agreement "
+                        f"{agree:.1%} of {len(ref)} images (< compile.int8_kernels.min_text_agreement "
                         f"{check.min_agreement})")
     total = macs.count_macs(model, shape)
     int_macs = sum(layer.macs for layer in off.layers.values())
@@ -197,6 +197,7 @@ def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, c
         "weights": "int8",
         "kernel_calls": len(planned.calls),
         "integer_calls": len(off.layers),
+        "call_names": [name for name, _ in planned.calls],
         "macs": total,
         "integer_macs": int_macs,
         "integer_mac_share": round(int_macs / total, 4) if total else 0.0,

@@ -41,8 +41,9 @@ class NativeModel:
     """wordrec_run of a native build: probs(x[N, C, H, W]) -> float32[N, T, K]; `probes` holds the last int8
     tensor of each input of the last call (None for a model without one)."""
 
-    def __init__(self, so: Path, device_dir: Path | None = None):
+    def __init__(self, so: Path, device_dir: Path | None = None, out_shape=None):
         so = Path(so)
+        self.out_shape = tuple(out_shape) if out_shape is not None else None
         header = (Path(device_dir) if device_dir else so.parent) / "wordrec_model.h"
         if not header.is_file():
             raise DataError(f"{header}: not found (the native build needs the device header beside it)")
@@ -71,4 +72,5 @@ class NativeModel:
             if self.probe_bytes:
                 probes[i] = np.ctypeslib.as_array(self.lib.wordrec_probe(), (self.probe_bytes,))
         self.probes = probes if self.probe_bytes else None
+        out_shape = out_shape or self.out_shape
         return out if out_shape is None else out.reshape(len(x), *out_shape)
