@@ -180,7 +180,7 @@ def run(cfg, inputs, outputs):
             "check_set": facts.get("check_set"), "int8_word_accuracy": facts["int8_word_accuracy"],
             "fp32_word_accuracy": facts.get("fp32_word_accuracy"),
             **_per_kind(layer_rows)})
-    metrics = {meta.name: report}
+    metrics = {f"{meta.name}_int8" if int8 else meta.name: report}  # int8 beside float in reports/mcu.json
     write_json(outputs["report"], metrics)
     return metrics
 
