@@ -16,10 +16,11 @@ import numpy as np
 from wordrec.data.evalsets import load_split
 from wordrec.data.preprocess import prepare_batch
 from wordrec.device.board import sim, toolchain
+from wordrec.device.compile import native
 from wordrec.errors import DataError
 from wordrec.infer.recognizer import Recognizer
 from wordrec.infer.runners import TvmHostRunner
-from wordrec.io import atomic_dir, atomic_file, write_json
+from wordrec.io import atomic_dir, atomic_file, save_figure, write_json
 from wordrec.models.meta import ModelMeta
 from wordrec.pipeline.config import section
 from wordrec.pipeline.gates import device_gate
@@ -37,6 +38,75 @@ def compare(labels, host: list[tuple[str, float]], dev: list[tuple[str, float]],
             for label, (ht, hc), (dt, dc), hp, dp in zip(labels, host, dev, host_probs, dev_probs)]
 
 
+def bit_exact_gate(name: str, host, device) -> None:
+    """The last int8 tensor must be bit-identical on the device and in the native host build, for every image."""
+    if device is None or host is None or device.shape != host.shape:
+        raise DataError(f"{name}: device run returned no probe of the last int8 tensor (expected "
+                        f"{None if host is None else host.shape})")
+    bad = [i for i in range(len(host)) if not np.array_equal(host[i], device[i])]
+    if bad:
+        n = int((host[bad[0]] != device[bad[0]]).sum())
+        raise DataError(f"{name}: device int8 output differs from the host reference (-DWRNN_SCALAR) on images "
+                        f"{bad[:10]} of {len(host)} ({n} bytes differ on image {bad[0]}); not bit-exact")
+
+
+def profile(compiled: Path, facts: dict, xs, c, cflags) -> list[dict]:
+    """Instructions per kernel call: a second ELF whose runner brackets every call with the markers
+    (WORDREC_PROFILE_LAYERS), run on xs; one row per call (int8 layers carry MACs)."""
+    calls = int(facts["kernel_calls"])
+    layers = {int(L["call"]): L for L in facts["layers"]}
+    with tempfile.TemporaryDirectory(prefix="wordrec-prof-") as work:
+        elf = Path(work) / "prof.elf"
+        toolchain.build_elf(compiled / "device", elf, c.opt, [*cflags, "-DWORDREC_PROFILE_LAYERS"],
+                            c.arena_region, c.weights_region)
+        res = sim.run(elf, xs[:, None], Path(work) / "run", runner=c.runner, timeout_s=float(c.timeout_s),
+                      plugin_dir=Path(c.plugin_dir), windows=calls)
+    per_call = np.asarray(res["insns"], np.float64).reshape(len(xs), calls).mean(axis=0)
+    rows = []
+    for k in range(calls):
+        L = layers.get(k)
+        macs = L["macs"] if L else ""
+        op = (f"int8 {L['op']} {L['geom']['k_h']}x{L['geom']['k_w']}" if L else "float TIR")
+        tir = facts.get("call_names", [f"tir_{k}"] * calls)[k]
+        rows.append({"call": k, "layer": L["layer"] if L else tir, "op": op, "macs": macs,
+                     "instructions": int(round(per_call[k])),
+                     "macs_per_insn": round(macs / per_call[k], 3) if L else ""})
+    return rows
+
+
+def _per_kind(rows: list[dict]) -> dict:
+    kinds: dict = {}
+    for r in rows:
+        if r["macs"] != "":
+            m, i = kinds.get(r["op"], (0, 0))
+            kinds[r["op"]] = (m + r["macs"], i + r["instructions"])
+    out = {"macs_per_insn_by_op": {k: round(m / i, 3) for k, (m, i) in kinds.items()}} if kinds else {}
+    if rows:
+        out["profiled_insns_int8"] = sum(i for _, i in kinds.values())
+        out["profiled_insns_float"] = sum(r["instructions"] for r in rows if r["macs"] == "")
+    return out
+
+
+def plot_layers(rows: list[dict], path: Path, name: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    labels = [f"{r['layer']}\n{r['op'].replace('int8 ', '')}" for r in rows]
+    colors = ["tab:blue" if r["macs"] != "" else "tab:gray" for r in rows]
+    ax.bar(range(len(rows)), [r["instructions"] / 1e6 for r in rows], color=colors)
+    for k, r in enumerate(rows):
+        if r["macs"] != "":
+            ax.text(k, r["instructions"] / 1e6, f"{r['macs_per_insn']:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(rows)), labels, fontsize=6, rotation=90)
+    ax.set_ylabel("M instructions / call")
+    ax.set_title(f"{name}: executed instructions per kernel call (blue: int8 wrnn, label = MACs/insn)")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def run(cfg, inputs, outputs):
     c = section(cfg, "mcu")
     sim.check_runner(c.runner)
@@ -47,12 +117,20 @@ def run(cfg, inputs, outputs):
         raise DataError(f"{meta.path}: no compile section (expected the compile stage's output dir)")
     images, labels = load_split(inputs["data"], int(c.images), "mcu.images")
     xs = prepare_batch(images, meta.input)
-    host = Recognizer(meta, TvmHostRunner(compiled / "host" / "model.so"), compiled)
+    int8 = facts.get("kernels") == "int8"
+    cflags = list(c.extra_cflags)
+    if int8:  # the native build of the same C is the bit-exact reference (wordrec.device.compile.native)
+        ref = native.NativeModel(compiled / "host" / "native.so", compiled / "device", facts["output_shape"][1:])
+        cflags += [f for f in native.FLOAT_CFLAGS if f not in cflags]
+        host = Recognizer(meta, ref, compiled)
+    else:
+        host = Recognizer(meta, TvmHostRunner(compiled / "host" / "model.so"), compiled)
     host_probs = host.probs(xs)
+    host_probes = ref.probes if int8 else None
 
     out = Path(outputs["out"])
     with atomic_dir(out) as tmp:  # the ELF is kept only if the device agrees with the host
-        build = toolchain.build_elf(compiled / "device", tmp / "app.elf", c.opt, list(c.extra_cflags),
+        build = toolchain.build_elf(compiled / "device", tmp / "app.elf", c.opt, cflags,
                                     c.arena_region, c.weights_region)
         with tempfile.TemporaryDirectory(prefix="wordrec-mcu-") as work:
             res = sim.run(tmp / "app.elf", xs[:, None], Path(work), runner=c.runner, timeout_s=float(c.timeout_s),
@@ -61,13 +139,23 @@ def run(cfg, inputs, outputs):
         dev_probs = res["outputs"].reshape(host_probs.shape)
         max_diff = float(np.abs(host_probs - dev_probs).max())
         rows = compare(labels, host.decode(host_probs), host.decode(dev_probs), host_probs, dev_probs)
+        if int8:
+            bit_exact_gate(meta.name, host_probes, res["probes"])
         device_gate(meta.name, rows, max_diff, c.max_abs_diff_tol)
         n = len(rows)
+        layer_rows = profile(compiled, facts, xs[: int(c.profile_images)], c, cflags) \
+            if int8 and int(c.profile_images) > 0 else []
     with atomic_file(Path(outputs["plots"]) / "samples.csv") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows[: int(c.samples)])
 
+    if layer_rows:
+        with atomic_file(Path(outputs["plots"]) / "layers.csv") as f:
+            w = csv.DictWriter(f, fieldnames=list(layer_rows[0]))
+            w.writeheader()
+            w.writerows(layer_rows)
+        plot_layers(layer_rows, Path(outputs["plots"]) / "layers.png", meta.name)
     insns = res["insns"]
     per = float(np.mean(insns)) if insns else None
     report = {
@@ -81,9 +169,18 @@ def run(cfg, inputs, outputs):
         "qdq_model": facts["qdq_model"],
         "host_word_accuracy": score([r["host"] for r in rows], labels, meta.charset)["accuracy"],
         "arena_region": build["arena_region"], "weights_region": build["weights_region"],
-        "input_shape": facts["input_shape"], "cflags": [c.opt, *c.extra_cflags],
+        "input_shape": facts["input_shape"], "cflags": [c.opt, *cflags],
+        "est_latency_ms_at_400mhz": round(per / 400e3, 2) if per else None,  # assumes 1 instruction per cycle
     }
-    metrics = {meta.name: report}
+    if int8:
+        report.update({
+            "kernels": "int8", "bit_exact": True, "bit_exact_images": n, "probe_bytes": facts["probe_bytes"],
+            "integer_mac_share": facts["integer_mac_share"], "integer_macs": facts["integer_macs"],
+            "text_agreement_vs_ort_qdq": facts["text_agreement_vs_ort_qdq"], "check_images": facts["check_images"],
+            "check_set": facts.get("check_set"), "int8_word_accuracy": facts["int8_word_accuracy"],
+            "fp32_word_accuracy": facts.get("fp32_word_accuracy"),
+            **_per_kind(layer_rows)})
+    metrics = {f"{meta.name}_int8" if int8 else meta.name: report}  # int8 beside float in reports/mcu.json
     write_json(outputs["report"], metrics)
     return metrics
 

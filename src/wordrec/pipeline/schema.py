@@ -473,6 +473,18 @@ class Int8Check:
 
 
 @dataclass
+class Int8Kernels:
+    """compile.int8_kernels: the gates of compile.kernels=int8 (a QDQ ONNX on the wrnn int8 kernels)."""
+    set: str = MISSING
+    images: int = MISSING
+    min_text_agreement: float = MISSING
+
+    def check(self):
+        _positive(self, "images")
+        _fraction(self, "min_text_agreement")
+
+
+@dataclass
 class Targets:
     arena_bytes: int = MISSING
     weight_bytes: int = MISSING
@@ -491,6 +503,8 @@ class Compile:
     pad_in_arena: Any = MISSING  # true | false | "auto"
     weights: str = MISSING
     int8_check: Int8Check = MISSING
+    kernels: str = MISSING  # float | int8
+    int8_kernels: Int8Kernels = MISSING
     targets: Targets = MISSING
 
     def check(self):
@@ -498,6 +512,7 @@ class Compile:
         _positive(self, "parity_inputs", "parity_tol")
         _threads(self, "threads")
         _one_of(self, "weights", {"float32", "int8", "auto"})
+        _one_of(self, "kernels", {"float", "int8"})
         if self.pad_in_arena not in (True, False, "auto"):
             raise RangeError("pad_in_arena", f"{self.pad_in_arena!r}: expected true, false or auto")
 
@@ -526,9 +541,11 @@ class Mcu:
     max_abs_diff_tol: float = MISSING
     plugin_dir: str = MISSING
     samples: int = MISSING
+    profile_images: int = MISSING  # int8 builds: images run again on the per-layer profile build
 
     def check(self):
         _one_of(self, "runner", {"qemu", "fvp"})
+        _positive(self, "profile_images", zero_ok=True)
         _one_of(self, "arena_region", {"auto", "dtcm", "isram", "ddr"})
         _one_of(self, "weights_region", {"auto", "sram", "isram", "ddr"})
         _positive(self, "images", "timeout_s", "max_abs_diff_tol")

@@ -28,8 +28,9 @@ def stage_main(
 ) -> int:
     ap = argparse.ArgumentParser(description=(doc or "").strip().split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml", help="composed config (default: params.yaml)")
-    for name, help_ in {**inputs, **outputs}.items():
-        ap.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, help=help_)
+    for name, help_ in {**inputs, **outputs}.items():  # an input whose help starts "(optional)" may be left out
+        ap.add_argument(f"--{name.replace('_', '-')}", dest=name, required=not help_.startswith("(optional)"),
+                        help=help_)
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = ap.parse_args(argv)
     try:

@@ -73,12 +73,16 @@ def _read_outputs(path: Path, n: int) -> np.ndarray:
     return data.reshape(n, int(hdr[1]))
 
 
-def run(elf: Path, xs: np.ndarray, work: Path, *, runner: str, timeout_s: float, plugin_dir: Path) -> dict:
-    """Run `elf` on inputs xs[N, ...]; returns {"outputs": [N, out_elems], "insns": [N] | None, "log"}."""
+def run(elf: Path, xs: np.ndarray, work: Path, *, runner: str, timeout_s: float, plugin_dir: Path,
+        windows: int = 1) -> dict:
+    """Run `elf` on inputs xs[N, ...]; returns {"outputs": [N, out_elems], "insns": [N * windows] | None, "log",
+    "probes": int8 [N, probe bytes] | None}. A profile build (WORDREC_PROFILE_LAYERS) has one instruction window
+    per kernel call: `windows` = calls, and `insns` holds N * windows counts."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     _write_inputs(work / "wordrec_in.bin", xs)
     (work / "wordrec_out.bin").unlink(missing_ok=True)
+    (work / "wordrec_probe.bin").unlink(missing_ok=True)
     counts = work / "insn_counts.txt"
     if runner == "qemu":
         qemu = toolchain.require(QEMU, "qemu-system-arm")
@@ -109,6 +113,9 @@ def run(elf: Path, xs: np.ndarray, work: Path, *, runner: str, timeout_s: float,
     insns = None
     if runner == "qemu":
         insns = [int(v) for v in counts.read_text().split()] if counts.is_file() else []
-        if len(insns) != n:
-            raise DataError(f"instruction-count plugin reported {len(insns)} windows for {n} inferences")
-    return {"outputs": outputs, "insns": insns, "log": log, "exit_status": res.returncode}
+        if len(insns) != n * windows:
+            raise DataError(f"instruction-count plugin reported {len(insns)} windows for {n} inferences "
+                            f"({windows} per inference expected)")
+    probe = work / "wordrec_probe.bin"  # int8 builds: the last int8 tensor of each inference
+    probes = np.frombuffer(probe.read_bytes(), np.int8).reshape(n, -1) if probe.is_file() else None
+    return {"outputs": outputs, "insns": insns, "log": log, "exit_status": res.returncode, "probes": probes}

@@ -123,3 +123,93 @@ def _choose_variant(model, shape, where, pad_in_arena, arena_target: int):
     if plan.extract(plan.lower_memory(fast)).arena_bytes <= arena_target:
         return fast, True
     return compact, False
+
+
+KERNELS = ("float", "int8")  # compile.kernels
+
+
+@dataclass
+class QdqCheck:
+    """Real test images with labels for the int8 build's gates: x float32[N, C, H, W]."""
+    x: np.ndarray
+    labels: list
+    charset: object
+    min_agreement: float
+    fp32_onnx: Path | None = None  # the float model the QDQ one was quantized from, for the accuracy beside it
+
+
+def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, check: QdqCheck,
+                pad_in_arena: bool = False) -> dict:
+    """Compile a QDQ ONNX with its quantized conv blocks on the wrnn int8 kernels; write out/device (sources incl.
+    wrnn.c) and out/host/native.so (the same C built for this CPU with -DWRNN_SCALAR: the device's bit-exact
+    reference). Gate: the native build's decoded text agrees with onnxruntime running the same QDQ ONNX on at
+    least `check.min_agreement` of the images, else DataError."""
+    from wordrec.device.compile import native, offload
+    from wordrec.pipeline.metrics import score
+
+    t0 = time.perf_counter()
+    model = frontend.load_onnx(onnx_path)
+    if not frontend.is_qdq(model):
+        raise ConfigError(f"{onnx_path}: compile.kernels=int8 needs a QDQ ONNX (QuantizeLinear/DequantizeLinear), "
+                          "e.g. models/quant/<name>/onnx_qdq")
+    off = offload.Offloader()
+    mod = frontend.import_relax(model, shape, str(onnx_path), bool(pad_in_arena), offloader=off)
+    if not off.layers:
+        raise DataError(f"{onnx_path}: no quantized conv block could be offloaded to the int8 kernels: "
+                        f"{off.skipped or 'no QDQ conv found'}")
+    lowered = plan.lower_memory(mod)
+    planned = plan.extract(lowered, externs=set(off.layers))
+    kernels = emit.build_kernels(lowered)
+    emit.emit(planned, kernels, out / "device", layers=off.layers)
+    so = native.build(out / "device", out / "host" / "native.so")
+    t_compile = time.perf_counter() - t0
+
+    run = native.NativeModel(so, out / "device")
+    out_shape = planned.tensors[planned.output].shape[1:]
+    got = run.probs(check.x, out_shape)
+    ort = OrtRunner(onnx_path, threads)
+    ref = np.concatenate([ort.probs(x[None]) for x in check.x])
+    t_text, r_text = texts(got, check.charset), texts(ref, check.charset)
+    agree = sum(a == b for a, b in zip(t_text, r_text)) / len(ref)
+    acc = {"int8_word_accuracy": score(t_text, check.labels, check.charset)["accuracy"],
+           "ort_qdq_word_accuracy": score(r_text, check.labels, check.charset)["accuracy"]}
+    if check.fp32_onnx is not None:
+        f32 = OrtRunner(check.fp32_onnx, threads)
+        t32 = texts(np.concatenate([f32.probs(x[None]) for x in check.x]), check.charset)
+        acc["fp32_word_accuracy"] = score(t32, check.labels, check.charset)["accuracy"]
+    if not agree >= check.min_agreement:
+        raise DataError(f"{onnx_path}: the int8-kernel build reads the same text as onnxruntime (same QDQ ONNX) on "
+                        f"{agree:.1%} of {len(ref)} images (< compile.int8_kernels.min_text_agreement "
+                        f"{check.min_agreement})")
+    total = macs.count_macs(model, shape)
+    int_macs = sum(layer.macs for layer in off.layers.values())
+    layers = [{"layer": k, "call": [c[0] for c in planned.calls].index(k), "op": v.op, "macs": v.macs,
+               "geom": v.geom} for k, v in off.layers.items()]
+    return {
+        "input_shape": list(shape),
+        "output_shape": list(planned.tensors[planned.output].shape),
+        "kernels": "int8",
+        "device_kernels": "integer",
+        "pad_in_arena": bool(pad_in_arena),
+        "arena_bytes": planned.arena_bytes,
+        "arena_bytes_without_reuse": planned.bytes_without_reuse,
+        "weight_bytes": planned.weight_bytes,
+        "weights": "int8",
+        "kernel_calls": len(planned.calls),
+        "integer_calls": len(off.layers),
+        "call_names": [name for name, _ in planned.calls],
+        "macs": total,
+        "integer_macs": int_macs,
+        "integer_mac_share": round(int_macs / total, 4) if total else 0.0,
+        "not_offloaded": off.skipped,
+        "layers": layers,
+        "probe_bytes": run.probe_bytes,
+        "qdq_model": True,
+        "mac_op_dtypes": ["int8"],
+        "text_agreement_vs_ort_qdq": agree,
+        "check_images": len(ref),
+        "native_vs_ort_qdq_max_abs_diff": float(np.abs(ref - got).max()),
+        **acc,
+        "compile_seconds": round(t_compile, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }

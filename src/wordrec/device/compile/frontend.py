@@ -93,11 +93,14 @@ def is_qdq(model: onnx.ModelProto) -> bool:
 
 
 def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_arena: bool = False,
-                 weights: str = "float32"):
+                 weights: str = "float32", offloader=None):
     """Relax module after the 'zero' pipeline (legalized + fused TIR), with every kernel localized.
 
     weights: "float32", or "int8" to store large constants as per-channel int8 dequantized inside the kernels
     (tvm_mcu.weights; the attribute `wordrec_weight_stats` counts the constants stored as int8 / left float).
+
+    offloader: a wordrec.device.compile.offload.Offloader: the QDQ graph's quantized blocks become calls of the
+    int8 kernels (its `layers` then describe them); the rest is lowered as usual.
 
     pad_in_arena: give each padded conv its own `pad` kernel whose output Relax plans into the arena, and compute
     conv outputs ACC_WIDTH at a time. The conv's loads are then unguarded and gcc vectorizes the inner loop with
@@ -109,11 +112,18 @@ def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_ar
 
     check_ops(model, where)
     name = graph_input(model)
+    model = freeze_reshapes(model, shape)
+    if offloader is not None:
+        from wordrec.device.compile.offload import int8_activations
+
+        model = int8_activations(model)
     try:
-        mod = from_onnx(freeze_reshapes(model, shape), shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
+        mod = from_onnx(model, shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
     except Exception as e:  # the frontend raises bare Exception/ValueError/AssertionError
         raise DataError(f"{where}: TVM Relax could not import the graph at input shape {shape}: {e}") from e
     kinds = compute_dtypes(mod)
+    if offloader is not None:
+        mod = offloader.rewrite(mod)
     if weights not in ("float32", "int8"):
         raise ConfigError(f"compile.weights: {weights!r} reached the import unresolved, expected float32 or int8")
     if weights == "int8":

@@ -39,6 +39,7 @@ class Plan:
     tensors: list[Tensor] = field(default_factory=list)
     constants: list[np.ndarray] = field(default_factory=list)
     calls: list[tuple[str, list[int]]] = field(default_factory=list)  # kernel name, tensor indices
+    externs: set[str] = field(default_factory=set)  # call names that are int8 kernel layers, not TIR kernels
     input: int = -1
     output: int = -1  # tensor index returned by main
     output_buffer: int = -1  # tensor index of R.builtin.alloc_tensor that holds it (or -1: copy needed)
@@ -75,8 +76,11 @@ def _shape_of(var) -> tuple[int, ...]:
     return tuple(int(v) for v in var.ty.shape)
 
 
-def extract(mod) -> Plan:
-    """Walk the planned `main`; anything unexpected is an error naming the binding, never silently dropped."""
+def extract(mod, externs=()) -> Plan:
+    """Walk the planned `main`; anything unexpected is an error naming the binding, never silently dropped.
+
+    externs: names of the extern (int8 kernel) functions the offload introduced; their calls are kept like TIR
+    kernel calls (outputs last) and listed in `Plan.externs`."""
     from tvm import ir, relax, tirx
 
     main = mod["main"]
@@ -109,6 +113,12 @@ def extract(mod) -> Plan:
             if isinstance(val, relax.Var):
                 env[v] = env[val]
                 continue
+            if isinstance(val, relax.Tuple):  # an extern call's (output, scratch) pair
+                env[v] = ("tuple", [arg(f) for f in val.fields])
+                continue
+            if isinstance(val, relax.TupleGetItem):
+                env[v] = env[val.tuple_value][1][int(val.index)]
+                continue
             if not isinstance(val, relax.Call):
                 raise DataError(f"planned main: unsupported binding {v.name} = {type(val).__name__}")
             op = val.op
@@ -132,6 +142,9 @@ def extract(mod) -> Plan:
                 continue
             elif isinstance(op, relax.GlobalVar) and isinstance(mod[op], tirx.PrimFunc):
                 plan.calls.append((op.name_hint, [arg(a) for a in val.args]))
+            elif isinstance(op, relax.ExternFunc) and str(op.global_symbol) in externs:
+                plan.calls.append((str(op.global_symbol), [arg(a) for a in val.args]))
+                plan.externs.add(str(op.global_symbol))
             else:
                 raise DataError(f"planned main: unsupported call {op} in binding {v.name}; "
                                 "the MCU runner only handles TIR kernel calls and planned allocations")

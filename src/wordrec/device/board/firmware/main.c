@@ -8,6 +8,7 @@
 
 #define IN_FILE "wordrec_in.bin"   /* uint32 n, uint32 elems, then n * elems float32 */
 #define OUT_FILE "wordrec_out.bin" /* uint32 n, uint32 elems, then n * elems float32 */
+#define PROBE_FILE "wordrec_probe.bin" /* int8 models: n * WORDREC_PROBE_BYTES, the last int8 tensor per input */
 
 static float in_buf[WORDREC_INPUT_ELEMS];
 static float out_buf[WORDREC_OUTPUT_ELEMS];
@@ -29,15 +30,29 @@ int main(void) {
   if (!fo) { printf("wordrec: cannot open %s\n", OUT_FILE); return 2; }
   uint32_t ohdr[2] = {hdr[0], WORDREC_OUTPUT_ELEMS};
   fwrite(ohdr, sizeof ohdr, 1, fo);
+#ifdef WORDREC_PROBE_BYTES
+  FILE* fp = fopen(PROBE_FILE, "wb");
+  if (!fp) { printf("wordrec: cannot open %s\n", PROBE_FILE); return 2; }
+#endif
   for (uint32_t i = 0; i < hdr[0]; ++i) {
     if (fread(in_buf, sizeof in_buf, 1, fi) != 1) { printf("wordrec: short read at input %lu\n", (unsigned long)i); return 3; }
+#ifdef WORDREC_PROFILE_LAYERS /* the runner brackets each kernel call itself: one window per call */
+    int rc = wordrec_run(in_buf, out_buf);
+#else
     wordrec_mark_begin();
     int rc = wordrec_run(in_buf, out_buf);
     wordrec_mark_end();
+#endif
     if (rc) { printf("wordrec: kernel call %d failed: %s\n", rc - 1, wordrec_last_error()); return 4; }
     if (fwrite(out_buf, sizeof out_buf, 1, fo) != 1) { printf("wordrec: write failed\n"); return 5; }
+#ifdef WORDREC_PROBE_BYTES
+    if (fwrite(wordrec_probe(), WORDREC_PROBE_BYTES, 1, fp) != 1) { printf("wordrec: probe write failed\n"); return 5; }
+#endif
   }
   fclose(fo);
+#ifdef WORDREC_PROBE_BYTES
+  fclose(fp);
+#endif
   fclose(fi);
   printf("wordrec: %lu inferences ok (arena %d B, weights %d B)\n", (unsigned long)hdr[0], WORDREC_ARENA_BYTES,
          WORDREC_WEIGHT_BYTES);

@@ -1,0 +1,233 @@
+"""Offload the quantized blocks of a QDQ ONNX to the project's int8 kernels (wordrec/device/kernels/wrnn.h).
+
+Relax imports a QDQ graph as float fake-quant: `quantize`/`dequantize` around float conv2d. Here, inside Relax,
+dataflow-pattern rewrites (tvm.relax.dpl) replace each block
+
+    quantize(relu?(conv2d(dequantize(x), dequantize(W)) + bias), s_out, zp_out)
+
+by a `call_dps_packed` of an extern function named `wrnn_<layer>` that takes the int8 input in NHWC, the OHWI
+int8 weights, the int32 bias, per-channel Q31 multipliers and shifts as constants and returns the int8 output in
+NHWC (plus a scratch tensor, so Relax's static plan also places the kernels' im2col buffers). Everything else
+stays float Relax -> TIR as before. After CallTIRRewrite the extern calls appear in `main` beside the TIR calls;
+`plan.extract` records them and `emit` writes a direct wrnn_* call with the layer's `Layer` spec.
+
+Layout: the wrnn kernels want NHWC activations and OHWI weights, Relax's ONNX import is NCHW. Weights are
+repacked once at compile time (they are constants). Activations get a permute_dims NCHW->NHWC before and
+NHWC->NCHW after each integer op, and adjacent inverse pairs are then cancelled, so a chain of integer ops runs
+NHWC end to end with one transpose at each boundary to float (relax.transform.ConvertLayout does not know the
+extern calls or quantize/dequantize axes, and would move the float parts too).
+
+Max pooling between quantized convs (DQ -> MaxPool -> conv, what onnxruntime's quantizer writes) is moved before
+the dequantize: max commutes with a dequantize whose scale is positive, so an int8 max_pool2d (NHWC, TIR) gives
+exactly the values the float graph sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from wordrec.device import int8_ref
+from wordrec.errors import DataError
+
+NCHW_TO_NHWC = [0, 2, 3, 1]
+NHWC_TO_NCHW = [0, 3, 1, 2]
+
+
+@dataclass
+class Layer:
+    """One offloaded call: everything `emit` needs besides the tensors (input, weights, bias, mult, shift, out,
+    scratch in that order)."""
+    name: str
+    op: str  # "conv" (wrnn_conv_s8) | "conv1x1" (wrnn_conv1x1_s8)
+    geom: dict  # wrnn_geom fields
+    in_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    macs: int
+    scratch_bytes: int = 0
+    onnx_name: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def int8_activations(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy where every uint8 Q/DQ zero point z becomes int8 z - 128 (and Q/DQ outputs int8).
+
+    onnxruntime's quantizer writes uint8 activations; the wrnn kernels are int8-only. q_u8 = clamp(round(x/s) + z,
+    0, 255) and q_s8 = clamp(round(x/s) + z - 128, -128, 127) are the same numbers shifted by 128, and
+    dequantize gives the same real value for both, so the rewritten graph computes exactly the same function."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    used = {n.input[2] for n in out.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+            and len(n.input) > 2}
+    for init in out.graph.initializer:
+        if init.name in used and init.data_type == onnx.TensorProto.UINT8:
+            z = numpy_helper.to_array(init).astype(np.int16) - 128
+            init.CopyFrom(numpy_helper.from_array(z.astype(np.int8), init.name))
+    for node in out.graph.node:  # zero points given as Constant nodes
+        if node.op_type == "Constant" and node.output[0] in used:
+            for a in node.attribute:
+                if a.name == "value" and a.t.data_type == onnx.TensorProto.UINT8:
+                    z = numpy_helper.to_array(a.t).astype(np.int16) - 128
+                    a.t.CopyFrom(numpy_helper.from_array(z.astype(np.int8), a.t.name))
+    return out
+
+
+def _const(expr) -> np.ndarray | None:
+    from tvm import ir
+
+    if isinstance(expr, ir.GenericConst):
+        return expr.value.numpy()
+    return None
+
+
+def _bias_values(expr, channels: int) -> np.ndarray | None:
+    """Bias as float per output channel (the pattern matched the constant inside its reshape)."""
+    v = _const(expr)
+    if v is None or v.size != channels or v.dtype != np.float32:
+        return None
+    return v.reshape(channels).astype(np.float64)
+
+
+def _scalar(expr) -> float | None:
+    v = _const(expr)
+    return None if v is None or v.size != 1 else float(v.reshape(()))
+
+
+class Offloader:
+    """Holds the layer specs created while rewriting one module (emit needs them by extern name)."""
+
+    def __init__(self):
+        self.layers: dict[str, Layer] = {}
+        self.skipped: list[str] = []  # quantized convs left float, with the reason
+
+    def rewrite(self, mod):
+        from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+        func = mod["main"]
+        # 1. maxpool(dequantize(x)) -> dequantize(maxpool_int8(x)), NHWC
+        xp, sp, zp = wildcard(), wildcard(), wildcard()
+        pool = is_op("relax.nn.max_pool2d")(is_op("relax.dequantize")(xp, sp, zp))
+        func = rewrite_call(pool, lambda call, m: self._pool(call, m, xp, sp, zp), func)
+        # 2. the quantized conv blocks
+        x, sx, zx = wildcard(), wildcard(), wildcard()
+        w, sw, zw = wildcard(), wildcard(), wildcard()
+        conv = is_op("relax.nn.conv2d")(is_op("relax.dequantize")(x, sx, zx), is_op("relax.dequantize")(w, sw, zw))
+        bias = wildcard()
+        biased = is_op("relax.add")(conv, is_op("relax.reshape")(bias, wildcard()) | bias)
+        pre = biased | conv
+        relu = is_op("relax.nn.relu")(pre)
+        act = relu | pre
+        so, zo = wildcard(), wildcard()
+        root = is_op("relax.quantize")(act, so, zo)
+        pats = dict(x=x, sx=sx, zx=zx, w=w, sw=sw, zw=zw, conv=conv, biased=biased, bias=bias, relu=relu, so=so, zo=zo)
+        func = rewrite_call(root, lambda call, m: self._conv(call, m, pats), func)
+        # 3. permute_dims(permute_dims(v, p), q) with q o p = identity -> v
+        v = wildcard()
+        inner = is_op("relax.permute_dims")(v)
+        pair = is_op("relax.permute_dims")(inner)
+        func = rewrite_call(pair, lambda call, m: self._cancel(call, m[inner], m[v]), func)
+        mod["main"] = func
+        return mod
+
+    # -- rewrites ------------------------------------------------------------------------------------------
+    def _pool(self, call, m, xp, sp, zp):
+        from tvm import relax
+
+        x, a = m[xp], call.attrs
+        s = _scalar(m[sp])
+        if str(x.ty.dtype) != "int8" or s is None or not s > 0 or a.layout != "NCHW" or a.ceil_mode:
+            return call
+        nhwc = relax.op.permute_dims(x, NCHW_TO_NHWC)
+        pooled = relax.op.nn.max_pool2d(nhwc, pool_size=a.pool_size, strides=a.strides, padding=a.padding,
+                                        dilation=a.dilation, ceil_mode=False, layout="NHWC", out_layout="NHWC")
+        back = relax.op.permute_dims(pooled, NHWC_TO_NCHW)
+        return relax.op.dequantize(back, m[sp], m[zp], axis=1, out_dtype="float32")
+
+    def _conv(self, call, m, p):
+        from tvm import relax
+
+        convc = m[p["conv"]]
+        a = convc.attrs
+        x = m[p["x"]]
+        where = f"conv2d -> {str(call.ty.shape)}"
+        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
+        sx, zx, so, zo = (_scalar(m[p[k]]) for k in ("sx", "zx", "so", "zo"))
+        reasons = []
+        if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "int8":
+            reasons.append("activations are not int8")
+        if wq is None or ws is None or wz is None or wq.dtype != np.int8:
+            reasons.append("weights are not constant int8")
+        elif np.any(wz != 0):
+            reasons.append("weights are not symmetric (zero point != 0)")
+        if None in (sx, zx, so, zo):
+            reasons.append("activation scale/zero point not per-tensor constants")
+        if a.groups != 1 or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" \
+                or a.kernel_layout != "OIHW":
+            reasons.append(f"groups {a.groups}, dilation {list(a.dilation)} not offloaded")
+        if reasons:
+            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+            return call
+        co, ci, kh, kw = (int(v) for v in wq.shape)
+        ws = np.broadcast_to(np.asarray(ws, np.float64).reshape(-1), (co,))
+        bias = np.zeros(co)
+        if p["biased"] in m:
+            b = _bias_values(m[p["bias"]], co)
+            if b is None:
+                self.skipped.append(f"{where}: bias is not a per-channel float constant")
+                return call
+            bias = b
+        _, _, ih, iw = (int(v) for v in x.ty.shape)
+        _, _, oh, ow = (int(v) for v in call.ty.shape)
+        relu = p["relu"] in m
+        # int32 bias in the accumulator's scale in_scale * w_scale[c] (TFLite's convention; onnxruntime's QDQ
+        # graph adds the float bias in float, so this rounding is one of the int8 path's differences from it)
+        acc_scale = sx * ws
+        bias_q = np.clip(np.round(bias / acc_scale), -2 ** 31, 2 ** 31 - 1).astype(np.int32)
+        mult, shift = zip(*(int8_ref.quantize_multiplier(float(acc_scale[c] / so)) for c in range(co)))
+        top, left, _, _ = (int(v) for v in a.padding)
+        geom = dict(in_h=ih, in_w=iw, in_c=ci, out_h=oh, out_w=ow, out_c=co, k_h=kh, k_w=kw,
+                    stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)
+        one = kh == kw == 1 and geom["stride_h"] == geom["stride_w"] == 1 and top == left == 0 \
+            and (oh, ow) == (ih, iw)
+        name = f"wrnn_L{len(self.layers)}"
+        layer = Layer(name, "conv1x1" if one else "conv", geom, int(zx), int(zo),
+                      max(-128, int(zo)) if relu else -128, 127, macs=co * oh * ow * ci * kh * kw)
+        layer.scratch_bytes = 0 if one else conv_scratch_bytes(geom)
+        self.layers[name] = layer
+        w_ohwi = np.ascontiguousarray(wq.transpose(0, 2, 3, 1))  # OIHW -> OHWI, once, at compile time
+        consts = [relax.const(w_ohwi), relax.const(bias_q), relax.const(np.array(mult, np.int32)),
+                  relax.const(np.array(shift, np.int32))]
+        out_ty = [relax.TensorType((1, oh, ow, co), "int8"),
+                     relax.TensorType((max(layer.scratch_bytes, 4),), "int8")]
+        res = relax.call_dps_packed(relax.ExternFunc(name), [relax.op.permute_dims(x, NCHW_TO_NHWC), *consts],
+                                    out_ty)
+        return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)
+
+    @staticmethod
+    def _cancel(call, inner, v):
+        p = [int(i) for i in inner.attrs.axes] if inner.attrs.axes is not None else None
+        q = [int(i) for i in call.attrs.axes] if call.attrs.axes is not None else None
+        if p is None or q is None or [p[i] for i in q] != list(range(len(p))):
+            return call
+        return v
+
+
+def conv_scratch_bytes(g: dict) -> int:
+    """wrnn_conv_s8_scratch_bytes (wrnn.c): folded bias (4 * out_c) + im2col of `cols` pixels of K bytes
+    (rounded up to 4), cols = 32 for K <= 128, 16 for K <= 512, else 8. The plan needs the size at compile time;
+    the emitted runner checks it against the C function before each call, so a drift fails loudly."""
+    k = g["k_h"] * g["k_w"] * g["in_c"]
+    cols = 32 if k <= 128 else 16 if k <= 512 else 8
+    return 4 * g["out_c"] + ((cols * k + 3) & ~3)
+
+
+def check_layers(layers: dict[str, Layer]) -> None:
+    for layer in layers.values():
+        g = layer.geom
+        if g["pad_top"] < 0 or g["pad_left"] < 0:
+            raise DataError(f"{layer.name}: negative padding {g}")
