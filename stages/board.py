@@ -24,7 +24,9 @@ def run(cfg, inputs, outputs):
     ev, quant, bench = (read_json(inputs[k]) for k in ("eval", "quantize", "bench"))
     mcu = read_device_reports(device_report_paths(inputs["mcu"], inputs["mcu_imported"],
                                                   list(section(cfg, "mcu").imported)))
-    elf_of = {name: Path(inputs["elfs"]) / name / "app.elf" for name in mcu}
+    # int8-kernel builds are reported as <model>_int8 and built under their own folder (the mcu_int8 stage)
+    elf_of = {name: (Path(inputs["elfs_int8"]) / name.removesuffix("_int8") if d.get("kernels") == "int8"
+                     else Path(inputs["elfs"]) / name) / "app.elf" for name, d in mcu.items()}
     budgets = {k: (None if v is None else float(v)) for k, v in c.budgets.items()}
     shipped, verdicts = choose(mcu, ev, c.dev_set, budgets, str(c.model))
     if not elf_of[shipped].is_file():
@@ -34,7 +36,8 @@ def run(cfg, inputs, outputs):
     facts = {"model": shipped, "chosen_by": "auto: most accurate within budgets" if c.model == "auto" else "named",
              "dev_set": c.dev_set, "dev_accuracy": verdicts[shipped]["dev_accuracy"], "budgets": budgets,
              **{k: d[k] for k in ("board", "insns_per_inference", "macs_per_insn", "flash_bytes", "arena_bytes",
-                                  "arena_region", "weights_region", "device_kernels", "weights", "text_agreement")
+                                  "arena_region", "weights_region", "device_kernels", "weights", "text_agreement",
+                                  "est_latency_ms_at_400mhz", "bit_exact", "integer_mac_share")
                 if k in d}}
     with atomic_dir(outputs["out"]) as tmp:
         shutil.copyfile(elf_of[shipped], tmp / "app.elf")
@@ -51,5 +54,6 @@ if __name__ == "__main__":
         inputs={"eval": "reports/eval.json", "quantize": "reports/quantize.json", "bench": "reports/bench.json",
                 "mcu": "comma-separated reports/mcu/<model>.json",
                 "mcu_imported": "dir of reports/mcu/<name>.json for params mcu.imported (reports/mcu)",
-                "elfs": "dir of the device builds, <model>/app.elf (models/mcu)"},
+                "elfs": "dir of the device builds, <model>/app.elf (models/mcu)",
+                "elfs_int8": "dir of the int8-kernel device builds, <model>/app.elf (models/mcu_int8)"},
         outputs={"out": "models/board", "report": "reports/board.json", "zoo": "reports/zoo.png"}))

@@ -177,8 +177,10 @@ def run(cfg, inputs, outputs):
             "kernels": "int8", "bit_exact": True, "bit_exact_images": n, "probe_bytes": facts["probe_bytes"],
             "integer_mac_share": facts["integer_mac_share"], "integer_macs": facts["integer_macs"],
             "text_agreement_vs_ort_qdq": facts["text_agreement_vs_ort_qdq"], "check_images": facts["check_images"],
-            "check_set": facts.get("check_set"), "int8_word_accuracy": facts["int8_word_accuracy"],
-            "fp32_word_accuracy": facts.get("fp32_word_accuracy"),
+            "check_set": facts.get("check_set"),
+            **{k: facts.get(k) for k in ("int8_word_accuracy", "int8_word_accuracy_alnum_ci", "fp32_word_accuracy",
+                                         "fp32_word_accuracy_alnum_ci", "ort_qdq_word_accuracy",
+                                         "ort_qdq_word_accuracy_alnum_ci")},
             **_per_kind(layer_rows)})
     metrics = {f"{meta.name}_int8" if int8 else meta.name: report}  # int8 beside float in reports/mcu.json
     write_json(outputs["report"], metrics)

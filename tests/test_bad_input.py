@@ -128,7 +128,7 @@ S = {
     "mcu": ["--compiled", "models/no_ckpt", "--data", "synth/test", "--out", "out/elf", "--report", "out/mcu.json",
             "--plots", "out/mp"],
     "board": ["--eval", "empty.json", "--quantize", "empty.json", "--bench", "empty.json", "--mcu", "empty.json",
-              "--mcu-imported", "none", "--elfs", "none", "--out", "out/board", "--report", "out/board.json", "--zoo", "out/zoo.png"],
+              "--mcu-imported", "none", "--elfs", "none", "--elfs-int8", "none", "--out", "out/board", "--report", "out/board.json", "--zoo", "out/zoo.png"],
     "pages": ["--pretrained", "models", "--detect", "none", "--quant", "none", "--report", "out/pages.json",
               "--plots", "out/pg"],
     "report": ["--synth", "empty.json", "--pretrained", "empty.json", "--eval", "empty.json", "--grid", "empty.json",

@@ -60,6 +60,27 @@ def test_zoo_rows_join_the_reports():
     assert ("crnn", "int8 inc") not in rows
 
 
+def _int8(insns, acc, check_set=DEV):
+    return {**_dev(insns), "kernels": "int8", "device_kernels": "integer", "check_set": check_set,
+            "int8_word_accuracy_alnum_ci": acc, "bit_exact": True}
+
+
+def test_int8_device_runs_are_scored_by_their_own_dev_accuracy_and_compete():
+    mcu = {**MCU, "ppocrv6_small_int8": _int8(3.0e8, 0.965)}
+    shipped, verdicts = choose(mcu, EV, DEV, BUDGETS)
+    assert shipped == "ppocrv6_small" and verdicts["ppocrv6_small_int8"]["dev_accuracy"] == 0.965
+    # within an instruction budget only the integer build meets, it ships
+    assert choose(mcu, EV, DEV, {**BUDGETS, "insns_per_inference": 1e9})[0] == "ppocrv6_small_int8"
+    # an int8 build scored on another set has no dev-set figure: it cannot win on accuracy by accident
+    other = {"crnn_lite_int8": _int8(2.6e7, 0.99, check_set="synth_test"), "crnn_lite": MCU["crnn_lite"]}
+    assert choose(other, EV, DEV, BUDGETS)[0] == "crnn_lite"
+    rows = {(r.model, r.variant): r for r in zoo_rows(EV, {}, {}, mcu, DEV)}
+    r = rows[("ppocrv6_small", "M55 (integer kernels, int8 weights)")]
+    assert (r.dev_accuracy, r.device, r.m55_insns) == (0.965, "ppocrv6_small_int8", 3.0e8)
+    assert rows[("ppocrv6_small", "M55 (float kernels, int8 weights)")].dev_accuracy == 0.97
+    assert not any(m.endswith("_int8") for m, _ in rows)
+
+
 def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
     from stages import board
 
@@ -73,7 +94,8 @@ def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
         (tmp_path / "elf" / m / "app.elf").write_bytes(b"\x7fELF" + m.encode())
     ours = ",".join(str(tmp_path / "mcu" / f"{m}.json") for m in ("crnn_lite", "svtr"))
     inputs = {k: str(tmp_path / f"{k}.json") for k in files} | {"mcu": ours, "mcu_imported": str(tmp_path / "mcu"),
-                                                                  "elfs": str(tmp_path / "elf")}
+                                                                  "elfs": str(tmp_path / "elf"),
+                                                                  "elfs_int8": str(tmp_path / "elf8")}
     outputs = {"out": tmp_path / "board", "report": tmp_path / "board.json", "zoo": tmp_path / "zoo.png"}
     cfg = smoke_cfg()
     OmegaConf.update(cfg, "mcu.imported", {"ppocrv6_small": {"weights": "float32", "images": 1}}, merge=False)
@@ -81,6 +103,15 @@ def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
     assert m["model"] == "ppocrv6_small" and m["candidates"]["crnn_lite"]["violations"] == []
     assert (tmp_path / "board" / "app.elf").read_bytes() == b"\x7fELFppocrv6_small"
     assert (tmp_path / "zoo.png").read_bytes()[:4] == b"\x89PNG"
+    # an int8-kernel build named by the board ships from the mcu_int8 stage's folder
+    (tmp_path / "mcu" / "crnn_lite_int8.json").write_text(json.dumps({"crnn_lite_int8": _int8(2.6e7, 0.44)}))
+    (tmp_path / "elf8" / "crnn_lite").mkdir(parents=True)
+    (tmp_path / "elf8" / "crnn_lite" / "app.elf").write_bytes(b"\x7fELFint8")
+    OmegaConf.update(cfg, "board.model", "crnn_lite_int8")
+    m = board.run(cfg, {**inputs, "mcu": ours + "," + str(tmp_path / "mcu" / "crnn_lite_int8.json")},
+                  {**outputs, "out": tmp_path / "b8"})
+    assert m["model"] == "crnn_lite_int8" and m["bit_exact"] is True and m["dev_accuracy"] == 0.44
+    assert (tmp_path / "b8" / "app.elf").read_bytes() == b"\x7fELFint8"
     with pytest.raises(ConfigError, match="board.model"):
         OmegaConf.update(cfg, "board.model", "crnn")
         board.run(cfg, inputs, {**outputs, "out": tmp_path / "b2"})

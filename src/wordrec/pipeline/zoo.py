@@ -52,6 +52,15 @@ def dev_accuracy(ev: dict, name: str, dev_set: str) -> float | None:
     return per[dev_set]["accuracy_alnum_ci"] if dev_set in per else None
 
 
+def device_accuracy(ev: dict, name: str, dev: dict, dev_set: str) -> float | None:
+    """A device run's dev-set accuracy. Float kernels compute what the host FP32 model does (the mcu gate holds
+    them to it), so evaluate's figure stands; an int8-kernel build (`<model>_int8`) reads differently, and its
+    compile stage scored its bit-exact host twin on the dev set (compile.int8_kernels.set)."""
+    if dev.get("kernels") == "int8":
+        return dev.get("int8_word_accuracy_alnum_ci") if dev.get("check_set") == dev_set else None
+    return dev_accuracy(ev, name, dev_set)
+
+
 @dataclass
 class Row:
     model: str
@@ -59,12 +68,14 @@ class Row:
     dev_accuracy: float | None
     cpu_latency_ms: float | None = None
     m55_insns: float | None = None
+    device: str | None = None  # the device run's name (<model> or <model>_int8), for M55 rows
 
 
 def zoo_rows(ev: dict, quant: dict, bench: dict, mcu: dict, dev_set: str) -> list[Row]:
     """One row per model x variant that some stage measured; models only evaluated (not exported) are left out,
     as are the bench's peer engines (no model of ours behind them)."""
-    models = [m for m in dict.fromkeys([*quant, *mcu, *(m for m in bench if m in quant or m in mcu)])]
+    base = [m.removesuffix("_int8") if mcu[m].get("kernels") == "int8" else m for m in mcu]
+    models = [m for m in dict.fromkeys([*quant, *base, *(m for m in bench if m in quant or m in base)])]
     rows = []
     for m in models:
         b = bench.get(m, {})
@@ -74,10 +85,12 @@ def zoo_rows(ev: dict, quant: dict, bench: dict, mcu: dict, dev_set: str) -> lis
                 continue
             acc = r.get("sets", {}).get(dev_set, {}).get("int8")
             rows.append(Row(m, f"int8 {backend}", acc, b.get(INT8_RUNTIME.get(backend, ""), {}).get("latency_ms_b1")))
-        if m in mcu:
-            d = mcu[m]
-            rows.append(Row(m, f"M55 ({d.get('device_kernels', 'float')} kernels, {d.get('weights', 'float32')} weights)",
-                            dev_accuracy(ev, m, dev_set), m55_insns=d["insns_per_inference"]))
+        for dm in (m, f"{m}_int8"):
+            if dm in mcu:
+                d = mcu[dm]
+                rows.append(Row(m, f"M55 ({d.get('device_kernels', 'float')} kernels, {d.get('weights', 'float32')} "
+                                   "weights)", device_accuracy(ev, dm, d, dev_set), m55_insns=d["insns_per_inference"],
+                                device=dm))
     return rows
 
 
@@ -93,7 +106,7 @@ def choose(mcu: dict, ev: dict, dev_set: str, budgets: dict, model: str = "auto"
     instructions). A named model must have run on the device and meet the budgets too."""
     if not mcu:
         raise DataError("no device runs to choose from (the mcu stage ran no model)")
-    verdicts = {m: {"dev_accuracy": dev_accuracy(ev, m, dev_set), "violations": violations(d, budgets),
+    verdicts = {m: {"dev_accuracy": device_accuracy(ev, m, d, dev_set), "violations": violations(d, budgets),
                     "insns_per_inference": d["insns_per_inference"], "flash_bytes": d["flash_bytes"],
                     "arena_bytes": d["arena_bytes"], "text_agreement": d["text_agreement"]}
                 for m, d in mcu.items()}
@@ -136,9 +149,9 @@ def zoo_png(rows: list[Row], shipped: str, budgets: dict, dev_set: str, path) ->
             cpu.annotate(f"{r.model} {r.variant}", (r.cpu_latency_ms, y), fontsize=6, xytext=(3, 2),
                          textcoords="offset points")
         if r.m55_insns is not None:
-            star = r.model == shipped
+            star = r.device == shipped
             dev.scatter(r.m55_insns, y, color=colors[r.model], marker="*" if star else "s", s=160 if star else 40)
-            dev.annotate(f"{r.model}{' (ships)' if star else ''}", (r.m55_insns, y), fontsize=7, xytext=(4, 2),
+            dev.annotate(f"{r.device}{' (ships)' if star else ''}", (r.m55_insns, y), fontsize=7, xytext=(4, 2),
                          textcoords="offset points")
     if budgets.get("insns_per_inference"):
         dev.axvline(budgets["insns_per_inference"], color="k", ls="--", lw=1, label="instruction budget")
