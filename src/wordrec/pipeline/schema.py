@@ -239,11 +239,15 @@ class PaddleModel:
     augment: Bda = MISSING
     init: str = "scratch"  # scratch | ppocrv3 (models/pretrained_paddle/ppocrv3) | a Paddle model dir
     freeze_backbone: bool = False  # fine-tuning: backbone weights fixed, its BN in eval mode
+    select_on: Optional[str] = None  # LMDB that picks the kept weights (a real dev set, never trained on); null or
+    # absent: DATA/val
+    select_metric: str = "accuracy"  # the score() key compared at each validation: accuracy | accuracy_alnum_ci
 
     def check(self):
         _positive(self, "batch_size", "steps", "val_every", "val_images", "lr")
         _threads(self, "threads", none_ok=True)
         _positive(self, "warmup_steps", zero_ok=True)
+        _one_of(self, "select_metric", {"accuracy", "accuracy_alnum_ci"})
         if self.input.width < 8:
             raise RangeError("input.width", f"{self.input.width}: too small for the backbone's stride 8")
 

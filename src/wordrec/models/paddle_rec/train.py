@@ -152,6 +152,21 @@ def load_params(model, init_dir: Path, charset: Charset, arch: str | None = None
     return meta
 
 
+def validation_path(mcfg, data_dir: Path) -> tuple[Path, str]:
+    """(LMDB that picks the kept weights, its name). `select_on` (real crops: a dev set chooses among checkpoints
+    and the untouched init, it is never trained on) when its LMDB is present, else DATA/val (synthetic): a fresh
+    clone without the real sets still trains, and meta.json's train.selected_on says which set chose."""
+    sel = mcfg.get("select_on")
+    if sel:
+        sel = Path(sel)
+        if sel.resolve() == (data_dir / "train").resolve():
+            raise ConfigError(f"select_on {sel}: that is the training set")
+        if (sel / "data.mdb").is_file():
+            return sel, str(sel)
+        print(f"select_on {sel}: no LMDB there; selecting on {data_dir / 'val'}")
+    return data_dir / "val", str(data_dir / "val")
+
+
 def _save_ckpt(ckpt_dir: Path, model, opt, state: dict, best_state=None) -> None:
     import paddle
 
@@ -193,7 +208,9 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
     steps_t = time_steps(mcfg.input.width)
     train_ds = RecDataset(data_dir / "train", charset, mcfg.input, steps_t, mcfg.augment, int(tcfg.seed))
     try:
-        val_ds = RecDataset(data_dir / "val", charset, mcfg.input, steps_t)
+        val_path, selected_on = validation_path(mcfg, data_dir)
+        val_ds = RecDataset(val_path, charset, mcfg.input, steps_t)
+        val_ds.name = selected_on
     except BaseException:
         train_ds.close()
         raise
@@ -248,6 +265,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
                                 weight_decay=paddle.regularizer.L2Decay(mcfg.l2_decay),
                                 grad_clip=paddle.nn.ClipGradByGlobalNorm(mcfg.grad_clip))
 
+    metric = str(mcfg.get("select_metric") or "accuracy")  # the validation measure that picks the kept weights
     chash = config_hash(mcfg, tcfg, data_dir)
     state = _load_ckpt(ckpt_dir, chash)
     step, history, best, best_state = 0, [], {"val_acc": -1.0, "val_loss": math.inf, "step": 0}, None
@@ -260,8 +278,8 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
     elif init is not None:
         # The untouched init is the first candidate: fine-tuning only replaces it if it beats it on validation.
         m, vloss = evaluate(model, val_ds, int(mcfg.val_images), bs)
-        best = {"val_acc": m["accuracy"], "val_ned": m["ned"], "val_loss": vloss, "step": 0}
-        print(f"[{name}] init {init}: val_acc {m['accuracy']:.4f} val_loss {vloss:.4f}")
+        best = {"val_acc": m[metric], "val_ned": m["ned"], "val_loss": vloss, "step": 0}
+        print(f"[{name}] init {init}: val_acc {m[metric]:.4f} val_loss {vloss:.4f} on {val_ds.name}")
         _save_ckpt(ckpt_dir, model, opt, {"config_hash": chash, "step": 0, "history": history, "best": best},
                    model.state_dict())
 
@@ -291,7 +309,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         if step % int(mcfg.val_every) == 0 or step == total:
             ips = seen / (time.perf_counter() - t_mark)
             m, vloss = evaluate(model, val_ds, int(mcfg.val_images), bs)
-            acc = m["accuracy"]
+            acc = m[metric]
             history.append({"step": step, "epoch": round(step * bs / len(train_ds), 3), "lr": opt.get_lr(),
                             "train_loss": loss_sum / loss_n, "val_accuracy": acc, "val_ned": m["ned"],
                             "images_per_second": round(ips, 2)})
@@ -320,6 +338,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         "trainable_params": int(sum(p.size for p in trainable)),
         "val_loss": round(best["val_loss"], 4),
         "skipped_train": train_ds.skipped, "skipped_val": val_ds.skipped,
+        "selected_on": val_ds.name, "select_metric": metric,
     }
     sections = {"train": train}
     if init_meta is not None and init_meta.section("source"):
