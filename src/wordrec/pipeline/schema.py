@@ -417,6 +417,7 @@ class Quantize:
     openvino_precision: str = MISSING
     float_first_conv: bool = MISSING
     pretrained: QuantizePretrained = MISSING
+    model_nncf: dict[str, Any] = MISSING  # trained model name -> NNCF overrides (as pretrained.nncf)
 
     def check(self):
         unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}
