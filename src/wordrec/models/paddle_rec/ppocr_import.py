@@ -173,7 +173,10 @@ def build_pretrained(name: str, wheel_dir: str | Path, charset_spec: str):
     charset = Charset.from_spec(charset_spec)
     onnx_model = constants_to_initializers(load_source(src, Path(wheel_dir)))
     mcfg = model_cfg(name, charset_spec)
-    model = build(mcfg, charset.num_classes)
+    # best.pdparams also stores each tensor's generated name (linear_46.b_0 ...): a fresh name scope makes them,
+    # and so the file's bytes, the same on every import, whatever ran before in the process
+    with paddle.utils.unique_name.guard():
+        model = build(mcfg, charset.num_classes)
     state = import_state(onnx_model, model, charset)
     model.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
     model.eval()
