@@ -197,7 +197,7 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
     if mcfg.framework != "paddle":
         raise ConfigError(f"params train.models.{name}.framework: expected paddle, got {mcfg.framework!r}")
     threads = threads_for(mcfg, tcfg)
-    device = set_threads(threads, str(tcfg.get("device") or "cpu"))
+    set_threads(threads, str(tcfg.get("device") or "cpu"))  # train.device; meta records the device used
     from wordrec.models.paddle_rec.data import RecDataset
     from wordrec.models.paddle_rec.model import time_steps
 
