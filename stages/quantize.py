@@ -32,13 +32,13 @@ from wordrec.post.export_onnx import model_dirs, pretrained_dirs
 from wordrec.post.quant import inc_ptq, nncf_ptq
 
 
-def nncf_settings(c, name: str | None = None) -> dict:
-    """NNCF keyword arguments: quantize.nncf and float_first_conv, then (imported model `name`) the overrides in
-    quantize.pretrained.nncf.<name>."""
+def nncf_settings(c, name: str | None = None, imported: bool = False) -> dict:
+    """NNCF keyword arguments: quantize.nncf and float_first_conv, then the model's own overrides: an imported
+    model's in quantize.pretrained.nncf.<name>, a trained one's in quantize.model_nncf.<name>."""
     nn = {"preset": c.nncf.preset, "fast_bias_correction": bool(c.nncf.fast_bias_correction),
           "float_first_conv": bool(c.float_first_conv)}
     if name is not None:
-        nn.update(c.pretrained.nncf.get(name) or {})
+        nn.update((c.pretrained.nncf if imported else c.get("model_nncf") or {}).get(name) or {})
     return {k: (list(v) if k == "ignored_types" else v) for k, v in nn.items()}
 
 
@@ -69,7 +69,7 @@ def quantize_model(c, model_dir: Path, export_dir: Path, sets, calib_images, des
     xs = {name: (prepare_batch(images, meta.input), labels) for name, (images, labels) in sets.items()}
     backends, metric = (c.pretrained.backends, c.pretrained.metric) if imported else (c.backends, "accuracy")
     main_set = next(iter(sets)) if imported else "synth_test"
-    nn = nncf_settings(c, meta.name if imported else None)
+    nn = nncf_settings(c, meta.name, imported)
     out = {}
     for backend in backends:
         if imported and backend in c.pretrained.skip:
@@ -82,8 +82,7 @@ def quantize_model(c, model_dir: Path, export_dir: Path, sets, calib_images, des
         fp32, int8, path, size = _quantize(backend, c, model_dir, meta, onnx_path, calib, dest / backend, nn)
         seconds = time.perf_counter() - t0
         q = {"backend": backend, "precision": "int8", "calibration": {**c.calibration, "n_images": len(calib)}}
-        if imported:
-            q["nncf"] = nn
+        q["nncf"] = nn
         if backend == "openvino":  # read back (runners.ov_precision) so the IR runs as it was measured here
             q["openvino_precision"] = c.openvino_precision
         meta.with_section("quantize", q).save(path.parent)

@@ -216,10 +216,27 @@ def test_pretrained_stage_writes_model_dirs_and_report(tmp_path):
     from stages import pretrained
 
     report = pretrained.run(smoke_cfg(), {"wheels": WHEELS},
-                            {"out": tmp_path / "pre", "det_out": tmp_path / "det", "report": tmp_path / "pre.json"})
+                            {"out": tmp_path / "pre", "det_out": tmp_path / "det", "paddle_out": tmp_path / "pp",
+                             "report": tmp_path / "pre.json"})
     assert list(report) == ["ppocrv3"] and json.loads((tmp_path / "pre.json").read_text()) == report
     assert report["ppocrv3"]["licence"].startswith("Apache-2.0") and report["ppocrv3"]["charset_size"] == 95
     assert ModelMeta.load(tmp_path / "pre" / "ppocrv3").framework == "onnx"
+    # pretrained.paddle: the same weights for our Paddle model, apart from the ONNX dirs other stages iterate
+    paddle_meta = ModelMeta.load(tmp_path / "pp" / "ppocrv3")
+    assert paddle_meta.framework == "paddle" and (tmp_path / "pp" / "ppocrv3" / "best.pdparams").is_file()
+    assert paddle_meta.section("source")["licence"].startswith("Apache-2.0")
+
+
+def test_pretrained_stage_rejects_a_paddle_import_of_another_architecture(tmp_path):
+    from conftest import smoke_cfg
+    from stages import pretrained
+    from wordrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pretrained.paddle: 'ppocrv4'"):
+        pretrained.run(smoke_cfg("pretrained.models=[ppocrv3,ppocrv4]", "pretrained.paddle=[ppocrv4]"),
+                       {"wheels": tmp_path}, {"out": tmp_path / "pre", "det_out": tmp_path / "det",
+                                              "paddle_out": tmp_path / "pp", "report": tmp_path / "pre.json"})
+    assert not any(tmp_path.iterdir())
 
 
 def test_pretrained_stage_rejects_an_unknown_model_before_any_work(tmp_path):
@@ -229,6 +246,7 @@ def test_pretrained_stage_rejects_an_unknown_model_before_any_work(tmp_path):
 
     with pytest.raises(ConfigError, match="imported model 'ppocrv9'"):
         pretrained.run(smoke_cfg("pretrained.models=[ppocrv9]"), {"wheels": tmp_path},
-                       {"out": tmp_path / "pre", "det_out": tmp_path / "det", "report": tmp_path / "pre.json"})
+                       {"out": tmp_path / "pre", "det_out": tmp_path / "det", "paddle_out": tmp_path / "pp",
+                             "report": tmp_path / "pre.json"})
     assert not (tmp_path / "pre").exists() and not (tmp_path / "pre.json").exists()
     assert not (tmp_path / "det").exists()

@@ -62,8 +62,16 @@ def test_forward_shapes():
     p = model(paddle.randn([1, 3, 32, 128]))
     assert p.shape == [1, time_steps(128), 96]
     np.testing.assert_allclose(p.sum(axis=2).numpy(), 1.0, rtol=1e-5)
-    with pytest.raises(ConfigError, match="needs 32"):
-        RecModel(96, height=48)
+    with pytest.raises(ConfigError, match="one row"):
+        RecModel(96, height=64)  # two feature rows: neither neck reads them
+    with pytest.raises(ConfigError, match="arch.neck"):
+        RecModel(96, neck="lstm")
+    # PP-OCRv3's layout: 48 px rows, SVTR neck, one-fc head
+    v3 = RecModel(96, height=48, mid_channels=None, neck="svtr")
+    v3.eval()
+    p = v3(paddle.randn([1, 3, 48, 320]))
+    assert p.shape == [1, 40, 96]
+    np.testing.assert_allclose(p.sum(axis=2).numpy(), 1.0, rtol=1e-5)
 
 
 def test_trained_model_dir(trained):
@@ -261,3 +269,16 @@ def test_unknown_key_rejected(synth_data, tmp_path):
     cfg.train.models.svtr.epochs = 3
     with pytest.raises(ConfigError, match=r"params.yaml:train.models.svtr.epochs"):
         train_stage.train_one(cfg, "svtr", synth_data, tmp_path / "m", tmp_path / "c", tmp_path / "p")
+
+
+def test_train_device():
+    import paddle
+
+    from wordrec.models.paddle_rec.train import pick_device
+
+    assert pick_device("cpu") == "cpu"
+    if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        pytest.skip("a CUDA device is present: only the CPU paths are tested here")
+    assert pick_device("auto") == "cpu"
+    with pytest.raises(ConfigError, match="train.device: gpu"):
+        pick_device("gpu")

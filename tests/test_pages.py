@@ -85,7 +85,8 @@ def test_detector_dir_must_be_a_detector(tmp_path):
 def test_pretrained_stage_writes_the_detector_apart_from_the_recognizers(tmp_path):
     from stages import pretrained
 
-    out = {"out": tmp_path / "pre", "det_out": tmp_path / "detect", "report": tmp_path / "pre.json"}
+    out = {"out": tmp_path / "pre", "det_out": tmp_path / "detect", "paddle_out": tmp_path / "pp",
+           "report": tmp_path / "pre.json"}
     report = pretrained.run(smoke_cfg(), {"wheels": WHEELS}, out)
     assert list(report) == ["ppocrv3"]  # the report and models/pretrained hold recognizers only
     assert sorted(p.name for p in (tmp_path / "pre").iterdir()) == ["ppocrv3"]
@@ -97,7 +98,8 @@ def test_pretrained_stage_rejects_an_unknown_detector_before_any_work(tmp_path):
 
     with pytest.raises(ConfigError, match="imported detector 'dbnet'"):
         pretrained.run(smoke_cfg("pretrained.detectors=[dbnet]"), {"wheels": tmp_path},
-                       {"out": tmp_path / "pre", "det_out": tmp_path / "det", "report": tmp_path / "pre.json"})
+                       {"out": tmp_path / "pre", "det_out": tmp_path / "det", "paddle_out": tmp_path / "pp",
+                        "report": tmp_path / "pre.json"})
     assert not any(tmp_path.iterdir())
 
 

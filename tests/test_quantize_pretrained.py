@@ -148,6 +148,7 @@ def imported_v3(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("pre")
     pretrained.run(smoke(), {"wheels": WHEELS}, {"out": out / "pretrained", "det_out": out / "detect",
+                                                     "paddle_out": out / "pretrained_paddle",
                                                      "report": out / "pre.json"})
     return out / "pretrained"
 

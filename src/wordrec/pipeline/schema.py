@@ -161,6 +161,7 @@ class Pretrained:
     models: list[str] = MISSING  # names are checked against wordrec.models.imported.SOURCES by the stage
     charset: str = MISSING
     detectors: list[str] = MISSING  # wordrec.models.imported.DETECTORS, written to models/detect/<name>
+    paddle: list[str] = MISSING  # of `models`, also written as Paddle weights (models/pretrained_paddle/<name>)
 
 
 # --- train -------------------------------------------------------------------------------------------------
@@ -170,9 +171,11 @@ class InputCfg:
     height: int = MISSING
     width: int = MISSING
     keep_ratio: bool = MISSING
+    channel_order: str = "rgb"  # bgr: PaddleOCR's pretrained weights saw cv2's BGR decode (fine-tuning keeps it)
 
     def check(self):
         _one_of(self, "channels", {1, 3})
+        _one_of(self, "channel_order", {"rgb", "bgr"})
         _positive(self, "height", "width")
 
 
@@ -223,13 +226,15 @@ class PaddleArch:
     scale: float = MISSING
     last_conv_stride: list[int] = MISSING
     last_pool_type: str = MISSING
-    mid_channels: int = MISSING
+    mid_channels: Optional[int] = MISSING  # null: one fc from the neck to the classes (PP-OCRv3's head)
     fc_decay: float = MISSING
     act: str = MISSING
+    neck: str = "reshape"  # reshape (Arm's Cortex-M flow) | svtr (PP-OCRv3's EncoderWithSVTR)
 
     def check(self):
         _one_of(self, "last_pool_type", {"avg", "max"})
         _one_of(self, "act", {"hardswish", "relu"})
+        _one_of(self, "neck", {"reshape", "svtr"})
 
 
 @dataclass
@@ -248,11 +253,17 @@ class PaddleModel:
     l2_decay: float = MISSING
     grad_clip: float = MISSING
     augment: Bda = MISSING
+    init: str = "scratch"  # scratch | ppocrv3 (models/pretrained_paddle/ppocrv3) | a Paddle model dir
+    freeze_backbone: bool = False  # fine-tuning: backbone weights fixed, its BN in eval mode
+    select_on: Optional[str] = None  # LMDB that picks the kept weights (a real dev set, never trained on); null or
+    # absent: DATA/val
+    select_metric: str = "accuracy"  # the score() key compared at each validation: accuracy | accuracy_alnum_ci
 
     def check(self):
         _positive(self, "batch_size", "steps", "val_every", "val_images", "lr")
         _threads(self, "threads", none_ok=True)
         _positive(self, "warmup_steps", zero_ok=True)
+        _one_of(self, "select_metric", {"accuracy", "accuracy_alnum_ci"})
         if self.input.width < 8:
             raise RangeError("input.width", f"{self.input.width}: too small for the backbone's stride 8")
 
@@ -277,9 +288,11 @@ class Train:
     init: Optional[str] = MISSING
     sweep: Sweep = MISSING
     models: dict[str, Any] = MISSING  # each checked against MODEL_SCHEMAS by its framework (model_section)
+    device: str = "cpu"  # Paddle trainer: cpu | gpu | auto (gpu when Paddle has a CUDA device, else cpu)
 
     def check(self):
         _positive(self, "lr", "batch_size", "epochs")
+        _one_of(self, "device", {"cpu", "gpu", "auto"})
         _threads(self, "threads")
         _positive(self, "workers", zero_ok=True)
 
@@ -420,6 +433,7 @@ class Quantize:
     openvino_precision: str = MISSING
     float_first_conv: bool = MISSING
     pretrained: QuantizePretrained = MISSING
+    model_nncf: dict[str, Any] = MISSING  # trained model name -> NNCF overrides (as pretrained.nncf)
 
     def check(self):
         unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}

@@ -31,7 +31,10 @@ def save_inference(model, out: Path, charset: Charset, inp) -> None:
     cfg = {
         "Global": {"model_name": "PP-OCRv3_mobile_rec"},  # selects PaddleOCR's CTC text-recognition predictor
         "PreProcess": {"transform_ops": [
-            {"DecodeImage": {"channel_first": False, "img_mode": "RGB"}},  # we train on RGB (PaddleOCR: BGR)
+            # the channel order the model was trained on: ours RGB, PaddleOCR's pretrained weights BGR
+            {"DecodeImage": {"channel_first": False,
+                             "img_mode": str(inp.get("channel_order", "rgb") if hasattr(inp, "get")
+                                             else getattr(inp, "channel_order", "rgb")).upper()}},
             {"MultiLabelEncode": {"gtc_encode": "NRTRLabelEncode"}},
             {"RecResizeImg": {"image_shape": [int(inp.channels), int(inp.height), int(inp.width)]}},
             {"KeepKeys": {"keep_keys": ["image", "label_ctc", "label_gtc", "length", "valid_ratio"]}},

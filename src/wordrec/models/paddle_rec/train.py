@@ -30,7 +30,23 @@ from wordrec.pipeline.metrics import score
 CKPT_FILES = ("model.pdparams", "opt.pdopt", "best.pdparams", "state.json")
 
 
-def set_threads(n: int) -> None:
+def pick_device(want: str) -> str:
+    """train.device -> the Paddle device: cpu; gpu (an error naming the key when Paddle has no CUDA device);
+    auto = gpu when there is one, else cpu."""
+    import paddle
+
+    if want == "cpu":
+        return "cpu"
+    gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if want == "gpu" and not gpu:
+        raise ConfigError("params train.device: gpu, but this Paddle build sees no CUDA device (use cpu or auto)")
+    if want not in ("gpu", "auto"):
+        raise ConfigError(f"params train.device: expected cpu | gpu | auto, got {want!r}")
+    return "gpu" if gpu else "cpu"
+
+
+def set_threads(n: int, device: str = "cpu") -> str:
+    """CPU threads for Paddle and the device it trains on (pick_device); returns the device."""
     # Paddle sizes its OpenMP/MKL pool from FLAGS_paddle_num_threads (default 1) at import; set it explicitly.
     import paddle
     from threadpoolctl import threadpool_limits
@@ -38,7 +54,9 @@ def set_threads(n: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(n)
     paddle.set_flags({"FLAGS_paddle_num_threads": n})
     threadpool_limits(n)
-    paddle.device.set_device("cpu")
+    device = pick_device(device)
+    paddle.device.set_device(device)
+    return device
 
 
 def threads_for(mcfg, tcfg) -> int:
@@ -49,7 +67,7 @@ def threads_for(mcfg, tcfg) -> int:
 def config_hash(mcfg, tcfg, data_dir: Path) -> str:
     """What must match for a checkpoint to be resumed: model config, seed, threads and the training data."""
     data = {s: (data_dir / s / "data.mdb").stat().st_size for s in ("train", "val")}
-    over = {k: tcfg.get(k) for k in ("lr", "batch_size", "epochs", "init")}
+    over = {k: tcfg.get(k) for k in ("lr", "batch_size", "epochs", "init", "device")}
     blob = json.dumps({"m": OmegaConf.to_container(mcfg, resolve=True), "seed": tcfg.seed,
                        "threads": threads_for(mcfg, tcfg), "data": data, "over": over}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -91,21 +109,62 @@ def evaluate(model, ds, n: int, batch_size: int) -> tuple[dict, float]:
     return score(preds, [label for _, label in ds.items[:n]]), sum(losses) / max(n, 1)
 
 
-def load_params(model, init_dir: Path, charset: Charset) -> None:
-    """Fine-tune from a trained Paddle dir (its best.pdparams), checked against its meta's charset."""
+PRETRAINED_DIR = Path("models/pretrained_paddle")  # the `pretrained` stage's Paddle imports (repo-relative, as DVC)
+
+
+def init_dir(mcfg, tcfg) -> Path | None:
+    """Where the weights to start from live: train.init (a model dir, the grid's/sweeps' override) if set, else the
+    model's own `init`: scratch -> None, an importable PaddleOCR name (ppocrv3) -> PRETRAINED_DIR/<name>, anything
+    else a Paddle model dir."""
+    from wordrec.models.paddle_rec.ppocr_import import IMPORTABLE
+
+    if tcfg.get("init"):
+        return Path(tcfg.init)
+    init = str(mcfg.get("init") or "scratch")
+    if init == "scratch":
+        return None
+    return PRETRAINED_DIR / init if init in IMPORTABLE else Path(init)
+
+
+def load_params(model, init_dir: Path, charset: Charset, arch: str | None = None) -> ModelMeta:
+    """Fine-tune from a Paddle model dir (its best.pdparams: trained, or a `pretrained` import), checked against
+    its meta's charset and arch and tensor by tensor against the model. Returns the dir's meta."""
     import paddle
 
     meta = ModelMeta.load(init_dir)
     if meta.framework != "paddle" or meta.charset.chars != charset.chars:
         raise DataError(f"{init_dir}: train.init must be a Paddle model dir with charset {charset.chars!r}")
+    if arch is not None and meta.arch != arch:
+        raise DataError(f"{init_dir}: its arch {meta.arch!r} is not the model's {arch!r} (check arch.neck)")
     try:
         state = paddle.load(str(init_dir / "best.pdparams"))
     except Exception as e:  # truncated/garbage parameter files
         raise DataError(f"{init_dir / 'best.pdparams'}: corrupt model file ({one_line(e)[:200]})") from None
+    own = model.state_dict()
+    bad = [k for k in own if k in state and list(state[k].shape) != list(own[k].shape)]
+    if bad:
+        raise DataError(f"{init_dir / 'best.pdparams'}: tensor {bad[0]!r} has shape {list(state[bad[0]].shape)}, "
+                        f"the model expects {list(own[bad[0]].shape)}")
     missing, unexpected = model.set_state_dict(state)
     if missing or unexpected:
         raise DataError(f"{init_dir / 'best.pdparams'}: does not fit the model (missing {missing[:3]}, unexpected "
                         f"{unexpected[:3]})")
+    return meta
+
+
+def validation_path(mcfg, data_dir: Path) -> tuple[Path, str]:
+    """(LMDB that picks the kept weights, its name). `select_on` (real crops: a dev set chooses among checkpoints
+    and the untouched init, it is never trained on) when its LMDB is present, else DATA/val (synthetic): a fresh
+    clone without the real sets still trains, and meta.json's train.selected_on says which set chose."""
+    sel = mcfg.get("select_on")
+    if sel:
+        sel = Path(sel)
+        if sel.resolve() == (data_dir / "train").resolve():
+            raise ConfigError(f"select_on {sel}: that is the training set")
+        if (sel / "data.mdb").is_file():
+            return sel, str(sel)
+        print(f"select_on {sel}: no LMDB there; selecting on {data_dir / 'val'}")
+    return data_dir / "val", str(data_dir / "val")
 
 
 def _save_ckpt(ckpt_dir: Path, model, opt, state: dict, best_state=None) -> None:
@@ -134,10 +193,11 @@ def _load_ckpt(ckpt_dir: Path, want_hash: str):
 
 
 def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, plots_dir: Path) -> dict:
+    """Train train.models.<name> (a Paddle model) on DATA/{train,val}; write the model dir. See the module doc."""
     if mcfg.framework != "paddle":
         raise ConfigError(f"params train.models.{name}.framework: expected paddle, got {mcfg.framework!r}")
     threads = threads_for(mcfg, tcfg)
-    set_threads(threads)
+    set_threads(threads, str(tcfg.get("device") or "cpu"))  # train.device; meta records the device used
     from wordrec.models.paddle_rec.data import RecDataset
     from wordrec.models.paddle_rec.model import time_steps
 
@@ -148,7 +208,9 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
     steps_t = time_steps(mcfg.input.width)
     train_ds = RecDataset(data_dir / "train", charset, mcfg.input, steps_t, mcfg.augment, int(tcfg.seed))
     try:
-        val_ds = RecDataset(data_dir / "val", charset, mcfg.input, steps_t)
+        val_path, selected_on = validation_path(mcfg, data_dir)
+        val_ds = RecDataset(val_path, charset, mcfg.input, steps_t)
+        val_ds.name = selected_on
     except BaseException:
         train_ds.close()
         raise
@@ -171,7 +233,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
     from tqdm import tqdm
 
     from wordrec.models.paddle_rec.export import save_inference
-    from wordrec.models.paddle_rec.model import ARCH, build
+    from wordrec.models.paddle_rec.model import arch_name, build
 
     # The common overrides (grid, sweeps) apply as for torch: train.epochs sets the budget in passes.
     bs = int(tcfg.batch_size if tcfg.get("batch_size") is not None else mcfg.batch_size)
@@ -185,18 +247,25 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
 
     paddle.seed(seed)
     model = build(mcfg, charset.num_classes)
-    if tcfg.get("init"):
-        load_params(model, Path(tcfg.init), charset)
+    init = init_dir(mcfg, tcfg)
+    init_meta = load_params(model, init, charset, arch_name(mcfg)) if init is not None else None
+    if mcfg.get("freeze_backbone"):
+        if init is None:
+            raise ConfigError(f"train.models.{name}.freeze_backbone: needs init (a frozen random backbone learns "
+                              "nothing)")
+        model.freeze_backbone()
     total = int(mcfg.steps) if tcfg.get("epochs") is None else \
         max(1, math.ceil(float(tcfg.epochs) * len(train_ds) / bs))
     warm = min(int(mcfg.warmup_steps), total - 1)
     sched = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=max(1, total - warm))
     if warm > 0:
         sched = paddle.optimizer.lr.LinearWarmup(sched, warm, 0.0, lr)
-    opt = paddle.optimizer.Adam(learning_rate=sched, parameters=model.parameters(), beta1=0.9, beta2=0.999,
+    trainable = [p for p in model.parameters() if not p.stop_gradient]
+    opt = paddle.optimizer.Adam(learning_rate=sched, parameters=trainable, beta1=0.9, beta2=0.999,
                                 weight_decay=paddle.regularizer.L2Decay(mcfg.l2_decay),
                                 grad_clip=paddle.nn.ClipGradByGlobalNorm(mcfg.grad_clip))
 
+    metric = str(mcfg.get("select_metric") or "accuracy")  # the validation measure that picks the kept weights
     chash = config_hash(mcfg, tcfg, data_dir)
     state = _load_ckpt(ckpt_dir, chash)
     step, history, best, best_state = 0, [], {"val_acc": -1.0, "val_loss": math.inf, "step": 0}, None
@@ -206,6 +275,13 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         step, history, best = state["step"], state["history"], state["best"]
         # said, not recorded in meta.json: a resumed run's outputs equal an uninterrupted run's byte for byte
         print(f"[{name}] resuming from {ckpt_dir / 'current'} at step {step}")
+    elif init is not None:
+        # The untouched init is the first candidate: fine-tuning only replaces it if it beats it on validation.
+        m, vloss = evaluate(model, val_ds, int(mcfg.val_images), bs)
+        best = {"val_acc": m[metric], "val_ned": m["ned"], "val_loss": vloss, "step": 0}
+        print(f"[{name}] init {init}: val_acc {m[metric]:.4f} val_loss {vloss:.4f} on {val_ds.name}")
+        _save_ckpt(ckpt_dir, model, opt, {"config_hash": chash, "step": 0, "history": history, "best": best},
+                   model.state_dict())
 
     per_pass = len(train_ds) // bs
     t_run, seen, loss_sum, loss_n = time.perf_counter(), 0, 0.0, 0
@@ -233,7 +309,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         if step % int(mcfg.val_every) == 0 or step == total:
             ips = seen / (time.perf_counter() - t_mark)
             m, vloss = evaluate(model, val_ds, int(mcfg.val_images), bs)
-            acc = m["accuracy"]
+            acc = m[metric]
             history.append({"step": step, "epoch": round(step * bs / len(train_ds), 3), "lr": opt.get_lr(),
                             "train_loss": loss_sum / loss_n, "val_accuracy": acc, "val_ned": m["ned"],
                             "images_per_second": round(ips, 2)})
@@ -257,12 +333,19 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         "batch_size": bs, "lr": lr, "epochs": round(total * bs / len(train_ds), 4), "train_images": len(train_ds),
         "train_seconds": round(train_seconds, 1),
         "images_per_second": round(float(np.median([h["images_per_second"] for h in history])), 2),
-        "threads": threads, "init": tcfg.get("init"), "config_hash": chash,
+        "threads": threads, "device": paddle.device.get_device(), "config_hash": chash,
+        "init": str(init) if init is not None else None,
+        "trainable_params": int(sum(p.size for p in trainable)),
         "val_loss": round(best["val_loss"], 4),
         "skipped_train": train_ds.skipped, "skipped_val": val_ds.skipped,
+        "selected_on": val_ds.name, "select_metric": metric,
     }
-    meta = ModelMeta(name, "paddle", ARCH, charset,
-                     InputSpec(int(inp.channels), int(inp.height), int(inp.width), True), {"train": train})
+    sections = {"train": train}
+    if init_meta is not None and init_meta.section("source"):
+        sections["source"] = init_meta.section("source")  # the weights' origin and licence carry over
+    meta = ModelMeta(name, "paddle", arch_name(mcfg), charset,
+                     InputSpec(int(inp.channels), int(inp.height), int(inp.width), True,
+                               str(inp.get("channel_order", "rgb"))), sections)
     with atomic_dir(out_dir) as tmp:
         paddle.save(model.state_dict(), str(tmp / "best.pdparams"))
         save_inference(model, tmp / "inference", charset, inp)
