@@ -56,9 +56,10 @@ def _qdq_model(rng) -> tuple[onnx.ModelProto, dict]:
 def _reference(x_int8_nhwc, p) -> np.ndarray:
     """numpy int8_ref of the two offloaded layers (int8 = uint8 - 128, zero points likewise)."""
     def consts(w, ws, b, s_in, s_out):
-        acc = (s_in * ws.astype(np.float64))
-        mult, shift = zip(*(int8_ref.quantize_multiplier(float(a / s_out)) for a in acc))
-        return np.round(b / acc).astype(np.int64), np.array(mult), np.array(shift)
+        # float32, as onnxruntime's QLinearConv fusion computes them (offload._conv does the same)
+        acc = np.float32(s_in) * ws.astype(np.float32)
+        mult, shift = zip(*(int8_ref.quantize_multiplier(float(a / np.float32(s_out))) for a in acc))
+        return np.round(b.astype(np.float32) / acc).astype(np.int64), np.array(mult), np.array(shift)
 
     b1, m1, sh1 = consts(p["w1"], p["ws1"], p["b1"], S_IN, S_MID)
     y1 = int8_ref.conv(x_int8_nhwc, p["w1"].transpose(0, 2, 3, 1), b1, m1, sh1, 0, -128, -128, 127, (1, 1),

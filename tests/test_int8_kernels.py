@@ -283,10 +283,28 @@ def test_rdbpot_rounds_half_away_from_zero():
 
 
 def test_requant_left_shift_saturates_before_the_high_mul():
-    # acc * 2^31 saturates to INT32_MAX; SRDHM(INT32_MAX, INT32_MAX) = INT32_MAX - 1
-    assert R.scale(I32_MAX, I32_MAX, 31) == I32_MAX - 1
-    assert R.scale(I32_MIN, I32_MIN, 1) == I32_MAX  # saturated to MIN, then MIN * MIN
-    assert R.scale(-1, I32_MAX, 31) == R.srdhm(I32_MIN, I32_MAX)
+    # shift 31: l = 32, acc * 2^32 saturates to INT32_MAX; DMULH(MAX, MAX) = MAX - 1; rounding shift by 1 -> 2^30 - 1
+    assert R.scale(I32_MAX, I32_MAX, 31) == 2**30 - 1
+    assert R.scale(I32_MIN, I32_MIN, 1) == 2**30  # saturated to MIN, then MIN * MIN -> MAX, then (MAX + 1) / 2
+    assert R.scale(-1, I32_MAX, 31) == (R.dmulh(I32_MIN, I32_MAX) + 1) >> 1
+
+
+def test_requant_is_one_rounding_of_the_exact_product():
+    """Without saturation, scale(acc) is acc * mult * 2^(shift - 31) rounded once to the nearest integer, ties
+    towards +inf (exact rationals), incl. exact ties; TFLite's double rounding differs on some of these."""
+    rng = np.random.default_rng(3)
+    cases = [(int(a), int(m), int(s)) for a, m, s in zip(rng.integers(-2**24, 2**24, 3000),
+                                                          rng.integers(2**30, 2**31 - 1, 3000),
+                                                          rng.integers(-31, 5, 3000))]
+    # (no saturation above: |acc| * 2^(shift + 1) < 2^31)
+    cases += [((2 * j + 1) << e, 2**30, -e) for e in (1, 2, 5, 12) for j in range(-3, 3)]  # exact ties
+    cases += [(a, 2**30, 0) for a in range(-9, 10)] + [(a, -(2**30) - 7, -3) for a in range(-50, 50)]
+    a, m, s = (np.array(v, np.int64) for v in zip(*cases))
+    got = R.scale(a, m, s).tolist()
+    want = [math.floor(Fraction(x * y) * Fraction(2) ** (z - 31) + Fraction(1, 2)) for x, y, z in cases]
+    assert got == want
+    assert R.scale(-3, 2**30, -1) == -1 and R.scale(3, 2**30, -1) == 1  # -0.75, 0.75
+    assert R.scale(-1, 2**30, -0) == 0 and R.scale(1, 2**30, 0) == 1  # -0.5 -> 0, 0.5 -> 1 (half up)
 
 
 @pytest.mark.parametrize("real", [1e-9, 2.3e-5, 0.0012, 0.25, 0.5, 0.999999999, 1.0, 1.5, 3.0e3, 2.0**30])

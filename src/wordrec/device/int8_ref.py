@@ -48,7 +48,8 @@ def wrap32(x: np.ndarray) -> np.ndarray:
 
 
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """gemmlowp SaturatingRoundingDoublingHighMul (= VQRDMULH): floor((a*b + 2^30) / 2^31), MIN*MIN -> MAX.
+    """(Not used by the kernels since single rounding; kept for comparison.)
+    gemmlowp SaturatingRoundingDoublingHighMul (= VQRDMULH): floor((a*b + 2^30) / 2^31), MIN*MIN -> MAX.
 
     a*b fits int64 (|a*b| <= 2^62)."""
     a = np.asarray(a, np.int64)
@@ -58,7 +59,8 @@ def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def rdbpot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """gemmlowp RoundingDivideByPOT: x / 2^e rounded to nearest, ties away from zero; e in [0, 31]."""
+    """(Not used by the kernels since single rounding; kept for comparison.)
+    gemmlowp RoundingDivideByPOT: x / 2^e rounded to nearest, ties away from zero; e in [0, 31]."""
     x = np.asarray(x, np.int64)
     e = np.asarray(e, np.int64)
     mask = (np.int64(1) << e) - 1
@@ -67,13 +69,24 @@ def rdbpot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
     return (x >> e) + (rem > threshold)
 
 
+def dmulh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Saturating doubling high multiply without rounding (= VQDMULH): floor(a*b / 2^31), MIN*MIN -> MAX."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, (a * b) >> 31)
+
+
 def scale(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """RDBPOT(SRDHM(sat32(acc * 2^max(shift, 0)), mult), max(-shift, 0)): wrnn_scale."""
+    """wrnn_scale: one rounding (half up) of acc * mult * 2^(shift - 31).
+
+    r = max(-shift, 1), l = shift + r: floor((DMULH(sat32(acc * 2^l), mult) + 2^(r-1)) / 2^r). The high multiply
+    truncates and floor(floor(z) / 2^r + 1/2) = floor(z / 2^r + 1/2), so there is a single rounding (CMSIS-NN's
+    single-rounding mode; the Helium path is VQSHL, VQDMULH, VRSHL)."""
     acc = np.asarray(acc, np.int64)
     shift = np.asarray(shift, np.int64)
-    left = np.maximum(shift, 0)
-    a = np.clip(acc << left, INT32_MIN, INT32_MAX)
-    return rdbpot(srdhm(a, mult), np.maximum(-shift, 0))
+    r = np.maximum(-shift, 1)
+    a = np.clip(acc << (shift + r), INT32_MIN, INT32_MAX)
+    return (dmulh(a, mult) + (np.int64(1) << (r - 1))) >> r
 
 
 def requant(acc, mult, shift, out_zp: int, act_min: int, act_max: int) -> np.ndarray:

@@ -184,11 +184,15 @@ class Offloader:
         _, _, ih, iw = (int(v) for v in x.ty.shape)
         _, _, oh, ow = (int(v) for v in call.ty.shape)
         relu = p["relu"] in m
-        # int32 bias in the accumulator's scale in_scale * w_scale[c] (TFLite's convention; onnxruntime's QDQ
-        # graph adds the float bias in float, so this rounding is one of the int8 path's differences from it)
-        acc_scale = sx * ws
-        bias_q = np.clip(np.round(bias / acc_scale), -2 ** 31, 2 ** 31 - 1).astype(np.int32)
-        mult, shift = zip(*(int8_ref.quantize_multiplier(float(acc_scale[c] / so)) for c in range(co)))
+        # int32 bias in the accumulator's scale in_scale * w_scale[c], and the requantization scale
+        # in_scale * w_scale[c] / out_scale, both computed in float32 as onnxruntime does when it fuses the block
+        # into QLinearConv (float bias -> int32 by a float32 division; MLAS scale = float32(float32(sx * sw) /
+        # so)). A float32 scale has a 24-bit mantissa, so its Q31 multiplier is exact; with the kernels' single
+        # rounding the int8 output is then onnxruntime's except where its float32 product rounding decides.
+        acc_scale = np.float32(sx) * np.asarray(ws, np.float32)
+        bias_q = np.round(np.asarray(bias, np.float32) / acc_scale).astype(np.float64)
+        bias_q = np.clip(bias_q, -2 ** 31, 2 ** 31 - 1).astype(np.int32)
+        mult, shift = zip(*(int8_ref.quantize_multiplier(float(acc_scale[c] / np.float32(so))) for c in range(co)))
         top, left, _, _ = (int(v) for v in a.padding)
         geom = dict(in_h=ih, in_w=iw, in_c=ci, out_h=oh, out_w=ow, out_c=co, k_h=kh, k_w=kw,
                     stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)

@@ -14,23 +14,21 @@
 
 static inline int32_t sat32(int64_t x) { return x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x); }
 
-static inline int32_t srdhm(int32_t a, int32_t b) {
+/* floor(a * b / 2^31), with a == b == INT32_MIN -> INT32_MAX: the saturating doubling high multiply without
+ * rounding (VQDMULH). An arithmetic shift floors; gcc's >> on negative int64 is arithmetic. */
+static inline int32_t dmulh(int32_t a, int32_t b) {
   if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-  /* floor((ab + 2^30) / 2^31): an arithmetic shift floors; gcc's >> on negative int64 is arithmetic. */
-  return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
+  return (int32_t)(((int64_t)a * b) >> 31);
 }
 
-static inline int32_t rdbpot(int32_t x, int32_t e) {
-  if (e == 0) return x;
-  const int32_t mask = (int32_t)((1u << e) - 1u);
-  const int32_t rem = x & mask;
-  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-  return (x >> e) + (rem > threshold ? 1 : 0);
-}
-
+/* One rounding of acc * mult * 2^(shift - 31), half up: r = max(1, -shift), l = shift + r >= 0,
+ * floor(sat(acc * 2^l) * mult / 2^31) then a rounding right shift by r (floor(floor(z) / 2^r + 1/2) =
+ * floor(z / 2^r + 1/2), so the truncating high multiply does not add a second rounding). */
 int32_t wrnn_scale(int32_t acc, int32_t mult, int32_t shift) {
-  const int32_t a = shift > 0 ? sat32((int64_t)acc * ((int64_t)1 << shift)) : acc;
-  return rdbpot(srdhm(a, mult), shift < 0 ? -shift : 0);
+  const int32_t r = shift < 0 ? -shift : 1;
+  const int32_t l = shift + r;
+  const int32_t a = l ? sat32((int64_t)acc * ((int64_t)1 << l)) : acc;
+  return (int32_t)(((int64_t)dmulh(a, mult) + ((int64_t)1 << (r - 1))) >> r);
 }
 
 int32_t wrnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max) {
@@ -68,16 +66,11 @@ static int check_geom(const wrnn_geom *g) {
 
 /* ---------------------------------------------------------------- Helium helpers */
 #ifdef WRNN_MVE
-/* Vector form of wrnn_requant with per-lane mult/shift. VQRDMULH is exactly SRDHM; VRSHL by -r rounds half up,
- * so negative values are first moved down by one (saturating) when r > 0: a tie then rounds away from zero and
- * no other value changes (x - 1 + 2^(r-1) crosses a multiple of 2^r only at a tie). */
+/* Vector form of wrnn_requant with per-lane mult/shift: VQDMULH is exactly dmulh, VRSHL by -r (r >= 1) rounds
+ * half up without overflow, VQSHL by l = shift + r saturates like sat32. */
 static inline int32x4_t rq_scale_vec(int32x4_t acc, int32x4_t mult, int32x4_t shift) {
-  const int32x4_t zero = vdupq_n_s32(0);
-  const int32x4_t rsh = vminq_s32(shift, zero); /* -r */
-  int32x4_t x = vqshlq_s32(acc, vmaxq_s32(shift, zero));
-  x = vqrdmulhq_s32(x, mult);
-  x = vqaddq_s32(x, vandq_s32(vshrq_n_s32(x, 31), vshrq_n_s32(rsh, 31)));
-  return vrshlq_s32(x, rsh);
+  const int32x4_t rsh = vminq_s32(shift, vdupq_n_s32(-1)); /* -r */
+  return vrshlq_s32(vqdmulhq_s32(vqshlq_s32(acc, vsubq_s32(shift, rsh)), mult), rsh);
 }
 
 static inline int32x4_t rq_vec(int32x4_t acc, int32x4_t mult, int32x4_t shift, int32_t out_zp, int32_t act_min,
@@ -87,11 +80,11 @@ static inline int32x4_t rq_vec(int32x4_t acc, int32x4_t mult, int32x4_t shift, i
   return vminq_s32(x, vdupq_n_s32(act_max));
 }
 
-/* Same as rq_vec with one (mult, shift) for all lanes: the scalar-operand forms of the same instructions. */
+/* Same as rq_vec with one (mult, shift) for all lanes (rsh = r >= 1, lsh = shift + r): the scalar-operand forms
+ * of the same instructions. */
 static inline int32x4_t rq_uniform(int32x4_t acc, int32_t mult, int32_t lsh, int32_t rsh, int32_t out_zp,
                                    int32x4_t lo, int32x4_t hi) {
-  int32x4_t x = vqrdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult);
-  if (rsh) x = vrshlq_n_s32(vqaddq_s32(x, vshrq_n_s32(x, 31)), -rsh);
+  const int32x4_t x = vrshlq_n_s32(vqdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult), -rsh);
   return vminq_s32(vmaxq_s32(vqaddq_n_s32(x, out_zp), lo), hi);
 }
 
@@ -111,8 +104,7 @@ static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n) {
 
 /* rq_uniform for act_min = -128, act_max = 127: saturating x * 2^24 then >> 24 is exactly clamp(x, -128, 127). */
 static inline int32x4_t rq_full(int32x4_t acc, int32_t mult, int32_t lsh, int32_t rsh, int32_t out_zp) {
-  int32x4_t x = vqrdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult);
-  if (rsh) x = vrshlq_n_s32(vqaddq_s32(x, vshrq_n_s32(x, 31)), -rsh);
+  const int32x4_t x = vrshlq_n_s32(vqdmulhq_n_s32(vqshlq_r_s32(acc, lsh), mult), -rsh);
   return vshrq_n_s32(vqshlq_n_s32(vqaddq_n_s32(x, out_zp), 24), 24);
 }
 
@@ -480,7 +472,7 @@ int wrnn_dwconv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const
     dw_pad_rows(in, g, oy * sh - pad_top, cols, (int8_t)zp, rows);
     int8_t *orow = out + (int64_t)oy * out_w * c;
     for (int32_t ch = 0; ch < c; ++ch) {
-      const int32_t m = mult[ch], lsh = shift[ch] > 0 ? shift[ch] : 0, rsh = shift[ch] < 0 ? -shift[ch] : 0;
+      const int32_t m = mult[ch], rsh = shift[ch] < 0 ? -shift[ch] : 1, lsh = shift[ch] + rsh;
       const int32_t f0 = folded[ch];
       for (int32_t ox0 = 0; ox0 < out_w; ox0 += WRNN_DW_PIX) {
         int32x4_t a0 = vdupq_n_s32(f0), a1 = a0, a2 = a0, a3 = a0;
