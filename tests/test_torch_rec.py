@@ -186,9 +186,10 @@ def test_evaluate_scores_synth_test_and_a_byod_lmdb(tiny_model, synth_data, tmp_
               "real": tmp_path / "real"},
         {"report": tmp_path / "eval.json", "plots": tmp_path / "plots"})
     rep = json.loads((tmp_path / "eval.json").read_text())
-    assert rep == out and set(rep["crnn"]) == {"synth_test", "mycrops"}
+    assert rep == out and set(rep["crnn"]) == {"synth_test", "synth_lines_test", "mycrops"}
     assert rep["crnn_grid"] == rep["crnn"]  # the grid's best (here: the same model) is scored as <name>_grid
     assert rep["crnn"]["mycrops"]["n"] == 12 and rep["crnn"]["synth_test"]["n"] == 60
+    assert rep["crnn"]["synth_lines_test"]["n"] == 20  # synth made lines (smoke: 20 test lines): scored too
     assert set(rep["crnn"]["mycrops"]) == {"accuracy", "accuracy_alnum_ci", "ned", "n"}
     # the same images, so the same predictions on the first 12
     rec = recognizer.load(models / "crnn")
