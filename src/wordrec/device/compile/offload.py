@@ -77,6 +77,35 @@ def int8_activations(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def explicit_same_pads(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy where each stride-1, dilation-1 Conv with auto_pad SAME_UPPER/SAME_LOWER gets the equivalent explicit
+    `pads` (total k - 1 per axis, the odd one at the end for SAME_UPPER). Relax's ONNX import lowers auto_pad to a
+    separate float pad before the conv, which hides the conv from the int8 pattern (PP-OCRv6's 2x2 stem convs);
+    with explicit pads the kernels pad with the input zero point, which dequantizes to the same 0."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for n in out.graph.node:
+        if n.op_type != "Conv":
+            continue
+        att = {a.name: a for a in n.attribute}
+        auto = att["auto_pad"].s.decode() if "auto_pad" in att else "NOTSET"
+        if auto not in ("SAME_UPPER", "SAME_LOWER") or "kernel_shape" not in att:
+            continue
+        ks = list(att["kernel_shape"].ints)
+        if any(v != 1 for v in (att["strides"].ints if "strides" in att else [])) \
+                or any(v != 1 for v in (att["dilations"].ints if "dilations" in att else [])):
+            continue
+        total = [k - 1 for k in ks]
+        small = [t // 2 for t in total]
+        begin = small if auto == "SAME_UPPER" else [t - s for t, s in zip(total, small)]
+        end = [t - b for t, b in zip(total, begin)]
+        n.attribute.remove(att["auto_pad"])
+        if "pads" in att:
+            n.attribute.remove(att["pads"])
+        n.attribute.append(onnx.helper.make_attribute("pads", begin + end))
+    return out
+
+
 def _const(expr) -> np.ndarray | None:
     from tvm import ir
 
@@ -106,13 +135,18 @@ class Offloader:
         self.skipped: list[str] = []  # quantized convs left float, with the reason
 
     def rewrite(self, mod):
-        from tvm.relax.dpl import is_op, rewrite_call, wildcard
+        from tvm.relax.dpl import is_op, is_tuple, rewrite_call, wildcard
 
         func = mod["main"]
         # 1. maxpool(dequantize(x)) -> dequantize(maxpool_int8(x)), NHWC
         xp, sp, zp = wildcard(), wildcard(), wildcard()
         pool = is_op("relax.nn.max_pool2d")(is_op("relax.dequantize")(xp, sp, zp))
         func = rewrite_call(pool, lambda call, m: self._pool(call, m, xp, sp, zp), func)
+        # 1b. concat(DQ(a), DQ(b)) with one scale and zero point -> DQ(concat(a, b)) (exact: the same affine map)
+        ca, sa, za, cb, sb, zb = (wildcard() for _ in range(6))
+        cat = is_op("relax.concat")(is_tuple([is_op("relax.dequantize")(ca, sa, za),
+                                              is_op("relax.dequantize")(cb, sb, zb)]))
+        func = rewrite_call(cat, lambda call, m: self._concat(call, m, (ca, sa, za), (cb, sb, zb)), func)
         # 2. the quantized conv blocks
         x, sx, zx = wildcard(), wildcard(), wildcard()
         w, sw, zw = wildcard(), wildcard(), wildcard()
@@ -126,6 +160,10 @@ class Offloader:
         root = is_op("relax.quantize")(act, so, zo)
         pats = dict(x=x, sx=sx, zx=zx, w=w, sw=sw, zw=zw, conv=conv, biased=biased, bias=bias, relu=relu, so=so, zo=zo)
         func = rewrite_call(root, lambda call, m: self._conv(call, m, pats), func)
+        # 2b. quantized-input convs whose output stays float (NNCF's QDQ: DQ -> conv -> GELU / residual add in
+        # float): conv2d(DQ(x), DQ(W)) (+ bias) -> wrnn_*_s8_f32, biased ones first (so the bias is fused)
+        func = rewrite_call(biased, lambda call, m: self._conv_f32(call, m, pats), func)
+        func = rewrite_call(conv, lambda call, m: self._conv_f32(call, m, pats), func)
         # 3. permute_dims(permute_dims(v, p), q) with q o p = identity -> v
         v = wildcard()
         inner = is_op("relax.permute_dims")(v)
@@ -147,6 +185,18 @@ class Offloader:
                                         dilation=a.dilation, ceil_mode=False, layout="NHWC", out_layout="NHWC")
         back = relax.op.permute_dims(pooled, NHWC_TO_NCHW)
         return relax.op.dequantize(back, m[sp], m[zp], axis=1, out_dtype="float32")
+
+    @staticmethod
+    def _concat(call, m, pa, pb):
+        from tvm import relax
+
+        a, b = m[pa[0]], m[pb[0]]
+        sa, za, sb, zb = _scalar(m[pa[1]]), _scalar(m[pa[2]]), _scalar(m[pb[1]]), _scalar(m[pb[2]])
+        if None in (sa, za, sb, zb) or sa != sb or za != zb or str(a.ty.dtype) != "int8" \
+                or str(b.ty.dtype) != "int8":
+            return call
+        cat = relax.op.concat([a, b], axis=int(call.attrs.axis))
+        return relax.op.dequantize(cat, m[pa[1]], m[pa[2]], axis=1, out_dtype="float32")
 
     def _conv(self, call, m, p):
         from tvm import relax
@@ -204,6 +254,64 @@ class Offloader:
                   relax.const(np.array(shift, np.int32))]
         out_ty = [relax.TensorType((1, oh, ow, co), "int8"),
                      relax.TensorType((max(layer.scratch_bytes, 4),), "int8")]
+        res = relax.call_dps_packed(relax.ExternFunc(name), [relax.op.permute_dims(x, NCHW_TO_NHWC), *consts],
+                                    out_ty)
+        return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)
+
+    def _conv_f32(self, call, m, p):
+        """conv2d(DQ(x), DQ(W)) (+ bias) with a float output -> wrnn_conv1x1_s8_f32 / wrnn_conv_s8_f32, NHWC."""
+        from tvm import relax
+
+        convc = m[p["conv"]]
+        a = convc.attrs
+        x = m[p["x"]]
+        where = f"conv2d -> {str(call.ty.shape)} (float output)"
+        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
+        sx, zx = _scalar(m[p["sx"]]), _scalar(m[p["zx"]])
+        reasons = []
+        if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
+            reasons.append("input is not int8 or output not float32")
+        if wq is None or ws is None or wz is None or wq.dtype != np.int8:
+            reasons.append("weights are not constant int8")
+        elif np.any(wz != 0):
+            reasons.append("weights are not symmetric (zero point != 0)")
+        if None in (sx, zx):
+            reasons.append("activation scale/zero point not per-tensor constants")
+        if a.groups != 1 or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" \
+                or a.kernel_layout != "OIHW":
+            reasons.append(f"groups {a.groups}, dilation {list(a.dilation)} not offloaded")
+        if reasons:
+            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+            return call
+        co, ci, kh, kw = (int(v) for v in wq.shape)
+        ws = np.broadcast_to(np.asarray(ws, np.float32).reshape(-1), (co,))
+        bias = None
+        if p["biased"] in m and m[p["biased"]].same_as(call):
+            bias = _bias_values(m[p["bias"]], co)
+            if bias is None:
+                self.skipped.append(f"{where}: bias is not a per-channel float constant")
+                return call
+        _, _, ih, iw = (int(v) for v in x.ty.shape)
+        _, _, oh, ow = (int(v) for v in call.ty.shape)
+        # DQ(x) * DQ(W) in float is s_x * s_w[c] * (x - zp) * w: the scale is the float32 product, as onnxruntime
+        # forms it per element (its float conv sums products of the two dequantized float32 values)
+        scale = (np.float32(sx) * ws).astype(np.float32)
+        top, left, _, _ = (int(v) for v in a.padding)
+        geom = dict(in_h=ih, in_w=iw, in_c=ci, out_h=oh, out_w=ow, out_c=co, k_h=kh, k_w=kw,
+                    stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)
+        one = kh == kw == 1 and geom["stride_h"] == geom["stride_w"] == 1 and top == left == 0 \
+            and (oh, ow) == (ih, iw)
+        name = f"wrnn_L{len(self.layers)}"
+        layer = Layer(name, "conv1x1_f32" if one else "conv_f32", geom, int(zx), 0, -128, 127,
+                      macs=co * oh * ow * ci * kh * kw)
+        layer.scratch_bytes = 4 * co if one else conv_scratch_bytes(geom)
+        layer.extra["bias"] = bias is not None
+        self.layers[name] = layer
+        w_ohwi = np.ascontiguousarray(wq.transpose(0, 2, 3, 1))
+        consts = [relax.const(w_ohwi), relax.const(scale),
+                  relax.const((bias if bias is not None else np.zeros(co)).astype(np.float32))]
+        out_ty = [relax.TensorType((1, oh, ow, co), "float32"),
+                  relax.TensorType((max(layer.scratch_bytes, 4),), "int8")]
         res = relax.call_dps_packed(relax.ExternFunc(name), [relax.op.permute_dims(x, NCHW_TO_NHWC), *consts],
                                     out_ty)
         return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)

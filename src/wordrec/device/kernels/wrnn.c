@@ -407,6 +407,109 @@ int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const i
   return WRNN_OK;
 }
 
+/* ---------------------------------------------------------------- float-output GEMM (QDQ graphs whose conv
+ * output stays float: DQ -> conv -> GELU / residual add in float)
+ * out[p * out_stride + o] = (float)(fb[o] + sum_i a[p * a_stride + i] * w[o * k + i]) * scale[o] + bias[o], fb the
+ * folded zero point (-in_zp * sum(w row), wrapping). The same integer core as gemm_s8; the epilogue is one
+ * int->float conversion (round to nearest), one multiply and one add, each IEEE single rounded, in that order on
+ * both paths (no fused multiply-add: build with -ffp-contract=off), so Helium and scalar give the same bits. */
+static void gemm_s8_f32(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *w, int32_t n, int32_t k,
+                        const int32_t *folded, const float *scale, const float *bias, float *out, int32_t out_stride) {
+#ifdef WRNN_MVE
+  for (int32_t o = 0; o < n; o += 4) {
+    const int32_t live = n - o < 4 ? n - o : 4;
+    const int8_t *w0 = w + (int64_t)o * k;
+    const int8_t *w1 = w + (int64_t)(live > 1 ? o + 1 : o) * k;
+    const int8_t *w2 = w + (int64_t)(live > 2 ? o + 2 : o) * k;
+    const int8_t *w3 = w + (int64_t)(live > 3 ? o + 3 : o) * k;
+    const mve_pred16_t opred = vctp32q(live);
+    const int32x4_t fb = vldrwq_z_s32(folded + o, opred);
+    const float32x4_t sc = vldrwq_z_f32(scale + o, opred);
+    const float32x4_t bs = bias ? vldrwq_z_f32(bias + o, opred) : vdupq_n_f32(0.0f);
+    int32_t sums[WRNN_GEMM_CHUNK * 4] __attribute__((aligned(8)));
+    for (int32_t p0 = 0; p0 < m; p0 += WRNN_GEMM_CHUNK) {
+      const int32_t np = m - p0 < WRNN_GEMM_CHUNK ? m - p0 : WRNN_GEMM_CHUNK;
+      const int8_t *a0 = a + (int64_t)p0 * a_stride;
+      for (int32_t i = 0; i < k; i += 16) {
+        const mve_pred16_t kp = vctp8q(k - i);
+        const int8x16_t v0 = vldrbq_z_s8(w0 + i, kp), v1 = vldrbq_z_s8(w1 + i, kp);
+        const int8x16_t v2 = vldrbq_z_s8(w2 + i, kp), v3 = vldrbq_z_s8(w3 + i, kp);
+        const int8_t *ap = a0 + i;
+        int32_t *sp = sums;
+        if (i == 0) {
+          if (k >= 16) {
+            dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 0);
+          } else {
+            for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+              const int8x16_t x = vldrbq_z_s8(ap, kp);
+              sp[0] = vmladavq_s8(x, v0), sp[1] = vmladavq_s8(x, v1);
+              sp[2] = vmladavq_s8(x, v2), sp[3] = vmladavq_s8(x, v3);
+            }
+          }
+        } else if (i + 16 <= k) {
+          dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 1);
+        } else {
+          for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+            const int8x16_t x = vldrbq_z_s8(ap, kp);
+            sp[0] = vmladavaq_s8(sp[0], x, v0), sp[1] = vmladavaq_s8(sp[1], x, v1);
+            sp[2] = vmladavaq_s8(sp[2], x, v2), sp[3] = vmladavaq_s8(sp[3], x, v3);
+          }
+        }
+      }
+      float *op = out + (int64_t)p0 * out_stride + o;
+      const int32_t *sp = sums;
+      for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
+        const float32x4_t f = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp), fb)), sc), bs);
+        vstrwq_p_f32(op, f, opred);
+      }
+    }
+  }
+#else
+  for (int32_t o = 0; o < n; ++o) {
+    const int8_t *wr = w + (int64_t)o * k;
+    for (int32_t p = 0; p < m; ++p) {
+      const int8_t *ar = a + (int64_t)p * a_stride;
+      int32_t acc = folded[o];
+      for (int32_t i = 0; i < k; ++i) acc = wadd(acc, ar[i] * wr[i]);
+      volatile float prod = (float)acc * scale[o]; /* two roundings, as the vector path */
+      out[(int64_t)p * out_stride + o] = prod + (bias ? bias[o] : 0.0f);
+    }
+  }
+#endif
+}
+
+int32_t wrnn_conv1x1_s8_f32_scratch_bytes(int32_t out_c) { return out_c > 0 ? 4 * out_c : WRNN_EDIM; }
+
+int wrnn_conv1x1_s8_f32(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c, int32_t in_zp,
+                        const float *scale, const float *bias, void *scratch, float *out) {
+  if (!in || !w || !scale || !scratch || !out) return WRNN_ENULL;
+  if (pixels <= 0 || in_c <= 0 || out_c <= 0) return WRNN_EDIM;
+  if (!check_zp(in_zp)) return WRNN_EQUANT;
+  int32_t *folded = (int32_t *)scratch;
+  for (int32_t o = 0; o < out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * in_c, in_c, in_zp);
+  gemm_s8_f32(in, in_c, pixels, w, out_c, in_c, folded, scale, bias, out, out_c);
+  return WRNN_OK;
+}
+
+int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const float *scale, const float *bias,
+                     const wrnn_geom *g, void *scratch, float *out) {
+  if (!in || !w || !scale || !g || !scratch || !out) return WRNN_ENULL;
+  if (!check_geom(g) || wrnn_conv_s8_scratch_bytes(g) < 0) return WRNN_EDIM;
+  if (!check_zp(in_zp)) return WRNN_EQUANT;
+  const int32_t k = g->k_h * g->k_w * g->in_c;
+  int32_t *folded = (int32_t *)scratch;
+  int8_t *cols = (int8_t *)(folded + g->out_c);
+  for (int32_t o = 0; o < g->out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * k, k, in_zp);
+  const int32_t total = g->out_h * g->out_w, ncols = conv_cols(k);
+  for (int32_t p0 = 0; p0 < total; p0 += ncols) {
+    const int32_t np = total - p0 < ncols ? total - p0 : ncols;
+    for (int32_t j = 0; j < np; ++j)
+      im2col_pixel(in, g, (p0 + j) / g->out_w, (p0 + j) % g->out_w, (int8_t)in_zp, cols + j * k);
+    gemm_s8_f32(cols, k, np, w, g->out_c, k, folded, scale, bias, out + (int64_t)p0 * g->out_c, g->out_c);
+  }
+  return WRNN_OK;
+}
+
 /* Helium depthwise works on WRNN_DW_PIX output pixels of a row per step; the padded row buffer is wide enough
  * for the last, partial step. */
 #define WRNN_DW_PIX 16
