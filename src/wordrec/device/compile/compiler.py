@@ -171,12 +171,16 @@ def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, c
     ref = np.concatenate([ort.probs(x[None]) for x in check.x])
     t_text, r_text = texts(got, check.charset), texts(ref, check.charset)
     agree = sum(a == b for a, b in zip(t_text, r_text)) / len(ref)
-    acc = {"int8_word_accuracy": score(t_text, check.labels, check.charset)["accuracy"],
-           "ort_qdq_word_accuracy": score(r_text, check.labels, check.charset)["accuracy"]}
+    s8, sq = score(t_text, check.labels, check.charset), score(r_text, check.labels, check.charset)
+    acc = {"int8_word_accuracy": s8["accuracy"], "ort_qdq_word_accuracy": sq["accuracy"],
+           "int8_word_accuracy_alnum_ci": s8["accuracy_alnum_ci"],
+           "ort_qdq_word_accuracy_alnum_ci": sq["accuracy_alnum_ci"]}
     if check.fp32_onnx is not None:
         f32 = OrtRunner(check.fp32_onnx, threads)
         t32 = texts(np.concatenate([f32.probs(x[None]) for x in check.x]), check.charset)
-        acc["fp32_word_accuracy"] = score(t32, check.labels, check.charset)["accuracy"]
+        s32 = score(t32, check.labels, check.charset)
+        acc["fp32_word_accuracy"] = s32["accuracy"]
+        acc["fp32_word_accuracy_alnum_ci"] = s32["accuracy_alnum_ci"]
     if not agree >= check.min_agreement:
         raise DataError(f"{onnx_path}: the int8-kernel build reads the same text as onnxruntime (same QDQ ONNX) on "
                         f"{agree:.1%} of {len(ref)} images (< compile.int8_kernels.min_text_agreement "

@@ -159,6 +159,13 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
                       f"return {k + 1}; }}",
                       f"    int rc = wrnn_conv_s8_f32((const int8_t*){x}, (const int8_t*){w}, {layer.in_zp}, "
                       f"(const float*){sc}, (const float*){bs}, &g, {scratch}, (float*){out});"]
+    elif layer.op == "dwconv_f32":  # args: input, weights, zero points, scale, bias, output, scratch (unused)
+        x, w, zp, sc, bs, out, _ = (f"t_{a}.data" for a in args)
+        fields = ", ".join(str(g[f]) for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
+                                                  "stride_h", "stride_w", "pad_top", "pad_left"))
+        lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
+                 f"    int rc = wrnn_dwconv_s8_f32((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
+                 f"(const float*){sc}, (const float*){bs}, &g, (float*){out});"]
     else:
         raise DataError(f"{n}: offloaded op {layer.op!r} has no emitter")
     lines.append(f"    if (rc != WRNN_OK) {{ set_error(\"{n}: wrnn error\"); return {k + 1}; }} }}")

@@ -163,7 +163,24 @@ class Offloader:
         # 2b. quantized-input convs whose output stays float (NNCF's QDQ: DQ -> conv -> GELU / residual add in
         # float): conv2d(DQ(x), DQ(W)) (+ bias) -> wrnn_*_s8_f32, biased ones first (so the bias is fused)
         func = rewrite_call(biased, lambda call, m: self._conv_f32(call, m, pats), func)
+        # what is still left is listed once, with the reason of this last pass (the earlier passes' reasons are
+        # superseded: e.g. a per-channel output quantizer makes the requantizing pattern fail, this one take it)
+        self.skipped = []
         func = rewrite_call(conv, lambda call, m: self._conv_f32(call, m, pats), func)
+        # 2c. fully connected with constant quantized weights and a float output (Gemm / MatMul by a DQ'd constant
+        # [K, N], + bias): matmul(DQ(x), DQ(W)) (+ b) -> wrnn_conv1x1_s8_f32 over the M rows (W transposed once)
+        fx, fsx, fzx, fw, fsw, fzw, fb = (wildcard() for _ in range(7))
+        mm = is_op("relax.matmul")(is_op("relax.dequantize")(fx, fsx, fzx), is_op("relax.dequantize")(fw, fsw, fzw))
+        mmb = is_op("relax.add")(mm, fb)
+        fp = dict(x=fx, sx=fsx, zx=fzx, w=fw, sw=fsw, zw=fzw, mm=mm, biased=mmb, bias=fb)
+        before = len(self.skipped)
+        func = rewrite_call(mmb, lambda call, m: self._fc_f32(call, m, fp), func)
+        del self.skipped[before:]
+        func = rewrite_call(mm, lambda call, m: self._fc_f32(call, m, fp), func)
+        # 2d. sink the NHWC->NCHW permute_dims after each float-output kernel through the elementwise float tail
+        # (GELU, bias/scale, quantize) so that it meets the NCHW->NHWC permute of the next int8 kernel and the pair
+        # cancels below: the tail then runs on contiguous NHWC data with no transposes
+        func = sink_permutes(func)
         # 3. permute_dims(permute_dims(v, p), q) with q o p = identity -> v
         v = wildcard()
         inner = is_op("relax.permute_dims")(v)
@@ -265,6 +282,8 @@ class Offloader:
         convc = m[p["conv"]]
         a = convc.attrs
         x = m[p["x"]]
+        if a.groups != 1:
+            return self._dw_f32(call, m, p)
         where = f"conv2d -> {str(call.ty.shape)} (float output)"
         wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
         sx, zx = _scalar(m[p["sx"]]), _scalar(m[p["zx"]])
@@ -289,8 +308,7 @@ class Offloader:
         if p["biased"] in m and m[p["biased"]].same_as(call):
             bias = _bias_values(m[p["bias"]], co)
             if bias is None:
-                self.skipped.append(f"{where}: bias is not a per-channel float constant")
-                return call
+                return call  # e.g. a residual add: the bias-free pass below takes the conv alone
         _, _, ih, iw = (int(v) for v in x.ty.shape)
         _, _, oh, ow = (int(v) for v in call.ty.shape)
         # DQ(x) * DQ(W) in float is s_x * s_w[c] * (x - zp) * w: the scale is the float32 product, as onnxruntime
@@ -316,6 +334,109 @@ class Offloader:
                                     out_ty)
         return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)
 
+    def _dw_f32(self, call, m, p):
+        """Depthwise conv2d(DQ(x), DQ(W)) (+ bias), float output, input scale/zero point per tensor or per channel
+        -> wrnn_dwconv_s8_f32 (NHWC, weights HWC)."""
+        from tvm import relax
+
+        a = m[p["conv"]].attrs
+        x = m[p["x"]]
+        where = f"depthwise conv2d -> {str(call.ty.shape)} (float output)"
+        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
+        sx, zx = _const(m[p["sx"]]), _const(m[p["zx"]])
+        c = int(x.ty.shape[1])
+        reasons = []
+        if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
+            reasons.append("input is not int8 or output not float32")
+        if wq is None or ws is None or wz is None or wq.dtype != np.int8 or wq.ndim != 4 \
+                or int(wq.shape[0]) != c or int(wq.shape[1]) != 1:
+            reasons.append("weights are not a constant int8 [C, 1, KH, KW]")
+        elif np.any(wz != 0):
+            reasons.append("weights are not symmetric (zero point != 0)")
+        if sx is None or zx is None or sx.size not in (1, c) or zx.size not in (1, c):
+            reasons.append("activation scale/zero point not constants per tensor or per channel")
+        if int(a.groups) != c or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" \
+                or a.kernel_layout != "OIHW" or int(call.ty.shape[1]) != c:
+            reasons.append(f"groups {a.groups} of {c} channels, dilation {list(a.dilation)} not offloaded")
+        if reasons:
+            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+            return call
+        bias = None
+        if p["biased"] in m and m[p["biased"]].same_as(call):
+            bias = _bias_values(m[p["bias"]], c)
+            if bias is None:
+                return call
+        _, _, kh, kw = (int(v) for v in wq.shape)
+        _, _, ih, iw = (int(v) for v in x.ty.shape)
+        _, _, oh, ow = (int(v) for v in call.ty.shape)
+        sxv = np.broadcast_to(np.asarray(sx, np.float32).reshape(-1), (c,))
+        zxv = np.broadcast_to(np.asarray(zx).reshape(-1), (c,)).astype(np.int32)
+        swv = np.broadcast_to(np.asarray(ws, np.float32).reshape(-1), (c,))
+        scale = (sxv * swv).astype(np.float32)
+        top, left, _, _ = (int(v) for v in a.padding)
+        geom = dict(in_h=ih, in_w=iw, in_c=c, out_h=oh, out_w=ow, out_c=c, k_h=kh, k_w=kw,
+                    stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)
+        name = f"wrnn_L{len(self.layers)}"
+        layer = Layer(name, "dwconv_f32", geom, 0, 0, -128, 127, macs=c * oh * ow * kh * kw, scratch_bytes=0)
+        layer.extra["bias"] = bias is not None
+        self.layers[name] = layer
+        w_hwc = np.ascontiguousarray(wq.reshape(c, kh, kw).transpose(1, 2, 0))
+        consts = [relax.const(w_hwc), relax.const(np.ascontiguousarray(zxv)), relax.const(scale),
+                  relax.const((bias if bias is not None else np.zeros(c)).astype(np.float32))]
+        out_ty = [relax.TensorType((1, oh, ow, c), "float32"), relax.TensorType((4,), "int8")]
+        res = relax.call_dps_packed(relax.ExternFunc(name), [relax.op.permute_dims(x, NCHW_TO_NHWC), *consts],
+                                    out_ty)
+        return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)
+
+    def _fc_f32(self, call, m, p):
+        """matmul(DQ(x[.., M, K]), DQ(W[K, N])) (+ b[N]), float output -> wrnn_conv1x1_s8_f32 with M pixels."""
+        from tvm import relax
+
+        x = m[p["x"]]
+        where = f"matmul -> {str(call.ty.shape)} (float output)"
+        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
+        sx, zx = _scalar(m[p["sx"]]), _scalar(m[p["zx"]])
+        reasons = []
+        if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
+            reasons.append("input is not int8 or output not float32")
+        if wq is None or ws is None or wz is None or wq.dtype != np.int8 or wq.ndim != 2:
+            reasons.append("weights are not a constant int8 matrix")
+        elif np.any(wz != 0):
+            reasons.append("weights are not symmetric (zero point != 0)")
+        elif np.size(ws) not in (1, wq.shape[1]):
+            reasons.append("weight scales are not per output column")
+        if None in (sx, zx):
+            reasons.append("activation scale/zero point not per-tensor constants")
+        if reasons:
+            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+            return call
+        k, n = (int(v) for v in wq.shape)
+        xs = [int(v) for v in x.ty.shape]
+        rows = int(np.prod(xs[:-1]))
+        if xs[-1] != k or rows * n != int(np.prod([int(v) for v in call.ty.shape])):
+            self.skipped.append(f"{where}: shapes {xs} x {[k, n]} not a plain [M, K] x [K, N]")
+            return call
+        bias = None
+        if p["biased"] in m and m[p["biased"]].same_as(call):
+            bias = _const(m[p["bias"]])
+            if bias is None or bias.dtype != np.float32 or bias.size != n or \
+                    [int(v) for v in call.ty.shape][-1] != n or bias.ndim != 1:
+                return call  # e.g. a residual add: the bias-free pass below takes the matmul alone
+        ws = np.broadcast_to(np.asarray(ws, np.float32).reshape(-1), (n,))
+        scale = (np.float32(sx) * ws).astype(np.float32)
+        geom = dict(in_h=1, in_w=rows, in_c=k, out_h=1, out_w=rows, out_c=n, k_h=1, k_w=1, stride_h=1, stride_w=1,
+                    pad_top=0, pad_left=0)
+        name = f"wrnn_L{len(self.layers)}"
+        layer = Layer(name, "conv1x1_f32", geom, int(zx), 0, -128, 127, macs=rows * k * n, scratch_bytes=4 * n)
+        layer.extra.update(bias=bias is not None, kind="fc")
+        self.layers[name] = layer
+        consts = [relax.const(np.ascontiguousarray(wq.T)), relax.const(scale),
+                  relax.const((bias if bias is not None else np.zeros(n)).astype(np.float32))]
+        out_ty = [relax.TensorType(tuple(int(v) for v in call.ty.shape), "float32"),
+                  relax.TensorType((max(layer.scratch_bytes, 4),), "int8")]
+        res = relax.call_dps_packed(relax.ExternFunc(name), [x, *consts], out_ty)
+        return relax.TupleGetItem(res, 0)
+
     @staticmethod
     def _cancel(call, inner, v):
         p = [int(i) for i in inner.attrs.axes] if inner.attrs.axes is not None else None
@@ -323,6 +444,113 @@ class Offloader:
         if p is None or q is None or [p[i] for i in q] != list(range(len(p))):
             return call
         return v
+
+
+ELEMENTWISE_UNARY = {"relax.erf", "relax.sigmoid", "relax.tanh", "relax.exp", "relax.sqrt", "relax.rsqrt",
+                     "relax.nn.relu", "relax.clip", "relax.negative", "relax.abs", "relax.nn.gelu", "relax.nn.silu"}
+ELEMENTWISE_BINARY = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.power",
+                      "relax.maximum", "relax.minimum"}
+
+
+def _perm(call) -> list[int] | None:
+    axes = call.attrs.axes
+    return None if axes is None else [int(i) for i in axes]
+
+
+def sink_permutes(func, max_rounds: int = 64):
+    """op(permute_dims(x, p), ...) -> permute_dims(op(x, ...), p) for elementwise ops, where every other operand
+    is a constant (per-tensor, or broadcast with the same rank: permuted back) or permute_dims(y, p) too;
+    quantize/dequantize too (a per-channel axis a becomes p[a]). Values are unchanged (a permutation commutes
+    with elementwise maps; a small non-constant operand of the same rank, e.g. an SE scale, is permuted back
+    instead); mean with keepdims (its axes mapped through p). Repeated until nothing moves."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+    var2val = {}
+
+    def value(e):
+        return var2val.get(e, e) if isinstance(e, relax.Var) else e
+
+    def is_perm(e):
+        e = value(e)
+        return isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.permute_dims"
+
+    pv = wildcard()
+    perm = is_op("relax.permute_dims")(pv)
+    pats = [is_op(name)(perm) for name in sorted(ELEMENTWISE_UNARY)]
+    pats += [is_op(name)(perm, wildcard()) | is_op(name)(wildcard(), perm) for name in sorted(ELEMENTWISE_BINARY)]
+    pats += [is_op("relax.mean")(perm), is_op("relax.quantize")(perm, wildcard(), wildcard()),
+             is_op("relax.dequantize")(perm, wildcard(), wildcard())]
+    pat = pats[0]
+    for q in pats[1:]:
+        pat = pat | q
+
+    def rewrite(call, m):
+        if m[perm] is None:
+            return call
+        p = _perm(m[perm])
+        if p is None:
+            return call
+        inv = list(np.argsort(p))
+        name = call.op.name
+        rank = len(p)
+        if name == "relax.mean":
+            x = value(call.args[0])
+            if not is_perm(x) or _perm(x) != p or not call.attrs.keepdims or call.attrs.axis is None:
+                return call
+            axes = [p[int(a) % rank] for a in call.attrs.axis]
+            return relax.op.permute_dims(relax.op.mean(x.args[0], axes, keepdims=True), p)
+        if name in ("relax.quantize", "relax.dequantize"):
+            x = value(call.args[0])
+            if not is_perm(x) or _perm(x) != p:
+                return call
+            scale, zp = _const(call.args[1]), _const(call.args[2])
+            if scale is None or zp is None:
+                return call
+            axis = int(call.attrs.axis) % rank
+            new_axis = p[axis] if scale.size > 1 or zp.size > 1 else axis
+            fn = relax.op.quantize if name == "relax.quantize" else relax.op.dequantize
+            inner = fn(x.args[0], call.args[1], call.args[2], axis=new_axis, out_dtype=str(call.attrs.out_dtype))
+            return relax.op.permute_dims(inner, p)
+        args = []
+        for a in call.args:
+            if is_perm(a) and _perm(value(a)) == p:
+                args.append(value(a).args[0])
+                continue
+            if not isinstance(a, relax.Expr) or not hasattr(a, "ty") or not isinstance(a.ty, relax.TensorType):
+                args.append(a)  # clip's PrimValue bounds
+                continue
+            c = _const(a)
+            if c is None:  # a small tensor of the same rank (an SE block's channel scale): permute it instead
+                shp = [int(v) for v in a.ty.shape] if a.ty.shape is not None else None
+                if shp is None or len(shp) != rank or int(np.prod(shp)) > 4096:
+                    return call
+                args.append(relax.op.permute_dims(a, inv))
+                continue
+            if c.ndim == rank:
+                args.append(relax.const(np.ascontiguousarray(np.transpose(c, inv))))
+            elif c.size == 1:
+                args.append(a)
+            else:
+                return call
+        if not any(is_perm(a) for a in call.args):
+            return call
+        inner = relax.Call(call.op, args, call.attrs, call.ty_args)
+        return relax.op.permute_dims(inner, p)
+
+    from tvm.relax.analysis import get_var2val
+
+    for _ in range(max_rounds):
+        var2val.clear()
+        var2val.update(get_var2val(func))
+        new = rewrite_call(pat, rewrite, func)
+        try:
+            tvm.ir.assert_structural_equal(new, func)
+            break
+        except ValueError:
+            func = new
+    return func
 
 
 def conv_scratch_bytes(g: dict) -> int:

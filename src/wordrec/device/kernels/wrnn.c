@@ -510,6 +510,57 @@ int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const flo
   return WRNN_OK;
 }
 
+/* Depthwise with per-channel input zero points and a float output (NNCF quantizes a depthwise conv's input per
+ * channel). acc[c] = sum over the taps inside the input of (x - in_zp[c]) * w[c]: a padded tap would add
+ * (in_zp[c] - in_zp[c]) * w = 0, so it is skipped; then the float epilogue of gemm_s8_f32. Helium: 4 channels
+ * per vector (int8 loads widened to int32, VMUL + VADD: MVE has no vector-by-vector VMLA), channel tail by predicate. */
+int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
+                       const wrnn_geom *g, float *out) {
+  if (!in || !w || !in_zp || !scale || !g || !out) return WRNN_ENULL;
+  if (!check_geom(g) || g->out_c != g->in_c) return WRNN_EDIM;
+  const int32_t c = g->in_c;
+  for (int32_t i = 0; i < c; ++i)
+    if (!check_zp(in_zp[i])) return WRNN_EQUANT;
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
+    const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + g->k_h > g->in_h ? g->in_h - y0 : g->k_h;
+    for (int32_t ox = 0; ox < g->out_w; ++ox) {
+      const int32_t x0 = ox * g->stride_w - g->pad_left;
+      const int32_t kx_lo = x0 < 0 ? -x0 : 0, kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
+      float *op = out + ((int64_t)oy * g->out_w + ox) * c;
+#ifdef WRNN_MVE
+      for (int32_t c0 = 0; c0 < c; c0 += 4) {
+        const mve_pred16_t pr = vctp32q(c - c0);
+        const int32x4_t zp = vldrwq_z_s32(in_zp + c0, pr);
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
+          const int8_t *xr = in + ((int64_t)(y0 + ky) * g->in_w + x0) * c + c0;
+          const int8_t *wr = w + (int64_t)ky * g->k_w * c + c0;
+          for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
+            const int32x4_t xv = vsubq_s32(vldrbq_z_s32(xr + (int64_t)kx * c, pr), zp);
+            acc = vaddq_s32(acc, vmulq_s32(xv, vldrbq_z_s32(wr + (int64_t)kx * c, pr)));
+          }
+        }
+        const float32x4_t bs = bias ? vldrwq_z_f32(bias + c0, pr) : vdupq_n_f32(0.0f);
+        const float32x4_t f = vaddq_f32(vmulq_f32(vcvtq_f32_s32(acc), vldrwq_z_f32(scale + c0, pr)), bs);
+        vstrwq_p_f32(op + c0, f, pr);
+      }
+#else
+      for (int32_t ch = 0; ch < c; ++ch) {
+        int32_t acc = 0;
+        for (int32_t ky = ky_lo; ky < ky_hi; ++ky)
+          for (int32_t kx = kx_lo; kx < kx_hi; ++kx)
+            acc += (in[((int64_t)(y0 + ky) * g->in_w + x0 + kx) * c + ch] - in_zp[ch]) *
+                   w[((int64_t)ky * g->k_w + kx) * c + ch];
+        volatile float prod = (float)acc * scale[ch];
+        op[ch] = prod + (bias ? bias[ch] : 0.0f);
+      }
+#endif
+    }
+  }
+  return WRNN_OK;
+}
+
 /* Helium depthwise works on WRNN_DW_PIX output pixels of a row per step; the padded row buffer is wide enough
  * for the last, partial step. */
 #define WRNN_DW_PIX 16

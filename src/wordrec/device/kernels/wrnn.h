@@ -112,6 +112,13 @@ int wrnn_conv1x1_s8_f32(const int8_t *in, int32_t pixels, int32_t in_c, const in
 int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const float *scale, const float *bias,
                      const wrnn_geom *g, void *scratch, float *out);
 
+/* Depthwise, channel multiplier 1, per-channel input zero points in_zp[c] (int32, each in [-128, 127]), float
+ * output: out[y][x][c] = (float)(sum over in-bounds taps of (in - in_zp[c]) * w[ky][kx][c]) * scale[c] + bias[c]
+ * (bias may be NULL), rounded as the float-output GEMM above. w HWC. Padding contributes 0 (as a tap at the zero
+ * point would). |acc| < 2^31 for k_h * k_w < 66000. No scratch. */
+int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
+                       const wrnn_geom *g, float *out);
+
 /* Depthwise k_h x k_w convolution, channel multiplier 1 (g->out_c == g->in_c). w HWC [k_h][k_w][c].
  * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * c), weights transposed to
  * [c][k_h * k_w], and k_h zero-point-padded input rows of ((ceil(out_w / 16) * 16 - 1) * stride_w + k_w) pixels
