@@ -166,6 +166,11 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
         lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
                  f"    int rc = wrnn_dwconv_s8_f32((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
                  f"(const float*){sc}, (const float*){bs}, &g, (float*){out});"]
+    elif layer.op == "gelu":  # args: input (float), output, scratch (unused)
+        x, out, _ = (f"t_{a}.data" for a in args)
+        e = layer.extra
+        lines = ["  {", f"    int rc = wrnn_gelu_erf_s8((const float*){x}, {g['n']}, {float(e['erf_in_mul']).hex()}f, "
+                 f"{float(e['out_mul']).hex()}f, {layer.out_zp}, (int8_t*){out});"]
     else:
         raise DataError(f"{n}: offloaded op {layer.op!r} has no emitter")
     lines.append(f"    if (rc != WRNN_OK) {{ set_error(\"{n}: wrnn error\"); return {k + 1}; }} }}")

@@ -181,6 +181,8 @@ class Offloader:
         # (GELU, bias/scale, quantize) so that it meets the NCHW->NHWC permute of the next int8 kernel and the pair
         # cancels below: the tail then runs on contiguous NHWC data with no transposes
         func = sink_permutes(func)
+        # 2e. quantize(x * (erf(x / c) + 1)) (GELU, per-tensor output) -> wrnn_gelu_erf_s8 (no libm erf)
+        func = self._gelu_pass(func)
         # 3. permute_dims(permute_dims(v, p), q) with q o p = identity -> v
         v = wildcard()
         inner = is_op("relax.permute_dims")(v)
@@ -388,6 +390,54 @@ class Offloader:
                                     out_ty)
         return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)
 
+    def _gelu_pass(self, func):
+        from tvm import relax
+        from tvm.relax.analysis import get_var2val
+        from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+        v2v = get_var2val(func)
+
+        def val(e):
+            return v2v.get(e, e) if isinstance(e, relax.Var) else e
+
+        def op(e, name):
+            e = val(e)
+            return e if isinstance(e, relax.Call) and getattr(e.op, "name", "") == name else None
+
+        s, z = wildcard(), wildcard()
+        root = is_op("relax.quantize")(is_op("relax.multiply")(wildcard(), wildcard()), s, z)
+
+        def rewrite(call, m):
+            mul = op(call.args[0], "relax.multiply")
+            if mul is None:
+                return call
+            for x, other in ((mul.args[0], mul.args[1]), (mul.args[1], mul.args[0])):
+                add = op(other, "relax.add")
+                if add is None:
+                    continue
+                for e, one in ((add.args[0], add.args[1]), (add.args[1], add.args[0])):
+                    erf = op(e, "relax.erf")
+                    div = op(erf.args[0], "relax.divide") if erf is not None else None
+                    if div is None or not div.args[0].same_as(x) or _scalar(one) != 1.0:
+                        continue
+                    c, sc, zp = _scalar(div.args[1]), _scalar(m[s]), _scalar(m[z])
+                    if None in (c, sc, zp) or not c > 0 or not sc > 0 or str(call.ty.dtype) != "int8" \
+                            or str(x.ty.dtype) != "float32":
+                        continue
+                    shape = tuple(int(v) for v in call.ty.shape)
+                    name = f"wrnn_L{len(self.layers)}"
+                    n = int(np.prod(shape))
+                    layer = Layer(name, "gelu", dict(n=n, k_h=1, k_w=1), 0, int(zp), -128, 127, macs=0)
+                    layer.extra.update(erf_in_mul=float(np.float32(1.0) / np.float32(c)),
+                                       out_mul=float(np.float32(1.0) / np.float32(sc)))
+                    self.layers[name] = layer
+                    res = relax.call_dps_packed(relax.ExternFunc(name), [x],
+                                                [relax.TensorType(shape, "int8"), relax.TensorType((4,), "int8")])
+                    return relax.TupleGetItem(res, 0)
+            return call
+
+        return rewrite_call(root, rewrite, func)
+
     def _fc_f32(self, call, m, p):
         """matmul(DQ(x[.., M, K]), DQ(W[K, N])) (+ b[N]), float output -> wrnn_conv1x1_s8_f32 with M pixels."""
         from tvm import relax
@@ -524,8 +574,9 @@ def sink_permutes(func, max_rounds: int = 64):
             c = _const(a)
             if c is None:  # a small tensor of the same rank (an SE block's channel scale): permute it instead
                 shp = [int(v) for v in a.ty.shape] if a.ty.shape is not None else None
-                if shp is None or len(shp) != rank or int(np.prod(shp)) > 4096:
-                    return call
+                full = int(np.prod([int(v) for v in call.ty.shape]))
+                if shp is None or len(shp) != rank or int(np.prod(shp)) > min(4096, full // 2):
+                    return call  # only a broadcast operand (a full-size one would just move the transpose)
                 args.append(relax.op.permute_dims(a, inv))
                 continue
             if c.ndim == rank:

@@ -3,6 +3,7 @@
  * and the vector requantization (rq_vec) reproduces wrnn_requant bit for bit (tested on QEMU with edge values). */
 #include "wrnn.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__ARM_FEATURE_MVE) && !defined(WRNN_SCALAR)
@@ -558,6 +559,83 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
 #endif
     }
   }
+  return WRNN_OK;
+}
+
+/* GELU (erf form) + quantize, float in, int8 out: the float tail between two float-output convs of a QDQ graph
+ * (NNCF: Q(x * (erf(x / sqrt 2) + 1)), the 1/2 folded into the output scale). erf(u) for |u| <= 4 is a degree-18
+ * polynomial in t = |u| / 2 - 1 (Chebyshev fit of erf on [0, 4], monomial coefficients rounded to float, Horner in
+ * float: |error| < 3e-7 against the exact erf), sign restored, 1 beyond 4 (erf(4) = 1 - 1.5e-8). Only +, -, * and a
+ * compare: no libm, so host and device agree bit for bit (with -ffp-contract=off). */
+static const float WRNN_ERF_C[19] = {
+  0x1.fd9ae20000000p-1f,
+  0x1.529ba20000000p-5f,
+  -0x1.529be20000000p-3f,
+  0x1.8b0ad40000000p-2f,
+  -0x1.1a2a060000000p-1f,
+  0x1.ace75a0000000p-2f,
+  0x1.dda4920000000p-6f,
+  -0x1.bad6980000000p-2f,
+  0x1.a2c4c00000000p-2f,
+  -0x1.abb60a0000000p-6f,
+  -0x1.1a413e0000000p-2f,
+  0x1.b7e7d40000000p-3f,
+  0x1.30f9520000000p-5f,
+  -0x1.1e27820000000p-3f,
+  0x1.4ebed40000000p-5f,
+  0x1.62dee80000000p-5f,
+  -0x1.86b1de0000000p-6f,
+  -0x1.7bec9e0000000p-8f,
+  0x1.20a1ea0000000p-8f};
+
+#define WRNN_ERF_DEG 18
+
+static inline float erf_poly(float u) {
+  float a = u < 0.0f ? -u : u;
+  a = a < 4.0f ? a : 4.0f;
+  const float t = a * 0.5f - 1.0f;
+  float p = WRNN_ERF_C[WRNN_ERF_DEG];
+  for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) {
+    volatile float m = p * t; /* two roundings, as the vector path */
+    p = m + WRNN_ERF_C[k];
+  }
+  return u < 0.0f ? -p : p;
+}
+
+int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul, int32_t out_zp, int8_t *out) {
+  if (!x || !out) return WRNN_ENULL;
+  if (n <= 0) return WRNN_EDIM;
+  if (!check_zp(out_zp)) return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  int32_t i = 0;
+  for (; i < n; i += 4) {
+    const mve_pred16_t pr = vctp32q(n - i);
+    const float32x4_t xv = vldrwq_z_f32(x + i, pr);
+    const float32x4_t u = vmulq_n_f32(xv, erf_in_mul);
+    const float32x4_t a = vminnmq_f32(vabsq_f32(u), vdupq_n_f32(4.0f));
+    const float32x4_t t = vsubq_n_f32(vmulq_n_f32(a, 0.5f), 1.0f);
+    float32x4_t p = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]);
+    for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) p = vaddq_n_f32(vmulq_f32(p, t), WRNN_ERF_C[k]);
+    const float32x4_t e = vpselq_f32(vnegq_f32(p), p, vcmpltq_n_f32(u, 0.0f));
+    const float32x4_t y = vmulq_f32(xv, vaddq_n_f32(e, 1.0f));
+    const float32x4_t r = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(y, out_mul)), vdupq_n_f32(-1024.0f)),
+                                      vdupq_n_f32(1024.0f)); /* a safe range for the int conversion */
+    int32x4_t q = vaddq_n_s32(vcvtq_s32_f32(r), out_zp);
+    q = vminq_s32(vmaxq_s32(q, vdupq_n_s32(-128)), vdupq_n_s32(127));
+    vstrbq_p_s32(out + i, q, pr);
+  }
+#else
+  for (int32_t i = 0; i < n; ++i) {
+    volatile float u = x[i] * erf_in_mul;
+    volatile float y = x[i] * (erf_poly(u) + 1.0f);
+    volatile float v = y * out_mul;
+    float r = nearbyintf(v);
+    r = r > -1024.0f ? r : -1024.0f;
+    r = r < 1024.0f ? r : 1024.0f;
+    int32_t q = (int32_t)r + out_zp;
+    out[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+  }
+#endif
   return WRNN_OK;
 }
 

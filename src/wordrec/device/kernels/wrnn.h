@@ -119,6 +119,11 @@ int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const flo
 int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
                        const wrnn_geom *g, float *out);
 
+/* GELU (erf form) then quantize, n floats -> int8: out = clamp(rint(y * out_mul) + out_zp, -128, 127) with
+ * y = x * (erf(x * erf_in_mul) + 1), erf a polynomial (|error| < 3e-7, see wrnn.c), rint ties to even. out_mul is
+ * 1 / output scale, erf_in_mul 1 / sqrt 2 as the graph writes them (float32). */
+int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul, int32_t out_zp, int8_t *out);
+
 /* Depthwise k_h x k_w convolution, channel multiplier 1 (g->out_c == g->in_c). w HWC [k_h][k_w][c].
  * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * c), weights transposed to
  * [c][k_h * k_w], and k_h zero-point-padded input rows of ((ceil(out_w / 16) * 16 - 1) * stride_w + k_w) pixels
