@@ -257,3 +257,15 @@ def test_device_equals_host_on_float_output_chain(tmp_path):
     assert np.array_equal(np.asarray(dev["outputs"], np.float32).reshape(host.shape).view(np.uint32),
                           host.view(np.uint32))
     assert np.array_equal(dev["probes"], run.probes)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "full"])
+def test_every_profile_runs_int8_kernels_only_on_what_it_imports(profile):
+    """mcu.imported_int8 (dvc.yaml's compile_int8_imported/mcu_int8_imported) names imports of the profile:
+    their QDQ ONNX comes from quantize over models/pretrained; smoke runs none (its DAG is unchanged)."""
+    from wordrec.pipeline.config import compose, section
+
+    cfg = compose([f"profile={profile}"])
+    names = set(section(cfg, "mcu").imported_int8)
+    assert names <= set(section(cfg, "pretrained").models)
+    assert (names == set()) == (profile == "smoke")
