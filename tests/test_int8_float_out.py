@@ -210,29 +210,36 @@ def test_gelu_quantize_kernel_against_exact_erf(tmp_path):
 
 def _chain_model():
     """Every float-output kernel in one graph with no libm function in between (bit-exact across C libraries):
-    2x2 SAME conv (int8) -> 1x1 f32 -> Q per channel -> depthwise f32 -> Q -> 3x3/2 f32 -> [M, K] -> GELU + Q
-    (wrnn_gelu_erf_s8) -> fc f32."""
+    2x2 SAME conv (int8) -> 1x1 f32 -> Q per channel -> depthwise f32 (24 channels: the 8-lane path) -> Q -> 3x3/2
+    f32 -> Q per channel -> depthwise f32 (12 channels: the 4-lane path) -> [M, K] -> GELU + Q (wrnn_gelu_erf_s8)
+    -> fc f32."""
     g = G()
     s, z = np.float32(0.04), 5
     xd = g.qdq("x", s, z)
-    r0 = g.node("Relu", [g.node("Conv", [xd, g.wdq(_w(8, 3, 2, 2), RNG.uniform(0.005, 0.02, 8).astype(np.float32)),
-                                         g.const(RNG.uniform(-1, 1, 8).astype(np.float32))],
-                                kernel_shape=[2, 2], auto_pad="SAME_UPPER")])
-    c1 = g.node("Conv", [g.qdq(r0, np.float32(0.03), -128), g.wdq(_w(20, 8, 1, 1), RNG.uniform(0.002, 0.01, 20).astype(np.float32)),
-                         g.const(RNG.uniform(-1, 1, 20).astype(np.float32))], kernel_shape=[1, 1])
-    zc = RNG.integers(-100, 50, 20).astype(np.int8)
-    d = g.node("Conv", [g.qdq(c1, RNG.uniform(0.01, 0.05, 20).astype(np.float32), zc),
-                        g.wdq(_w(20, 1, 3, 3), RNG.uniform(0.002, 0.01, 20).astype(np.float32)),
-                        g.const(RNG.uniform(-1, 1, 20).astype(np.float32))], kernel_shape=[3, 3], group=20,
-               pads=[1, 1, 1, 1])
-    c3 = g.node("Conv", [g.qdq(d, np.float32(0.05), 3), g.wdq(_w(24, 20, 3, 3), RNG.uniform(0.002, 0.01, 24).astype(np.float32)),
-                         g.const(RNG.uniform(-1, 1, 24).astype(np.float32))], kernel_shape=[3, 3], strides=[2, 2],
-                pads=[1, 1, 1, 1])
-    mk = g.node("Transpose", [g.node("Reshape", [c3, g.const(np.array([1, 24, -1], np.int64))])], perm=[0, 2, 1])
+
+    def f(*shape):
+        return RNG.uniform(0.002, 0.01, shape).astype(np.float32)
+
+    def b(n):
+        return g.const(RNG.uniform(-1, 1, n).astype(np.float32))
+
+    def dw(x, c):
+        zc = RNG.integers(-100, 50, c).astype(np.int8)
+        return g.node("Conv", [g.qdq(x, RNG.uniform(0.01, 0.05, c).astype(np.float32), zc),
+                               g.wdq(_w(c, 1, 3, 3), f(c)), b(c)], kernel_shape=[3, 3], group=c, pads=[1, 1, 1, 1])
+
+    r0 = g.node("Relu", [g.node("Conv", [xd, g.wdq(_w(8, 3, 2, 2), f(8)), b(8)], kernel_shape=[2, 2],
+                                auto_pad="SAME_UPPER")])
+    c1 = g.node("Conv", [g.qdq(r0, np.float32(0.03), -128), g.wdq(_w(24, 8, 1, 1), f(24)), b(24)],
+                kernel_shape=[1, 1])
+    d = dw(c1, 24)
+    c3 = g.node("Conv", [g.qdq(d, np.float32(0.05), 3), g.wdq(_w(12, 24, 3, 3), f(12)), b(12)], kernel_shape=[3, 3],
+                strides=[2, 2], pads=[1, 1, 1, 1])
+    d2 = dw(c3, 12)
+    mk = g.node("Transpose", [g.node("Reshape", [d2, g.const(np.array([1, 12, -1], np.int64))])], perm=[0, 2, 1])
     mk = g.node("Mul", [mk, g.node("Add", [g.node("Erf", [g.node("Div", [mk, g.const(np.float32(1.4142135))])]),
                                            g.const(np.float32(1.0))])])
-    y = g.node("Add", [g.node("MatMul", [g.qdq(mk, np.float32(0.06), -2), g.wdq(_w(24, 10), RNG.uniform(0.002, 0.01, 10).astype(np.float32), axis=1)]),
-                       g.const(RNG.uniform(-1, 1, 10).astype(np.float32))])
+    y = g.node("Add", [g.node("MatMul", [g.qdq(mk, np.float32(0.06), -2), g.wdq(_w(12, 10), f(10), axis=1)]), b(10)])
     return g.model(y, [1, 3, 8, 12], [1, 24, 10])
 
 
@@ -247,7 +254,7 @@ def test_device_equals_host_on_float_output_chain(tmp_path):
 
     off, _, run = _build(_chain_model(), [1, 3, 8, 12], tmp_path)
     assert sorted(layer.op for layer in off.layers.values()) == \
-        ["conv", "conv1x1_f32", "conv1x1_f32", "conv_f32", "dwconv_f32", "gelu"]
+        ["conv", "conv1x1_f32", "conv1x1_f32", "conv_f32", "dwconv_f32", "dwconv_f32", "gelu"]
     xs = RNG.uniform(-3, 3, (3, 1, 3, 8, 12)).astype(np.float32)
     host = run.probs(xs[:, 0])
     elf = tmp_path / "elf" / "app.elf"

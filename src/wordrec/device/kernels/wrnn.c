@@ -513,8 +513,9 @@ int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const flo
 
 /* Depthwise with per-channel input zero points and a float output (NNCF quantizes a depthwise conv's input per
  * channel). acc[c] = sum over the taps inside the input of (x - in_zp[c]) * w[c]: a padded tap would add
- * (in_zp[c] - in_zp[c]) * w = 0, so it is skipped; then the float epilogue of gemm_s8_f32. Helium: 4 channels
- * per vector (int8 loads widened to int32, VMUL + VADD: MVE has no vector-by-vector VMLA), channel tail by predicate. */
+ * (in_zp[c] - in_zp[c]) * w = 0, so it is skipped; then the float epilogue of gemm_s8_f32. Helium: see below. */
+#define WRNN_DWF_MAXC 512 /* channels of the 8-lane Helium path's int16 zero-point copy (stack: 1 KB) */
+
 int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
                        const wrnn_geom *g, float *out) {
   if (!in || !w || !in_zp || !scale || !g || !out) return WRNN_ENULL;
@@ -522,24 +523,66 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
   const int32_t c = g->in_c;
   for (int32_t i = 0; i < c; ++i)
     if (!check_zp(in_zp[i])) return WRNN_EQUANT;
+  const int32_t row = g->in_w * c, wrow = g->k_w * c; /* bytes per input row / weight row (int32: H*W*C < 2^31) */
+#ifdef WRNN_MVE
+  /* 8 channels per step when c % 8 == 0: int8 loads widened to int16, x - zp in int16 ([-255, 255]), VMULLB/VMULLT
+   * to two int32x4 (even / odd channels) accumulated; VLD2/VST2 (de)interleave scale, bias and the output. Other
+   * channel counts: 4 channels per step, int32 lanes. */
+  int16_t zp16[WRNN_DWF_MAXC];
+  const int wide = c % 8 == 0 && c <= WRNN_DWF_MAXC;
+  if (wide)
+    for (int32_t i = 0; i < c; ++i) zp16[i] = (int16_t)in_zp[i];
+#endif
   for (int32_t oy = 0; oy < g->out_h; ++oy) {
     const int32_t y0 = oy * g->stride_h - g->pad_top;
     const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + g->k_h > g->in_h ? g->in_h - y0 : g->k_h;
     for (int32_t ox = 0; ox < g->out_w; ++ox) {
       const int32_t x0 = ox * g->stride_w - g->pad_left;
       const int32_t kx_lo = x0 < 0 ? -x0 : 0, kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
-      float *op = out + ((int64_t)oy * g->out_w + ox) * c;
+      const int32_t nky = ky_hi - ky_lo, nkx = kx_hi - kx_lo;
+      const int8_t *x_base = in + (y0 + ky_lo) * row + (x0 + kx_lo) * c;
+      const int8_t *w_base = w + ky_lo * wrow + kx_lo * c;
+      float *op = out + (oy * g->out_w + ox) * c;
 #ifdef WRNN_MVE
+      if (wide) {
+        for (int32_t c0 = 0; c0 < c; c0 += 8) {
+          const int16x8_t zp = vld1q_s16(zp16 + c0);
+          int32x4_t acc_e = vdupq_n_s32(0), acc_o = vdupq_n_s32(0);
+          const int8_t *xr = x_base + c0, *wr = w_base + c0;
+          for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += wrow) {
+            const int8_t *xp = xr, *wp = wr;
+            for (int32_t kx = 0; kx < nkx; ++kx, xp += c, wp += c) {
+              const int16x8_t xv = vsubq_s16(vldrbq_s16(xp), zp), wv = vldrbq_s16(wp);
+              acc_e = vaddq_s32(acc_e, vmullbq_int_s16(xv, wv));
+              acc_o = vaddq_s32(acc_o, vmulltq_int_s16(xv, wv));
+            }
+          }
+          const float32x4x2_t sc = vld2q_f32(scale + c0);
+          float32x4x2_t f;
+          f.val[0] = vmulq_f32(vcvtq_f32_s32(acc_e), sc.val[0]);
+          f.val[1] = vmulq_f32(vcvtq_f32_s32(acc_o), sc.val[1]);
+          if (bias) {
+            const float32x4x2_t bs = vld2q_f32(bias + c0);
+            f.val[0] = vaddq_f32(f.val[0], bs.val[0]);
+            f.val[1] = vaddq_f32(f.val[1], bs.val[1]);
+          } else {
+            f.val[0] = vaddq_f32(f.val[0], vdupq_n_f32(0.0f));
+            f.val[1] = vaddq_f32(f.val[1], vdupq_n_f32(0.0f));
+          }
+          vst2q_f32(op + c0, f);
+        }
+        continue;
+      }
       for (int32_t c0 = 0; c0 < c; c0 += 4) {
         const mve_pred16_t pr = vctp32q(c - c0);
         const int32x4_t zp = vldrwq_z_s32(in_zp + c0, pr);
         int32x4_t acc = vdupq_n_s32(0);
-        for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
-          const int8_t *xr = in + ((int64_t)(y0 + ky) * g->in_w + x0) * c + c0;
-          const int8_t *wr = w + (int64_t)ky * g->k_w * c + c0;
-          for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
-            const int32x4_t xv = vsubq_s32(vldrbq_z_s32(xr + (int64_t)kx * c, pr), zp);
-            acc = vaddq_s32(acc, vmulq_s32(xv, vldrbq_z_s32(wr + (int64_t)kx * c, pr)));
+        const int8_t *xr = x_base + c0, *wr = w_base + c0;
+        for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += wrow) {
+          const int8_t *xp = xr, *wp = wr;
+          for (int32_t kx = 0; kx < nkx; ++kx, xp += c, wp += c) {
+            const int32x4_t xv = vsubq_s32(vldrbq_z_s32(xp, pr), zp);
+            acc = vaddq_s32(acc, vmulq_s32(xv, vldrbq_z_s32(wp, pr)));
           }
         }
         const float32x4_t bs = bias ? vldrwq_z_f32(bias + c0, pr) : vdupq_n_f32(0.0f);
@@ -549,10 +592,9 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
 #else
       for (int32_t ch = 0; ch < c; ++ch) {
         int32_t acc = 0;
-        for (int32_t ky = ky_lo; ky < ky_hi; ++ky)
-          for (int32_t kx = kx_lo; kx < kx_hi; ++kx)
-            acc += (in[((int64_t)(y0 + ky) * g->in_w + x0 + kx) * c + ch] - in_zp[ch]) *
-                   w[((int64_t)ky * g->k_w + kx) * c + ch];
+        for (int32_t ky = 0; ky < nky; ++ky)
+          for (int32_t kx = 0; kx < nkx; ++kx)
+            acc += (x_base[ky * row + kx * c + ch] - in_zp[ch]) * w_base[ky * wrow + kx * c + ch];
         volatile float prod = (float)acc * scale[ch];
         op[ch] = prod + (bias ? bias[ch] : 0.0f);
       }
