@@ -650,6 +650,33 @@ int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul,
   if (!check_zp(out_zp)) return WRNN_EQUANT;
 #ifdef WRNN_MVE
   int32_t i = 0;
+  /* 8 elements per step: each coefficient is loaded once for two vectors */
+  for (; i + 8 <= n; i += 8) {
+    const float32x4_t x0 = vldrwq_f32(x + i), x1 = vldrwq_f32(x + i + 4);
+    const float32x4_t u0 = vmulq_n_f32(x0, erf_in_mul), u1 = vmulq_n_f32(x1, erf_in_mul);
+    const float32x4_t t0 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u0), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
+    const float32x4_t t1 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u1), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
+    float32x4_t p0 = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]), p1 = p0;
+    for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) {
+      const float ck = WRNN_ERF_C[k];
+      p0 = vaddq_n_f32(vmulq_f32(p0, t0), ck);
+      p1 = vaddq_n_f32(vmulq_f32(p1, t1), ck);
+    }
+    const float32x4_t e0 = vpselq_f32(vnegq_f32(p0), p0, vcmpltq_n_f32(u0, 0.0f));
+    const float32x4_t e1 = vpselq_f32(vnegq_f32(p1), p1, vcmpltq_n_f32(u1, 0.0f));
+    const float32x4_t r0 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x0, vaddq_n_f32(e0, 1.0f)),
+                                                                            out_mul)), vdupq_n_f32(-1024.0f)),
+                                       vdupq_n_f32(1024.0f));
+    const float32x4_t r1 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x1, vaddq_n_f32(e1, 1.0f)),
+                                                                            out_mul)), vdupq_n_f32(-1024.0f)),
+                                       vdupq_n_f32(1024.0f));
+    const int32x4_t q0 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r0), out_zp), vdupq_n_s32(-128)),
+                                   vdupq_n_s32(127));
+    const int32x4_t q1 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r1), out_zp), vdupq_n_s32(-128)),
+                                   vdupq_n_s32(127));
+    vstrbq_s32(out + i, q0);
+    vstrbq_s32(out + i + 4, q1);
+  }
   for (; i < n; i += 4) {
     const mve_pred16_t pr = vctp32q(n - i);
     const float32x4_t xv = vldrwq_z_f32(x + i, pr);
