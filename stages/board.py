@@ -23,7 +23,8 @@ def run(cfg, inputs, outputs):
     c = section(cfg, "board")
     ev, quant, bench = (read_json(inputs[k]) for k in ("eval", "quantize", "bench"))
     mcu = read_device_reports(device_report_paths(inputs["mcu"], inputs["mcu_imported"],
-                                                  list(section(cfg, "mcu").imported)))
+                                                  list(section(cfg, "mcu").imported),
+                                                  list(section(cfg, "mcu").imported_int8)))
     # int8-kernel builds are reported as <model>_int8 and built under their own folder (the mcu_int8 stage)
     elf_of = {name: (Path(inputs["elfs_int8"]) / name.removesuffix("_int8") if d.get("kernels") == "int8"
                      else Path(inputs["elfs"]) / name) / "app.elf" for name, d in mcu.items()}

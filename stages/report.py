@@ -19,7 +19,8 @@ def run(cfg, inputs, outputs):
     c = section(cfg, "report")
     reports = {k: read_json(inputs[k]) for k in ("synth", "pretrained", "eval", "grid", "export", "quantize",
                                                  "bench", "board", "pages")}
-    paths = device_report_paths(inputs["mcu"], inputs["mcu_imported"], list(section(cfg, "mcu").imported))
+    m = section(cfg, "mcu")
+    paths = device_report_paths(inputs["mcu"], inputs["mcu_imported"], list(m.imported), list(m.imported_int8))
     mcu, samples = read_device_reports(paths), {}
     for p, name in zip(paths, mcu):
         csv = p.with_suffix("") / "samples.csv"

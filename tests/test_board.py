@@ -101,6 +101,15 @@ def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
     OmegaConf.update(cfg, "mcu.imported", {"ppocrv6_small": {"weights": "float32", "images": 1}}, merge=False)
     m = board.run(cfg, inputs, outputs)
     assert m["model"] == "ppocrv6_small" and m["candidates"]["crnn_lite"]["violations"] == []
+    # an import's int8-kernel run (params mcu.imported_int8) is read as reports/mcu/<name>_int8.json and competes
+    (tmp_path / "mcu" / "ppocrv6_small_int8.json").write_text(json.dumps({"ppocrv6_small_int8": _int8(3.9e8, 0.98)}))
+    (tmp_path / "elf8" / "ppocrv6_small").mkdir(parents=True)
+    (tmp_path / "elf8" / "ppocrv6_small" / "app.elf").write_bytes(b"\x7fELFv6int8")
+    OmegaConf.update(cfg, "mcu.imported_int8", {"ppocrv6_small": {"images": 1}}, merge=False)
+    m = board.run(cfg, inputs, {**outputs, "out": tmp_path / "b6"})
+    assert m["model"] == "ppocrv6_small_int8" and m["candidates"]["ppocrv6_small_int8"]["dev_accuracy"] == 0.98
+    assert (tmp_path / "b6" / "app.elf").read_bytes() == b"\x7fELFv6int8"
+    OmegaConf.update(cfg, "mcu.imported_int8", {}, merge=False)
     assert (tmp_path / "board" / "app.elf").read_bytes() == b"\x7fELFppocrv6_small"
     assert (tmp_path / "zoo.png").read_bytes()[:4] == b"\x89PNG"
     # an int8-kernel build named by the board ships from the mcu_int8 stage's folder

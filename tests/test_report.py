@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPORTED = list(yaml.safe_load((ROOT / "params.yaml").read_text())["mcu"]["imported"])  # read by name from params
+_M = yaml.safe_load((ROOT / "params.yaml").read_text())["mcu"]
+# read by name from params: the imports' float runs and their int8-kernel runs (<name>_int8)
+IMPORTED = list(_M["imported"]) + [f"{n}_int8" for n in _M.get("imported_int8") or {}]
 EV = {"crnn": {"synth_test": {"accuracy": 0.9, "accuracy_alnum_ci": 0.95, "ned": 0.02, "n": 10}}}
 MCU = {"board": "b", "images": 2, "text_agreement": 1.0, "max_abs_diff": 1e-7, "insns_per_inference": 5e6,
        "macs": 1e6, "macs_per_insn": 0.2, "arena_bytes": 4096, "arena_region": "dtcm", "weight_bytes": 8192,

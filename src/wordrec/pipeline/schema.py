@@ -543,10 +543,20 @@ class ImportedRun:
 
 
 @dataclass
+class ImportedInt8Run:
+    """mcu.imported_int8.<name>: an import's QDQ ONNX (models/quant/<name>/onnx_qdq) on the wrnn int8 kernels."""
+    images: int = MISSING  # mcu.images for this model
+
+    def check(self):
+        _positive(self, "images")
+
+
+@dataclass
 class Mcu:
     runner: str = MISSING
     images: int = MISSING
     imported: dict[str, ImportedRun] = MISSING
+    imported_int8: dict[str, ImportedInt8Run] = MISSING
     opt: str = MISSING
     extra_cflags: list[str] = MISSING
     arena_region: str = MISSING
@@ -569,6 +579,11 @@ class Mcu:
                 run.check()
             except RangeError as e:
                 raise RangeError(f"imported.{name}.{e.key}", str(e)) from None
+        for name, run in self.imported_int8.items():
+            try:
+                run.check()
+            except RangeError as e:
+                raise RangeError(f"imported_int8.{name}.{e.key}", str(e)) from None
 
 
 @dataclass

@@ -22,10 +22,12 @@ BUDGET_KEYS = {"flash_bytes": "flash_bytes", "arena_bytes": "arena_bytes",
                "insns_per_inference": "insns_per_inference"}
 
 
-def device_report_paths(listed: str, imported_dir: str, imported: list[str]) -> list[Path]:
+def device_report_paths(listed: str, imported_dir: str, imported: list[str], imported_int8=()) -> list[Path]:
     """The mcu stages' reports: ours (comma-separated paths from dvc.yaml) and the imported models' (one per
-    name in params mcu.imported, which varies by profile, so dvc.yaml can only name their folder)."""
-    return [Path(p) for p in listed.split(",") if p] + [Path(imported_dir) / f"{n}.json" for n in imported]
+    name in params mcu.imported, and `<name>_int8` per name in mcu.imported_int8; both vary by profile, so dvc.yaml
+    can only name their folder)."""
+    return ([Path(p) for p in listed.split(",") if p] + [Path(imported_dir) / f"{n}.json" for n in imported]
+            + [Path(imported_dir) / f"{n}_int8.json" for n in imported_int8])
 
 
 def read_device_reports(paths: list[Path]) -> dict[str, dict]:

@@ -107,7 +107,9 @@ const char* wordrec_last_error(void);
 
 def probe_call(plan: Plan) -> int:
     """Index of the last int8 kernel call (its output is the probe), -1 without offloaded layers."""
-    return max((k for k, (name, _) in enumerate(plan.calls) if name in plan.externs), default=-1)
+    ext = [k for k, (name, _) in enumerate(plan.calls) if name in plan.externs]
+    int8 = [k for k in ext if plan.tensors[plan.calls[k][1][-2]].dtype == "int8"]
+    return max(int8 or ext, default=-1)  # float-output layers (wrnn_*_s8_f32) only when no int8 output exists
 
 
 def _probe_decl(plan: Plan) -> str:
@@ -124,10 +126,11 @@ def _probe_decl(plan: Plan) -> str:
 
 def _layer_call(k: int, layer, args: list[int]) -> list[str]:
     """A direct wrnn_* call for offloaded layer `layer`; args = input, weights, bias, mult, shift, output, scratch."""
-    x, w, b, m, s, out, scratch = (f"t_{a}.data" for a in args)
     g, n = layer.geom, layer.name
     q = f"{{{layer.in_zp}, {layer.out_zp}, {layer.act_min}, {layer.act_max}}}"
-    lines = [f"  {{ static const wrnn_quant q = {q};"]
+    if layer.op in ("conv1x1", "conv"):
+        x, w, b, m, s, out, scratch = (f"t_{a}.data" for a in args)
+        lines = [f"  {{ static const wrnn_quant q = {q};"]
     if layer.op == "conv1x1":
         lines.append(f"    int rc = wrnn_conv1x1_s8((const int8_t*){x}, {g['in_h'] * g['in_w']}, {g['in_c']}, "
                      f"(const int8_t*){w}, {g['out_c']}, (const int32_t*){b}, (const int32_t*){m}, "
@@ -141,6 +144,33 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
                   f"return {k + 1}; }}",
                   f"    int rc = wrnn_conv_s8((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){b}, "
                   f"(const int32_t*){m}, (const int32_t*){s}, &g, &q, {scratch}, (int8_t*){out});"]
+    elif layer.op in ("conv1x1_f32", "conv_f32"):  # args: input, weights, scale, bias, output, scratch
+        x, w, sc, bs, out, scratch = (f"t_{a}.data" for a in args)
+        lines = ["  {"]
+        if layer.op == "conv1x1_f32":
+            lines.append(f"    int rc = wrnn_conv1x1_s8_f32((const int8_t*){x}, {g['in_h'] * g['in_w']}, {g['in_c']}, "
+                         f"(const int8_t*){w}, {g['out_c']}, {layer.in_zp}, (const float*){sc}, (const float*){bs}, "
+                         f"{scratch}, (float*){out});")
+        else:
+            fields = ", ".join(str(g[f]) for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
+                                                      "stride_h", "stride_w", "pad_top", "pad_left"))
+            lines += [f"    static const wrnn_geom g = {{{fields}}};",
+                      f"    if (wrnn_conv_s8_scratch_bytes(&g) > {layer.scratch_bytes}) {{ set_error(\"{n}: scratch\"); "
+                      f"return {k + 1}; }}",
+                      f"    int rc = wrnn_conv_s8_f32((const int8_t*){x}, (const int8_t*){w}, {layer.in_zp}, "
+                      f"(const float*){sc}, (const float*){bs}, &g, {scratch}, (float*){out});"]
+    elif layer.op == "dwconv_f32":  # args: input, weights, zero points, scale, bias, output, scratch (unused)
+        x, w, zp, sc, bs, out, _ = (f"t_{a}.data" for a in args)
+        fields = ", ".join(str(g[f]) for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
+                                                  "stride_h", "stride_w", "pad_top", "pad_left"))
+        lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
+                 f"    int rc = wrnn_dwconv_s8_f32((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
+                 f"(const float*){sc}, (const float*){bs}, &g, (float*){out});"]
+    elif layer.op == "gelu":  # args: input (float), output, scratch (unused)
+        x, out, _ = (f"t_{a}.data" for a in args)
+        e = layer.extra
+        lines = ["  {", f"    int rc = wrnn_gelu_erf_s8((const float*){x}, {g['n']}, {float(e['erf_in_mul']).hex()}f, "
+                 f"{float(e['out_mul']).hex()}f, {layer.out_zp}, (int8_t*){out});"]
     else:
         raise DataError(f"{n}: offloaded op {layer.op!r} has no emitter")
     lines.append(f"    if (rc != WRNN_OK) {{ set_error(\"{n}: wrnn error\"); return {k + 1}; }} }}")

@@ -114,9 +114,9 @@ def import_relax(model: onnx.ModelProto, shape: list[int], where: str, pad_in_ar
     name = graph_input(model)
     model = freeze_reshapes(model, shape)
     if offloader is not None:
-        from wordrec.device.compile.offload import int8_activations
+        from wordrec.device.compile.offload import explicit_same_pads, int8_activations
 
-        model = int8_activations(model)
+        model = explicit_same_pads(int8_activations(model))
     try:
         mod = from_onnx(model, shape_dict={name: list(shape)}, dtype_dict={name: "float32"})
     except Exception as e:  # the frontend raises bare Exception/ValueError/AssertionError

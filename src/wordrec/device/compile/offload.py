@@ -77,6 +77,35 @@ def int8_activations(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def explicit_same_pads(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy where each stride-1, dilation-1 Conv with auto_pad SAME_UPPER/SAME_LOWER gets the equivalent explicit
+    `pads` (total k - 1 per axis, the odd one at the end for SAME_UPPER). Relax's ONNX import lowers auto_pad to a
+    separate float pad before the conv, which hides the conv from the int8 pattern (PP-OCRv6's 2x2 stem convs);
+    with explicit pads the kernels pad with the input zero point, which dequantizes to the same 0."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for n in out.graph.node:
+        if n.op_type != "Conv":
+            continue
+        att = {a.name: a for a in n.attribute}
+        auto = att["auto_pad"].s.decode() if "auto_pad" in att else "NOTSET"
+        if auto not in ("SAME_UPPER", "SAME_LOWER") or "kernel_shape" not in att:
+            continue
+        ks = list(att["kernel_shape"].ints)
+        if any(v != 1 for v in (att["strides"].ints if "strides" in att else [])) \
+                or any(v != 1 for v in (att["dilations"].ints if "dilations" in att else [])):
+            continue
+        total = [k - 1 for k in ks]
+        small = [t // 2 for t in total]
+        begin = small if auto == "SAME_UPPER" else [t - s for t, s in zip(total, small)]
+        end = [t - b for t, b in zip(total, begin)]
+        n.attribute.remove(att["auto_pad"])
+        if "pads" in att:
+            n.attribute.remove(att["pads"])
+        n.attribute.append(onnx.helper.make_attribute("pads", begin + end))
+    return out
+
+
 def _const(expr) -> np.ndarray | None:
     from tvm import ir
 
@@ -106,13 +135,18 @@ class Offloader:
         self.skipped: list[str] = []  # quantized convs left float, with the reason
 
     def rewrite(self, mod):
-        from tvm.relax.dpl import is_op, rewrite_call, wildcard
+        from tvm.relax.dpl import is_op, is_tuple, rewrite_call, wildcard
 
         func = mod["main"]
         # 1. maxpool(dequantize(x)) -> dequantize(maxpool_int8(x)), NHWC
         xp, sp, zp = wildcard(), wildcard(), wildcard()
         pool = is_op("relax.nn.max_pool2d")(is_op("relax.dequantize")(xp, sp, zp))
         func = rewrite_call(pool, lambda call, m: self._pool(call, m, xp, sp, zp), func)
+        # 1b. concat(DQ(a), DQ(b)) with one scale and zero point -> DQ(concat(a, b)) (exact: the same affine map)
+        ca, sa, za, cb, sb, zb = (wildcard() for _ in range(6))
+        cat = is_op("relax.concat")(is_tuple([is_op("relax.dequantize")(ca, sa, za),
+                                              is_op("relax.dequantize")(cb, sb, zb)]))
+        func = rewrite_call(cat, lambda call, m: self._concat(call, m, (ca, sa, za), (cb, sb, zb)), func)
         # 2. the quantized conv blocks
         x, sx, zx = wildcard(), wildcard(), wildcard()
         w, sw, zw = wildcard(), wildcard(), wildcard()
@@ -126,6 +160,29 @@ class Offloader:
         root = is_op("relax.quantize")(act, so, zo)
         pats = dict(x=x, sx=sx, zx=zx, w=w, sw=sw, zw=zw, conv=conv, biased=biased, bias=bias, relu=relu, so=so, zo=zo)
         func = rewrite_call(root, lambda call, m: self._conv(call, m, pats), func)
+        # 2b. quantized-input convs whose output stays float (NNCF's QDQ: DQ -> conv -> GELU / residual add in
+        # float): conv2d(DQ(x), DQ(W)) (+ bias) -> wrnn_*_s8_f32, biased ones first (so the bias is fused)
+        func = rewrite_call(biased, lambda call, m: self._conv_f32(call, m, pats), func)
+        # what is still left is listed once, with the reason of this last pass (the earlier passes' reasons are
+        # superseded: e.g. a per-channel output quantizer makes the requantizing pattern fail, this one take it)
+        self.skipped = []
+        func = rewrite_call(conv, lambda call, m: self._conv_f32(call, m, pats), func)
+        # 2c. fully connected with constant quantized weights and a float output (Gemm / MatMul by a DQ'd constant
+        # [K, N], + bias): matmul(DQ(x), DQ(W)) (+ b) -> wrnn_conv1x1_s8_f32 over the M rows (W transposed once)
+        fx, fsx, fzx, fw, fsw, fzw, fb = (wildcard() for _ in range(7))
+        mm = is_op("relax.matmul")(is_op("relax.dequantize")(fx, fsx, fzx), is_op("relax.dequantize")(fw, fsw, fzw))
+        mmb = is_op("relax.add")(mm, fb)
+        fp = dict(x=fx, sx=fsx, zx=fzx, w=fw, sw=fsw, zw=fzw, mm=mm, biased=mmb, bias=fb)
+        before = len(self.skipped)
+        func = rewrite_call(mmb, lambda call, m: self._fc_f32(call, m, fp), func)
+        del self.skipped[before:]
+        func = rewrite_call(mm, lambda call, m: self._fc_f32(call, m, fp), func)
+        # 2d. sink the NHWC->NCHW permute_dims after each float-output kernel through the elementwise float tail
+        # (GELU, bias/scale, quantize) so that it meets the NCHW->NHWC permute of the next int8 kernel and the pair
+        # cancels below: the tail then runs on contiguous NHWC data with no transposes
+        func = sink_permutes(func)
+        # 2e. quantize(x * (erf(x / c) + 1)) (GELU, per-tensor output) -> wrnn_gelu_erf_s8 (no libm erf)
+        func = self._gelu_pass(func)
         # 3. permute_dims(permute_dims(v, p), q) with q o p = identity -> v
         v = wildcard()
         inner = is_op("relax.permute_dims")(v)
@@ -147,6 +204,18 @@ class Offloader:
                                         dilation=a.dilation, ceil_mode=False, layout="NHWC", out_layout="NHWC")
         back = relax.op.permute_dims(pooled, NHWC_TO_NCHW)
         return relax.op.dequantize(back, m[sp], m[zp], axis=1, out_dtype="float32")
+
+    @staticmethod
+    def _concat(call, m, pa, pb):
+        from tvm import relax
+
+        a, b = m[pa[0]], m[pb[0]]
+        sa, za, sb, zb = _scalar(m[pa[1]]), _scalar(m[pa[2]]), _scalar(m[pb[1]]), _scalar(m[pb[2]])
+        if None in (sa, za, sb, zb) or sa != sb or za != zb or str(a.ty.dtype) != "int8" \
+                or str(b.ty.dtype) != "int8":
+            return call
+        cat = relax.op.concat([a, b], axis=int(call.attrs.axis))
+        return relax.op.dequantize(cat, m[pa[1]], m[pa[2]], axis=1, out_dtype="float32")
 
     def _conv(self, call, m, p):
         from tvm import relax
@@ -212,6 +281,216 @@ class Offloader:
                                     out_ty)
         return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)
 
+    def _conv_f32(self, call, m, p):
+        """conv2d(DQ(x), DQ(W)) (+ bias) with a float output -> wrnn_conv1x1_s8_f32 / wrnn_conv_s8_f32, NHWC."""
+        from tvm import relax
+
+        convc = m[p["conv"]]
+        a = convc.attrs
+        x = m[p["x"]]
+        if a.groups != 1:
+            return self._dw_f32(call, m, p)
+        where = f"conv2d -> {str(call.ty.shape)} (float output)"
+        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
+        sx, zx = _scalar(m[p["sx"]]), _scalar(m[p["zx"]])
+        reasons = []
+        if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
+            reasons.append("input is not int8 or output not float32")
+        if wq is None or ws is None or wz is None or wq.dtype != np.int8:
+            reasons.append("weights are not constant int8")
+        elif np.any(wz != 0):
+            reasons.append("weights are not symmetric (zero point != 0)")
+        if None in (sx, zx):
+            reasons.append("activation scale/zero point not per-tensor constants")
+        if a.groups != 1 or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" \
+                or a.kernel_layout != "OIHW":
+            reasons.append(f"groups {a.groups}, dilation {list(a.dilation)} not offloaded")
+        if reasons:
+            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+            return call
+        co, ci, kh, kw = (int(v) for v in wq.shape)
+        ws = np.broadcast_to(np.asarray(ws, np.float32).reshape(-1), (co,))
+        bias = None
+        if p["biased"] in m and m[p["biased"]].same_as(call):
+            bias = _bias_values(m[p["bias"]], co)
+            if bias is None:
+                return call  # e.g. a residual add: the bias-free pass below takes the conv alone
+        _, _, ih, iw = (int(v) for v in x.ty.shape)
+        _, _, oh, ow = (int(v) for v in call.ty.shape)
+        # DQ(x) * DQ(W) in float is s_x * s_w[c] * (x - zp) * w: the scale is the float32 product, as onnxruntime
+        # forms it per element (its float conv sums products of the two dequantized float32 values)
+        scale = (np.float32(sx) * ws).astype(np.float32)
+        top, left, _, _ = (int(v) for v in a.padding)
+        geom = dict(in_h=ih, in_w=iw, in_c=ci, out_h=oh, out_w=ow, out_c=co, k_h=kh, k_w=kw,
+                    stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)
+        one = kh == kw == 1 and geom["stride_h"] == geom["stride_w"] == 1 and top == left == 0 \
+            and (oh, ow) == (ih, iw)
+        name = f"wrnn_L{len(self.layers)}"
+        layer = Layer(name, "conv1x1_f32" if one else "conv_f32", geom, int(zx), 0, -128, 127,
+                      macs=co * oh * ow * ci * kh * kw)
+        layer.scratch_bytes = 4 * co if one else conv_scratch_bytes(geom)
+        layer.extra["bias"] = bias is not None
+        self.layers[name] = layer
+        w_ohwi = np.ascontiguousarray(wq.transpose(0, 2, 3, 1))
+        consts = [relax.const(w_ohwi), relax.const(scale),
+                  relax.const((bias if bias is not None else np.zeros(co)).astype(np.float32))]
+        out_ty = [relax.TensorType((1, oh, ow, co), "float32"),
+                  relax.TensorType((max(layer.scratch_bytes, 4),), "int8")]
+        res = relax.call_dps_packed(relax.ExternFunc(name), [relax.op.permute_dims(x, NCHW_TO_NHWC), *consts],
+                                    out_ty)
+        return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)
+
+    def _dw_f32(self, call, m, p):
+        """Depthwise conv2d(DQ(x), DQ(W)) (+ bias), float output, input scale/zero point per tensor or per channel
+        -> wrnn_dwconv_s8_f32 (NHWC, weights HWC)."""
+        from tvm import relax
+
+        a = m[p["conv"]].attrs
+        x = m[p["x"]]
+        where = f"depthwise conv2d -> {str(call.ty.shape)} (float output)"
+        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
+        sx, zx = _const(m[p["sx"]]), _const(m[p["zx"]])
+        c = int(x.ty.shape[1])
+        reasons = []
+        if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
+            reasons.append("input is not int8 or output not float32")
+        if wq is None or ws is None or wz is None or wq.dtype != np.int8 or wq.ndim != 4 \
+                or int(wq.shape[0]) != c or int(wq.shape[1]) != 1:
+            reasons.append("weights are not a constant int8 [C, 1, KH, KW]")
+        elif np.any(wz != 0):
+            reasons.append("weights are not symmetric (zero point != 0)")
+        if sx is None or zx is None or sx.size not in (1, c) or zx.size not in (1, c):
+            reasons.append("activation scale/zero point not constants per tensor or per channel")
+        if int(a.groups) != c or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" \
+                or a.kernel_layout != "OIHW" or int(call.ty.shape[1]) != c:
+            reasons.append(f"groups {a.groups} of {c} channels, dilation {list(a.dilation)} not offloaded")
+        if reasons:
+            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+            return call
+        bias = None
+        if p["biased"] in m and m[p["biased"]].same_as(call):
+            bias = _bias_values(m[p["bias"]], c)
+            if bias is None:
+                return call
+        _, _, kh, kw = (int(v) for v in wq.shape)
+        _, _, ih, iw = (int(v) for v in x.ty.shape)
+        _, _, oh, ow = (int(v) for v in call.ty.shape)
+        sxv = np.broadcast_to(np.asarray(sx, np.float32).reshape(-1), (c,))
+        zxv = np.broadcast_to(np.asarray(zx).reshape(-1), (c,)).astype(np.int32)
+        swv = np.broadcast_to(np.asarray(ws, np.float32).reshape(-1), (c,))
+        scale = (sxv * swv).astype(np.float32)
+        top, left, _, _ = (int(v) for v in a.padding)
+        geom = dict(in_h=ih, in_w=iw, in_c=c, out_h=oh, out_w=ow, out_c=c, k_h=kh, k_w=kw,
+                    stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)
+        name = f"wrnn_L{len(self.layers)}"
+        layer = Layer(name, "dwconv_f32", geom, 0, 0, -128, 127, macs=c * oh * ow * kh * kw, scratch_bytes=0)
+        layer.extra["bias"] = bias is not None
+        self.layers[name] = layer
+        w_hwc = np.ascontiguousarray(wq.reshape(c, kh, kw).transpose(1, 2, 0))
+        consts = [relax.const(w_hwc), relax.const(np.ascontiguousarray(zxv)), relax.const(scale),
+                  relax.const((bias if bias is not None else np.zeros(c)).astype(np.float32))]
+        out_ty = [relax.TensorType((1, oh, ow, c), "float32"), relax.TensorType((4,), "int8")]
+        res = relax.call_dps_packed(relax.ExternFunc(name), [relax.op.permute_dims(x, NCHW_TO_NHWC), *consts],
+                                    out_ty)
+        return relax.op.permute_dims(relax.TupleGetItem(res, 0), NHWC_TO_NCHW)
+
+    def _gelu_pass(self, func):
+        from tvm import relax
+        from tvm.relax.analysis import get_var2val
+        from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+        v2v = get_var2val(func)
+
+        def val(e):
+            return v2v.get(e, e) if isinstance(e, relax.Var) else e
+
+        def op(e, name):
+            e = val(e)
+            return e if isinstance(e, relax.Call) and getattr(e.op, "name", "") == name else None
+
+        s, z = wildcard(), wildcard()
+        root = is_op("relax.quantize")(is_op("relax.multiply")(wildcard(), wildcard()), s, z)
+
+        def rewrite(call, m):
+            mul = op(call.args[0], "relax.multiply")
+            if mul is None:
+                return call
+            for x, other in ((mul.args[0], mul.args[1]), (mul.args[1], mul.args[0])):
+                add = op(other, "relax.add")
+                if add is None:
+                    continue
+                for e, one in ((add.args[0], add.args[1]), (add.args[1], add.args[0])):
+                    erf = op(e, "relax.erf")
+                    div = op(erf.args[0], "relax.divide") if erf is not None else None
+                    if div is None or not div.args[0].same_as(x) or _scalar(one) != 1.0:
+                        continue
+                    c, sc, zp = _scalar(div.args[1]), _scalar(m[s]), _scalar(m[z])
+                    if None in (c, sc, zp) or not c > 0 or not sc > 0 or str(call.ty.dtype) != "int8" \
+                            or str(x.ty.dtype) != "float32":
+                        continue
+                    shape = tuple(int(v) for v in call.ty.shape)
+                    name = f"wrnn_L{len(self.layers)}"
+                    n = int(np.prod(shape))
+                    layer = Layer(name, "gelu", dict(n=n, k_h=1, k_w=1), 0, int(zp), -128, 127, macs=0)
+                    layer.extra.update(erf_in_mul=float(np.float32(1.0) / np.float32(c)),
+                                       out_mul=float(np.float32(1.0) / np.float32(sc)))
+                    self.layers[name] = layer
+                    res = relax.call_dps_packed(relax.ExternFunc(name), [x],
+                                                [relax.TensorType(shape, "int8"), relax.TensorType((4,), "int8")])
+                    return relax.TupleGetItem(res, 0)
+            return call
+
+        return rewrite_call(root, rewrite, func)
+
+    def _fc_f32(self, call, m, p):
+        """matmul(DQ(x[.., M, K]), DQ(W[K, N])) (+ b[N]), float output -> wrnn_conv1x1_s8_f32 with M pixels."""
+        from tvm import relax
+
+        x = m[p["x"]]
+        where = f"matmul -> {str(call.ty.shape)} (float output)"
+        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
+        sx, zx = _scalar(m[p["sx"]]), _scalar(m[p["zx"]])
+        reasons = []
+        if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
+            reasons.append("input is not int8 or output not float32")
+        if wq is None or ws is None or wz is None or wq.dtype != np.int8 or wq.ndim != 2:
+            reasons.append("weights are not a constant int8 matrix")
+        elif np.any(wz != 0):
+            reasons.append("weights are not symmetric (zero point != 0)")
+        elif np.size(ws) not in (1, wq.shape[1]):
+            reasons.append("weight scales are not per output column")
+        if None in (sx, zx):
+            reasons.append("activation scale/zero point not per-tensor constants")
+        if reasons:
+            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+            return call
+        k, n = (int(v) for v in wq.shape)
+        xs = [int(v) for v in x.ty.shape]
+        rows = int(np.prod(xs[:-1]))
+        if xs[-1] != k or rows * n != int(np.prod([int(v) for v in call.ty.shape])):
+            self.skipped.append(f"{where}: shapes {xs} x {[k, n]} not a plain [M, K] x [K, N]")
+            return call
+        bias = None
+        if p["biased"] in m and m[p["biased"]].same_as(call):
+            bias = _const(m[p["bias"]])
+            if bias is None or bias.dtype != np.float32 or bias.size != n or \
+                    [int(v) for v in call.ty.shape][-1] != n or bias.ndim != 1:
+                return call  # e.g. a residual add: the bias-free pass below takes the matmul alone
+        ws = np.broadcast_to(np.asarray(ws, np.float32).reshape(-1), (n,))
+        scale = (np.float32(sx) * ws).astype(np.float32)
+        geom = dict(in_h=1, in_w=rows, in_c=k, out_h=1, out_w=rows, out_c=n, k_h=1, k_w=1, stride_h=1, stride_w=1,
+                    pad_top=0, pad_left=0)
+        name = f"wrnn_L{len(self.layers)}"
+        layer = Layer(name, "conv1x1_f32", geom, int(zx), 0, -128, 127, macs=rows * k * n, scratch_bytes=4 * n)
+        layer.extra.update(bias=bias is not None, kind="fc")
+        self.layers[name] = layer
+        consts = [relax.const(np.ascontiguousarray(wq.T)), relax.const(scale),
+                  relax.const((bias if bias is not None else np.zeros(n)).astype(np.float32))]
+        out_ty = [relax.TensorType(tuple(int(v) for v in call.ty.shape), "float32"),
+                  relax.TensorType((max(layer.scratch_bytes, 4),), "int8")]
+        res = relax.call_dps_packed(relax.ExternFunc(name), [x, *consts], out_ty)
+        return relax.TupleGetItem(res, 0)
+
     @staticmethod
     def _cancel(call, inner, v):
         p = [int(i) for i in inner.attrs.axes] if inner.attrs.axes is not None else None
@@ -219,6 +498,114 @@ class Offloader:
         if p is None or q is None or [p[i] for i in q] != list(range(len(p))):
             return call
         return v
+
+
+ELEMENTWISE_UNARY = {"relax.erf", "relax.sigmoid", "relax.tanh", "relax.exp", "relax.sqrt", "relax.rsqrt",
+                     "relax.nn.relu", "relax.clip", "relax.negative", "relax.abs", "relax.nn.gelu", "relax.nn.silu"}
+ELEMENTWISE_BINARY = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.power",
+                      "relax.maximum", "relax.minimum"}
+
+
+def _perm(call) -> list[int] | None:
+    axes = call.attrs.axes
+    return None if axes is None else [int(i) for i in axes]
+
+
+def sink_permutes(func, max_rounds: int = 64):
+    """op(permute_dims(x, p), ...) -> permute_dims(op(x, ...), p) for elementwise ops, where every other operand
+    is a constant (per-tensor, or broadcast with the same rank: permuted back) or permute_dims(y, p) too;
+    quantize/dequantize too (a per-channel axis a becomes p[a]). Values are unchanged (a permutation commutes
+    with elementwise maps; a small non-constant operand of the same rank, e.g. an SE scale, is permuted back
+    instead); mean with keepdims (its axes mapped through p). Repeated until nothing moves."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+    var2val = {}
+
+    def value(e):
+        return var2val.get(e, e) if isinstance(e, relax.Var) else e
+
+    def is_perm(e):
+        e = value(e)
+        return isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.permute_dims"
+
+    pv = wildcard()
+    perm = is_op("relax.permute_dims")(pv)
+    pats = [is_op(name)(perm) for name in sorted(ELEMENTWISE_UNARY)]
+    pats += [is_op(name)(perm, wildcard()) | is_op(name)(wildcard(), perm) for name in sorted(ELEMENTWISE_BINARY)]
+    pats += [is_op("relax.mean")(perm), is_op("relax.quantize")(perm, wildcard(), wildcard()),
+             is_op("relax.dequantize")(perm, wildcard(), wildcard())]
+    pat = pats[0]
+    for q in pats[1:]:
+        pat = pat | q
+
+    def rewrite(call, m):
+        if m[perm] is None:
+            return call
+        p = _perm(m[perm])
+        if p is None:
+            return call
+        inv = list(np.argsort(p))
+        name = call.op.name
+        rank = len(p)
+        if name == "relax.mean":
+            x = value(call.args[0])
+            if not is_perm(x) or _perm(x) != p or not call.attrs.keepdims or call.attrs.axis is None:
+                return call
+            axes = [p[int(a) % rank] for a in call.attrs.axis]
+            return relax.op.permute_dims(relax.op.mean(x.args[0], axes, keepdims=True), p)
+        if name in ("relax.quantize", "relax.dequantize"):
+            x = value(call.args[0])
+            if not is_perm(x) or _perm(x) != p:
+                return call
+            scale, zp = _const(call.args[1]), _const(call.args[2])
+            if scale is None or zp is None:
+                return call
+            axis = int(call.attrs.axis) % rank
+            new_axis = p[axis] if scale.size > 1 or zp.size > 1 else axis
+            fn = relax.op.quantize if name == "relax.quantize" else relax.op.dequantize
+            inner = fn(x.args[0], call.args[1], call.args[2], axis=new_axis, out_dtype=str(call.attrs.out_dtype))
+            return relax.op.permute_dims(inner, p)
+        args = []
+        for a in call.args:
+            if is_perm(a) and _perm(value(a)) == p:
+                args.append(value(a).args[0])
+                continue
+            if not isinstance(a, relax.Expr) or not hasattr(a, "ty") or not isinstance(a.ty, relax.TensorType):
+                args.append(a)  # clip's PrimValue bounds
+                continue
+            c = _const(a)
+            if c is None:  # a small tensor of the same rank (an SE block's channel scale): permute it instead
+                shp = [int(v) for v in a.ty.shape] if a.ty.shape is not None else None
+                full = int(np.prod([int(v) for v in call.ty.shape]))
+                if shp is None or len(shp) != rank or int(np.prod(shp)) > min(4096, full // 2):
+                    return call  # only a broadcast operand (a full-size one would just move the transpose)
+                args.append(relax.op.permute_dims(a, inv))
+                continue
+            if c.ndim == rank:
+                args.append(relax.const(np.ascontiguousarray(np.transpose(c, inv))))
+            elif c.size == 1:
+                args.append(a)
+            else:
+                return call
+        if not any(is_perm(a) for a in call.args):
+            return call
+        inner = relax.Call(call.op, args, call.attrs, call.ty_args)
+        return relax.op.permute_dims(inner, p)
+
+    from tvm.relax.analysis import get_var2val
+
+    for _ in range(max_rounds):
+        var2val.clear()
+        var2val.update(get_var2val(func))
+        new = rewrite_call(pat, rewrite, func)
+        try:
+            tvm.ir.assert_structural_equal(new, func)
+            break
+        except ValueError:
+            func = new
+    return func
 
 
 def conv_scratch_bytes(g: dict) -> int:

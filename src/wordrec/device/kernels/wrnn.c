@@ -3,6 +3,7 @@
  * and the vector requantization (rq_vec) reproduces wrnn_requant bit for bit (tested on QEMU with edge values). */
 #include "wrnn.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__ARM_FEATURE_MVE) && !defined(WRNN_SCALAR)
@@ -396,6 +397,306 @@ int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const i
       im2col_pixel(in, g, (p0 + j) / g->out_w, (p0 + j) % g->out_w, (int8_t)q->in_zp, cols + j * k);
     gemm_s8(cols, k, np, w, g->out_c, k, folded, 0, bias, mult, shift, q, out + (int64_t)p0 * g->out_c, g->out_c);
   }
+  return WRNN_OK;
+}
+
+/* ---------------------------------------------------------------- float-output GEMM (QDQ graphs whose conv
+ * output stays float: DQ -> conv -> GELU / residual add in float)
+ * out[p * out_stride + o] = (float)(fb[o] + sum_i a[p * a_stride + i] * w[o * k + i]) * scale[o] + bias[o], fb the
+ * folded zero point (-in_zp * sum(w row), wrapping). The same integer core as gemm_s8; the epilogue is one
+ * int->float conversion (round to nearest), one multiply and one add, each IEEE single rounded, in that order on
+ * both paths (no fused multiply-add: build with -ffp-contract=off), so Helium and scalar give the same bits. */
+static void gemm_s8_f32(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *w, int32_t n, int32_t k,
+                        const int32_t *folded, const float *scale, const float *bias, float *out, int32_t out_stride) {
+#ifdef WRNN_MVE
+  for (int32_t o = 0; o < n; o += 4) {
+    const int32_t live = n - o < 4 ? n - o : 4;
+    const int8_t *w0 = w + (int64_t)o * k;
+    const int8_t *w1 = w + (int64_t)(live > 1 ? o + 1 : o) * k;
+    const int8_t *w2 = w + (int64_t)(live > 2 ? o + 2 : o) * k;
+    const int8_t *w3 = w + (int64_t)(live > 3 ? o + 3 : o) * k;
+    const mve_pred16_t opred = vctp32q(live);
+    const int32x4_t fb = vldrwq_z_s32(folded + o, opred);
+    const float32x4_t sc = vldrwq_z_f32(scale + o, opred);
+    const float32x4_t bs = bias ? vldrwq_z_f32(bias + o, opred) : vdupq_n_f32(0.0f);
+    int32_t sums[WRNN_GEMM_CHUNK * 4] __attribute__((aligned(8)));
+    for (int32_t p0 = 0; p0 < m; p0 += WRNN_GEMM_CHUNK) {
+      const int32_t np = m - p0 < WRNN_GEMM_CHUNK ? m - p0 : WRNN_GEMM_CHUNK;
+      const int8_t *a0 = a + (int64_t)p0 * a_stride;
+      for (int32_t i = 0; i < k; i += 16) {
+        const mve_pred16_t kp = vctp8q(k - i);
+        const int8x16_t v0 = vldrbq_z_s8(w0 + i, kp), v1 = vldrbq_z_s8(w1 + i, kp);
+        const int8x16_t v2 = vldrbq_z_s8(w2 + i, kp), v3 = vldrbq_z_s8(w3 + i, kp);
+        const int8_t *ap = a0 + i;
+        int32_t *sp = sums;
+        if (i == 0) {
+          if (k >= 16) {
+            dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 0);
+          } else {
+            for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+              const int8x16_t x = vldrbq_z_s8(ap, kp);
+              sp[0] = vmladavq_s8(x, v0), sp[1] = vmladavq_s8(x, v1);
+              sp[2] = vmladavq_s8(x, v2), sp[3] = vmladavq_s8(x, v3);
+            }
+          }
+        } else if (i + 16 <= k) {
+          dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 1);
+        } else {
+          for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+            const int8x16_t x = vldrbq_z_s8(ap, kp);
+            sp[0] = vmladavaq_s8(sp[0], x, v0), sp[1] = vmladavaq_s8(sp[1], x, v1);
+            sp[2] = vmladavaq_s8(sp[2], x, v2), sp[3] = vmladavaq_s8(sp[3], x, v3);
+          }
+        }
+      }
+      float *op = out + (int64_t)p0 * out_stride + o;
+      const int32_t *sp = sums;
+      for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
+        const float32x4_t f = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp), fb)), sc), bs);
+        vstrwq_p_f32(op, f, opred);
+      }
+    }
+  }
+#else
+  for (int32_t o = 0; o < n; ++o) {
+    const int8_t *wr = w + (int64_t)o * k;
+    for (int32_t p = 0; p < m; ++p) {
+      const int8_t *ar = a + (int64_t)p * a_stride;
+      int32_t acc = folded[o];
+      for (int32_t i = 0; i < k; ++i) acc = wadd(acc, ar[i] * wr[i]);
+      volatile float prod = (float)acc * scale[o]; /* two roundings, as the vector path */
+      out[(int64_t)p * out_stride + o] = prod + (bias ? bias[o] : 0.0f);
+    }
+  }
+#endif
+}
+
+int32_t wrnn_conv1x1_s8_f32_scratch_bytes(int32_t out_c) { return out_c > 0 ? 4 * out_c : WRNN_EDIM; }
+
+int wrnn_conv1x1_s8_f32(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c, int32_t in_zp,
+                        const float *scale, const float *bias, void *scratch, float *out) {
+  if (!in || !w || !scale || !scratch || !out) return WRNN_ENULL;
+  if (pixels <= 0 || in_c <= 0 || out_c <= 0) return WRNN_EDIM;
+  if (!check_zp(in_zp)) return WRNN_EQUANT;
+  int32_t *folded = (int32_t *)scratch;
+  for (int32_t o = 0; o < out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * in_c, in_c, in_zp);
+  gemm_s8_f32(in, in_c, pixels, w, out_c, in_c, folded, scale, bias, out, out_c);
+  return WRNN_OK;
+}
+
+int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const float *scale, const float *bias,
+                     const wrnn_geom *g, void *scratch, float *out) {
+  if (!in || !w || !scale || !g || !scratch || !out) return WRNN_ENULL;
+  if (!check_geom(g) || wrnn_conv_s8_scratch_bytes(g) < 0) return WRNN_EDIM;
+  if (!check_zp(in_zp)) return WRNN_EQUANT;
+  const int32_t k = g->k_h * g->k_w * g->in_c;
+  int32_t *folded = (int32_t *)scratch;
+  int8_t *cols = (int8_t *)(folded + g->out_c);
+  for (int32_t o = 0; o < g->out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * k, k, in_zp);
+  const int32_t total = g->out_h * g->out_w, ncols = conv_cols(k);
+  for (int32_t p0 = 0; p0 < total; p0 += ncols) {
+    const int32_t np = total - p0 < ncols ? total - p0 : ncols;
+    for (int32_t j = 0; j < np; ++j)
+      im2col_pixel(in, g, (p0 + j) / g->out_w, (p0 + j) % g->out_w, (int8_t)in_zp, cols + j * k);
+    gemm_s8_f32(cols, k, np, w, g->out_c, k, folded, scale, bias, out + (int64_t)p0 * g->out_c, g->out_c);
+  }
+  return WRNN_OK;
+}
+
+/* Depthwise with per-channel input zero points and a float output (NNCF quantizes a depthwise conv's input per
+ * channel). acc[c] = sum over the taps inside the input of (x - in_zp[c]) * w[c]: a padded tap would add
+ * (in_zp[c] - in_zp[c]) * w = 0, so it is skipped; then the float epilogue of gemm_s8_f32. Helium: see below. */
+#define WRNN_DWF_MAXC 512 /* channels of the 8-lane Helium path's int16 zero-point copy (stack: 1 KB) */
+
+int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
+                       const wrnn_geom *g, float *out) {
+  if (!in || !w || !in_zp || !scale || !g || !out) return WRNN_ENULL;
+  if (!check_geom(g) || g->out_c != g->in_c) return WRNN_EDIM;
+  const int32_t c = g->in_c;
+  for (int32_t i = 0; i < c; ++i)
+    if (!check_zp(in_zp[i])) return WRNN_EQUANT;
+  const int32_t row = g->in_w * c, wrow = g->k_w * c; /* bytes per input row / weight row (int32: H*W*C < 2^31) */
+#ifdef WRNN_MVE
+  /* 8 channels per step when c % 8 == 0: int8 loads widened to int16, x - zp in int16 ([-255, 255]), VMULLB/VMULLT
+   * to two int32x4 (even / odd channels) accumulated; VLD2/VST2 (de)interleave scale, bias and the output. Other
+   * channel counts: 4 channels per step, int32 lanes. */
+  int16_t zp16[WRNN_DWF_MAXC];
+  const int wide = c % 8 == 0 && c <= WRNN_DWF_MAXC;
+  if (wide)
+    for (int32_t i = 0; i < c; ++i) zp16[i] = (int16_t)in_zp[i];
+#endif
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
+    const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + g->k_h > g->in_h ? g->in_h - y0 : g->k_h;
+    for (int32_t ox = 0; ox < g->out_w; ++ox) {
+      const int32_t x0 = ox * g->stride_w - g->pad_left;
+      const int32_t kx_lo = x0 < 0 ? -x0 : 0, kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
+      const int32_t nky = ky_hi - ky_lo, nkx = kx_hi - kx_lo;
+      const int8_t *x_base = in + (y0 + ky_lo) * row + (x0 + kx_lo) * c;
+      const int8_t *w_base = w + ky_lo * wrow + kx_lo * c;
+      float *op = out + (oy * g->out_w + ox) * c;
+#ifdef WRNN_MVE
+      if (wide) {
+        for (int32_t c0 = 0; c0 < c; c0 += 8) {
+          const int16x8_t zp = vld1q_s16(zp16 + c0);
+          int32x4_t acc_e = vdupq_n_s32(0), acc_o = vdupq_n_s32(0);
+          const int8_t *xr = x_base + c0, *wr = w_base + c0;
+          for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += wrow) {
+            const int8_t *xp = xr, *wp = wr;
+            for (int32_t kx = 0; kx < nkx; ++kx, xp += c, wp += c) {
+              const int16x8_t xv = vsubq_s16(vldrbq_s16(xp), zp), wv = vldrbq_s16(wp);
+              acc_e = vaddq_s32(acc_e, vmullbq_int_s16(xv, wv));
+              acc_o = vaddq_s32(acc_o, vmulltq_int_s16(xv, wv));
+            }
+          }
+          const float32x4x2_t sc = vld2q_f32(scale + c0);
+          float32x4x2_t f;
+          f.val[0] = vmulq_f32(vcvtq_f32_s32(acc_e), sc.val[0]);
+          f.val[1] = vmulq_f32(vcvtq_f32_s32(acc_o), sc.val[1]);
+          if (bias) {
+            const float32x4x2_t bs = vld2q_f32(bias + c0);
+            f.val[0] = vaddq_f32(f.val[0], bs.val[0]);
+            f.val[1] = vaddq_f32(f.val[1], bs.val[1]);
+          } else {
+            f.val[0] = vaddq_f32(f.val[0], vdupq_n_f32(0.0f));
+            f.val[1] = vaddq_f32(f.val[1], vdupq_n_f32(0.0f));
+          }
+          vst2q_f32(op + c0, f);
+        }
+        continue;
+      }
+      for (int32_t c0 = 0; c0 < c; c0 += 4) {
+        const mve_pred16_t pr = vctp32q(c - c0);
+        const int32x4_t zp = vldrwq_z_s32(in_zp + c0, pr);
+        int32x4_t acc = vdupq_n_s32(0);
+        const int8_t *xr = x_base + c0, *wr = w_base + c0;
+        for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += wrow) {
+          const int8_t *xp = xr, *wp = wr;
+          for (int32_t kx = 0; kx < nkx; ++kx, xp += c, wp += c) {
+            const int32x4_t xv = vsubq_s32(vldrbq_z_s32(xp, pr), zp);
+            acc = vaddq_s32(acc, vmulq_s32(xv, vldrbq_z_s32(wp, pr)));
+          }
+        }
+        const float32x4_t bs = bias ? vldrwq_z_f32(bias + c0, pr) : vdupq_n_f32(0.0f);
+        const float32x4_t f = vaddq_f32(vmulq_f32(vcvtq_f32_s32(acc), vldrwq_z_f32(scale + c0, pr)), bs);
+        vstrwq_p_f32(op + c0, f, pr);
+      }
+#else
+      for (int32_t ch = 0; ch < c; ++ch) {
+        int32_t acc = 0;
+        for (int32_t ky = 0; ky < nky; ++ky)
+          for (int32_t kx = 0; kx < nkx; ++kx)
+            acc += (x_base[ky * row + kx * c + ch] - in_zp[ch]) * w_base[ky * wrow + kx * c + ch];
+        volatile float prod = (float)acc * scale[ch];
+        op[ch] = prod + (bias ? bias[ch] : 0.0f);
+      }
+#endif
+    }
+  }
+  return WRNN_OK;
+}
+
+/* GELU (erf form) + quantize, float in, int8 out: the float tail between two float-output convs of a QDQ graph
+ * (NNCF: Q(x * (erf(x / sqrt 2) + 1)), the 1/2 folded into the output scale). erf(u) for |u| <= 4 is a degree-18
+ * polynomial in t = |u| / 2 - 1 (Chebyshev fit of erf on [0, 4], monomial coefficients rounded to float, Horner in
+ * float: |error| < 3e-7 against the exact erf), sign restored, 1 beyond 4 (erf(4) = 1 - 1.5e-8). Only +, -, * and a
+ * compare: no libm, so host and device agree bit for bit (with -ffp-contract=off). */
+static const float WRNN_ERF_C[19] = {
+  0x1.fd9ae20000000p-1f,
+  0x1.529ba20000000p-5f,
+  -0x1.529be20000000p-3f,
+  0x1.8b0ad40000000p-2f,
+  -0x1.1a2a060000000p-1f,
+  0x1.ace75a0000000p-2f,
+  0x1.dda4920000000p-6f,
+  -0x1.bad6980000000p-2f,
+  0x1.a2c4c00000000p-2f,
+  -0x1.abb60a0000000p-6f,
+  -0x1.1a413e0000000p-2f,
+  0x1.b7e7d40000000p-3f,
+  0x1.30f9520000000p-5f,
+  -0x1.1e27820000000p-3f,
+  0x1.4ebed40000000p-5f,
+  0x1.62dee80000000p-5f,
+  -0x1.86b1de0000000p-6f,
+  -0x1.7bec9e0000000p-8f,
+  0x1.20a1ea0000000p-8f};
+
+#define WRNN_ERF_DEG 18
+
+static inline float erf_poly(float u) {
+  float a = u < 0.0f ? -u : u;
+  a = a < 4.0f ? a : 4.0f;
+  const float t = a * 0.5f - 1.0f;
+  float p = WRNN_ERF_C[WRNN_ERF_DEG];
+  for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) {
+    volatile float m = p * t; /* two roundings, as the vector path */
+    p = m + WRNN_ERF_C[k];
+  }
+  return u < 0.0f ? -p : p;
+}
+
+int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul, int32_t out_zp, int8_t *out) {
+  if (!x || !out) return WRNN_ENULL;
+  if (n <= 0) return WRNN_EDIM;
+  if (!check_zp(out_zp)) return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  int32_t i = 0;
+  /* 8 elements per step: each coefficient is loaded once for two vectors */
+  for (; i + 8 <= n; i += 8) {
+    const float32x4_t x0 = vldrwq_f32(x + i), x1 = vldrwq_f32(x + i + 4);
+    const float32x4_t u0 = vmulq_n_f32(x0, erf_in_mul), u1 = vmulq_n_f32(x1, erf_in_mul);
+    const float32x4_t t0 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u0), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
+    const float32x4_t t1 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u1), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
+    float32x4_t p0 = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]), p1 = p0;
+    for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) {
+      const float ck = WRNN_ERF_C[k];
+      p0 = vaddq_n_f32(vmulq_f32(p0, t0), ck);
+      p1 = vaddq_n_f32(vmulq_f32(p1, t1), ck);
+    }
+    const float32x4_t e0 = vpselq_f32(vnegq_f32(p0), p0, vcmpltq_n_f32(u0, 0.0f));
+    const float32x4_t e1 = vpselq_f32(vnegq_f32(p1), p1, vcmpltq_n_f32(u1, 0.0f));
+    const float32x4_t r0 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x0, vaddq_n_f32(e0, 1.0f)),
+                                                                            out_mul)), vdupq_n_f32(-1024.0f)),
+                                       vdupq_n_f32(1024.0f));
+    const float32x4_t r1 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x1, vaddq_n_f32(e1, 1.0f)),
+                                                                            out_mul)), vdupq_n_f32(-1024.0f)),
+                                       vdupq_n_f32(1024.0f));
+    const int32x4_t q0 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r0), out_zp), vdupq_n_s32(-128)),
+                                   vdupq_n_s32(127));
+    const int32x4_t q1 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r1), out_zp), vdupq_n_s32(-128)),
+                                   vdupq_n_s32(127));
+    vstrbq_s32(out + i, q0);
+    vstrbq_s32(out + i + 4, q1);
+  }
+  for (; i < n; i += 4) {
+    const mve_pred16_t pr = vctp32q(n - i);
+    const float32x4_t xv = vldrwq_z_f32(x + i, pr);
+    const float32x4_t u = vmulq_n_f32(xv, erf_in_mul);
+    const float32x4_t a = vminnmq_f32(vabsq_f32(u), vdupq_n_f32(4.0f));
+    const float32x4_t t = vsubq_n_f32(vmulq_n_f32(a, 0.5f), 1.0f);
+    float32x4_t p = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]);
+    for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) p = vaddq_n_f32(vmulq_f32(p, t), WRNN_ERF_C[k]);
+    const float32x4_t e = vpselq_f32(vnegq_f32(p), p, vcmpltq_n_f32(u, 0.0f));
+    const float32x4_t y = vmulq_f32(xv, vaddq_n_f32(e, 1.0f));
+    const float32x4_t r = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(y, out_mul)), vdupq_n_f32(-1024.0f)),
+                                      vdupq_n_f32(1024.0f)); /* a safe range for the int conversion */
+    int32x4_t q = vaddq_n_s32(vcvtq_s32_f32(r), out_zp);
+    q = vminq_s32(vmaxq_s32(q, vdupq_n_s32(-128)), vdupq_n_s32(127));
+    vstrbq_p_s32(out + i, q, pr);
+  }
+#else
+  for (int32_t i = 0; i < n; ++i) {
+    volatile float u = x[i] * erf_in_mul;
+    volatile float y = x[i] * (erf_poly(u) + 1.0f);
+    volatile float v = y * out_mul;
+    float r = nearbyintf(v);
+    r = r > -1024.0f ? r : -1024.0f;
+    r = r < 1024.0f ? r : 1024.0f;
+    int32_t q = (int32_t)r + out_zp;
+    out[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+  }
+#endif
   return WRNN_OK;
 }
 

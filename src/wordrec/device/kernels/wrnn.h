@@ -103,6 +103,30 @@ int32_t wrnn_conv_s8_scratch_bytes(const wrnn_geom *g);
 int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                  const wrnn_geom *g, const wrnn_quant *q, void *scratch, int8_t *out);
 
+/* Float-output variants (a QDQ graph whose conv output is not quantized: DQ -> conv -> float GELU / residual add):
+ * out[p][o] = (float)(sum_i (in[p][i] - in_zp) * w[o][i]) * scale[o] + bias[o] (bias may be NULL), each operation
+ * rounded separately (no FMA), NHWC float output. scale[o] = in_scale * w_scale[o]; the float bias is added in
+ * float, as onnxruntime does for a DQ -> Conv graph. conv1x1 also serves FC (pixels = M rows).
+ * scratch: wrnn_conv1x1_s8_f32_scratch_bytes(out_c) = 4 * out_c; the k x k variant takes
+ * wrnn_conv_s8_scratch_bytes(g) (same layout as wrnn_conv_s8). */
+int32_t wrnn_conv1x1_s8_f32_scratch_bytes(int32_t out_c);
+int wrnn_conv1x1_s8_f32(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c, int32_t in_zp,
+                        const float *scale, const float *bias, void *scratch, float *out);
+int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const float *scale, const float *bias,
+                     const wrnn_geom *g, void *scratch, float *out);
+
+/* Depthwise, channel multiplier 1, per-channel input zero points in_zp[c] (int32, each in [-128, 127]), float
+ * output: out[y][x][c] = (float)(sum over in-bounds taps of (in - in_zp[c]) * w[ky][kx][c]) * scale[c] + bias[c]
+ * (bias may be NULL), rounded as the float-output GEMM above. w HWC. Padding contributes 0 (as a tap at the zero
+ * point would). |acc| < 2^31 for k_h * k_w < 66000. No scratch. */
+int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
+                       const wrnn_geom *g, float *out);
+
+/* GELU (erf form) then quantize, n floats -> int8: out = clamp(rint(y * out_mul) + out_zp, -128, 127) with
+ * y = x * (erf(x * erf_in_mul) + 1), erf a polynomial (|error| < 3e-7, see wrnn.c), rint ties to even. out_mul is
+ * 1 / output scale, erf_in_mul 1 / sqrt 2 as the graph writes them (float32). */
+int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul, int32_t out_zp, int8_t *out);
+
 /* Depthwise k_h x k_w convolution, channel multiplier 1 (g->out_c == g->in_c). w HWC [k_h][k_w][c].
  * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * c), weights transposed to
  * [c][k_h * k_w], and k_h zero-point-padded input rows of ((ceil(out_w / 16) * 16 - 1) * stride_w + k_w) pixels

@@ -1,0 +1,278 @@
+"""compile.kernels=int8 on NNCF-style QDQ graphs (ppocrv6_small): quantized inputs, float outputs.
+
+Each new offload pattern on a tiny QDQ ONNX built here: the native host build (-DWRNN_SCALAR) equals a numpy model
+of the kernel's arithmetic bit for bit (int32 accumulator -> float32 -> * scale -> + bias, each rounded once):
+  1x1 conv (wrnn_conv1x1_s8_f32), k x k conv with stride (wrnn_conv_s8_f32), depthwise with per-channel input zero
+  points (wrnn_dwconv_s8_f32), MatMul by a DQ'd constant + bias (fc), a SAME_UPPER 2x2 conv (explicit pads, so the
+  requantizing wrnn_conv_s8 takes it), concat of two equally quantized DQs, and the permute sinking (the GELU between
+  two float-output 1x1 convs runs NHWC with no transposes; the result matches onnxruntime).
+Device (skipped without arm-none-eabi-gcc / qemu-system-arm): a chain of all the float-output kernels on QEMU gives
+the host build's output bit for bit.
+"""
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from wordrec.device.compile import emit, frontend, native, offload, plan
+
+RNG = np.random.default_rng(7)
+
+
+class G:
+    """A tiny ONNX graph builder: initializers + nodes."""
+
+    def __init__(self):
+        self.inits, self.nodes, self.n = [], [], 0
+
+    def const(self, a, name=None) -> str:
+        self.n += 1
+        name = name or f"c{self.n}"
+        self.inits.append(numpy_helper.from_array(np.asarray(a), name))
+        return name
+
+    def node(self, op, inputs, **attrs) -> str:
+        self.n += 1
+        out = f"t{self.n}"
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def qdq(self, x, s, z, axis=1) -> str:
+        sc, zc = self.const(np.asarray(s, np.float32)), self.const(np.asarray(z, np.int8))
+        return self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, sc, zc], axis=axis), sc, zc], axis=axis)
+
+    def wdq(self, w, ws, axis=0) -> str:
+        return self.node("DequantizeLinear", [self.const(w), self.const(ws), self.const(np.zeros(len(ws), np.int8))],
+                         axis=axis)
+
+    def model(self, out, in_shape, out_shape) -> onnx.ModelProto:
+        g = helper.make_graph(self.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_shape)], self.inits)
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _build(model, shape, tmp):
+    off = offload.Offloader()
+    mod = frontend.import_relax(model, shape, "tiny", offloader=off)
+    lowered = plan.lower_memory(mod)
+    planned = plan.extract(lowered, externs=set(off.layers))
+    emit.emit(planned, emit.build_kernels(lowered), tmp / "device", layers=off.layers)
+    so = native.build(tmp / "device", tmp / "host" / "native.so")
+    return off, planned, native.NativeModel(so, tmp / "device")
+
+
+def _w(*shape):
+    return RNG.integers(-127, 128, shape).astype(np.int8)
+
+
+def _f32_epilogue(acc, scale, bias):
+    """(float)acc * scale + bias, one float32 rounding per operation (the kernels' contract)."""
+    return (acc.astype(np.float32) * scale.astype(np.float32)).astype(np.float32) + bias.astype(np.float32)
+
+
+def _grid_input(shape, s, z):
+    """Inputs on the quantization grid, (q - z) * s, so quantize reproduces q exactly (no ties)."""
+    q = RNG.integers(-128, 128, shape)
+    z = np.asarray(z).reshape((1, -1) + (1,) * (len(shape) - 2)) if np.ndim(z) else z
+    s = np.asarray(s, np.float32).reshape((1, -1) + (1,) * (len(shape) - 2)) if np.ndim(s) else np.float32(s)
+    return ((q - z) * s).astype(np.float32), q
+
+
+def _conv_ref(q, z, w, stride, pad, groups=1):
+    """int64 accumulator of sum (q - z) * w over in-bounds taps (padding contributes 0), NCHW."""
+    x = q.astype(np.int64) - np.asarray(z).reshape(1, -1, 1, 1)
+    x = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[2]), (pad[1], pad[3])))
+    co, ci, kh, kw = w.shape
+    oh = (x.shape[2] - kh) // stride + 1
+    ow = (x.shape[3] - kw) // stride + 1
+    acc = np.zeros((1, co, oh, ow), np.int64)
+    for o in range(co):
+        xs = x[:, o:o + 1] if groups > 1 else x
+        for ky in range(kh):
+            for kx in range(kw):
+                patch = xs[:, :, ky:ky + stride * oh:stride, kx:kx + stride * ow:stride]
+                acc[:, o] += np.einsum("nchw,c->nhw", patch, w[o, :, ky, kx].astype(np.int64))
+    return acc
+
+
+def test_conv1x1_and_kxk_float_output_bit_exact(tmp_path):
+    s, z = np.float32(0.05), -7
+    ws1, ws2 = RNG.uniform(0.002, 0.01, 12).astype(np.float32), RNG.uniform(0.002, 0.01, 6).astype(np.float32)
+    w1, w2 = _w(12, 5, 1, 1), _w(6, 5, 3, 3)
+    b1, b2 = RNG.uniform(-1, 1, 12).astype(np.float32), RNG.uniform(-1, 1, 6).astype(np.float32)
+    g = G()
+    xd = g.qdq("x", s, z)
+    y1 = g.node("Conv", [xd, g.wdq(w1, ws1), g.const(b1)], kernel_shape=[1, 1])
+    y2 = g.node("Conv", [xd, g.wdq(w2, ws2), g.const(b2)], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    y = g.node("Concat", [g.node("Reshape", [y1, g.const(np.array([1, -1], np.int64))]),
+                          g.node("Reshape", [y2, g.const(np.array([1, -1], np.int64))])], axis=1)
+    n1, n2 = 12 * 7 * 9, 6 * 4 * 5
+    off, _, run = _build(g.model(y, [1, 5, 7, 9], [1, n1 + n2]), [1, 5, 7, 9], tmp_path)
+    assert sorted(layer.op for layer in off.layers.values()) == ["conv1x1_f32", "conv_f32"]
+    assert off.skipped == []
+    for _ in range(3):
+        x, q = _grid_input((1, 5, 7, 9), s, z)
+        got = run.probs(x[None])[0]
+        want1 = _f32_epilogue(_conv_ref(q, [z] * 5, w1, 1, (0, 0, 0, 0)), s * ws1[None, :, None, None], b1[None, :, None, None])
+        want2 = _f32_epilogue(_conv_ref(q, [z] * 5, w2, 2, (1, 1, 1, 1)), s * ws2[None, :, None, None], b2[None, :, None, None])
+        assert np.array_equal(got.view(np.uint32), np.concatenate([want1.ravel(), want2.ravel()]).view(np.uint32))
+
+
+def test_depthwise_per_channel_zero_points_bit_exact(tmp_path):
+    c = 7
+    s = RNG.uniform(0.01, 0.05, c).astype(np.float32)
+    z = RNG.integers(-120, 60, c).astype(np.int8)
+    ws, w, b = RNG.uniform(0.002, 0.01, c).astype(np.float32), _w(c, 1, 3, 3), RNG.uniform(-1, 1, c).astype(np.float32)
+    g = G()
+    y = g.node("Conv", [g.qdq("x", s, z, axis=1), g.wdq(w, ws), g.const(b)], kernel_shape=[3, 3], group=c,
+               pads=[1, 1, 1, 1])
+    off, _, run = _build(g.model(y, [1, c, 5, 11], [1, c, 5, 11]), [1, c, 5, 11], tmp_path)
+    assert [layer.op for layer in off.layers.values()] == ["dwconv_f32"]
+    for _ in range(3):
+        x, q = _grid_input((1, c, 5, 11), s, z)
+        got = run.probs(x[None])[0]
+        acc = _conv_ref(q, z.astype(np.int64), w, 1, (1, 1, 1, 1), groups=c)
+        want = _f32_epilogue(acc, (s * ws)[None, :, None, None], b[None, :, None, None])
+        assert np.array_equal(got.view(np.uint32), want.ravel().view(np.uint32))
+
+
+def test_matmul_by_quantized_constant_bit_exact(tmp_path):
+    m, k, n = 6, 20, 9
+    s, z = np.float32(0.03), 4
+    ws, w, b = RNG.uniform(0.002, 0.01, n).astype(np.float32), _w(k, n), RNG.uniform(-1, 1, n).astype(np.float32)
+    g = G()
+    y = g.node("Add", [g.node("MatMul", [g.qdq("x", s, z), g.wdq(w, ws, axis=1)]), g.const(b)])
+    off, _, run = _build(g.model(y, [1, m, k], [1, m, n]), [1, m, k], tmp_path)
+    assert [layer.op for layer in off.layers.values()] == ["conv1x1_f32"]
+    for _ in range(3):
+        x, q = _grid_input((1, m, k), s, z)
+        got = run.probs(x[None])[0]
+        acc = (q[0].astype(np.int64) - z) @ w.astype(np.int64)
+        assert np.array_equal(got.reshape(m, n).view(np.uint32), _f32_epilogue(acc, s * ws, b).view(np.uint32))
+
+
+def test_same_upper_conv_concat_and_gelu_without_transposes(tmp_path):
+    """2x2 SAME_UPPER conv (requantized, int8 out) and an equally quantized concat feed a float-output 1x1, GELU in
+    float, Q, a second float-output 1x1: every conv offloaded, the GELU kernel has no transpose, and the result
+    matches onnxruntime (float tail: erf from libm vs onnxruntime's, so a tolerance)."""
+    import onnxruntime as ort
+
+    s, z = np.float32(0.04), -3
+    g = G()
+    xd = g.qdq("x", s, z)
+    w0, ws0, b0 = _w(4, 4, 2, 2), RNG.uniform(0.005, 0.02, 4).astype(np.float32), RNG.uniform(-1, 1, 4).astype(np.float32)
+    r0 = g.node("Relu", [g.node("Conv", [xd, g.wdq(w0, ws0), g.const(b0)], kernel_shape=[2, 2], auto_pad="SAME_UPPER")])
+    cat = g.node("Concat", [g.qdq(r0, s, z), xd], axis=1)
+    w1, ws1, b1 = _w(16, 8, 1, 1), RNG.uniform(0.002, 0.01, 16).astype(np.float32), RNG.uniform(-1, 1, 16).astype(np.float32)
+    c1 = g.node("Conv", [cat, g.wdq(w1, ws1), g.const(b1)], kernel_shape=[1, 1])
+    gelu = g.node("Mul", [c1, g.node("Add", [g.node("Erf", [g.node("Div", [c1, g.const(np.float32(1.4142135))])]),
+                                             g.const(np.float32(1.0))])])
+    w2, ws2, b2 = _w(6, 16, 1, 1), RNG.uniform(0.002, 0.01, 6).astype(np.float32), RNG.uniform(-1, 1, 6).astype(np.float32)
+    y = g.node("Conv", [g.qdq(gelu, np.float32(0.05), -100), g.wdq(w2, ws2), g.const(b2)], kernel_shape=[1, 1])
+    model = g.model(y, [1, 4, 6, 10], [1, 6, 6, 10])
+    off, planned, run = _build(model, [1, 4, 6, 10], tmp_path)
+    assert sorted(layer.op for layer in off.layers.values()) == ["conv", "conv1x1_f32", "conv1x1_f32", "gelu"]
+    assert off.layers["wrnn_L0"].geom["pad_top"] == 0 and off.layers["wrnn_L0"].geom["in_h"] == 6
+    tir = [name for name, _ in planned.calls if name not in planned.externs]
+    assert [name for name in tir if "erf" in name] == []  # GELU + quantize is wrnn_gelu_erf_s8
+    # NCHW->NHWC at the input, the int8 concat (NCHW, axis 1), NHWC->NCHW at the output: none around the GELU
+    assert len([name for name in tir if "transpose" in name]) <= 3
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x, _ = _grid_input((1, 4, 6, 10), s, z)
+    ref = sess.run(None, {"x": x})[0]
+    got = run.probs(x[None])[0]
+    assert np.abs(got - ref.ravel()).max() < 0.05 * np.abs(ref).max()
+
+
+def test_gelu_quantize_kernel_against_exact_erf(tmp_path):
+    """Q(x * (erf(x / sqrt 2) + 1)) on wrnn_gelu_erf_s8 (erf polynomial, |error| < 3e-7): the int8 values equal
+    those of the exact erf (math.erf in float64) except a rare +-1 at a rounding boundary."""
+    import math
+
+    s, z, n = np.float32(0.02), -60, 4000
+    g = G()
+    x = "x"
+    y = g.node("Mul", [x, g.node("Add", [g.node("Erf", [g.node("Div", [x, g.const(np.float32(1.4142135))])]),
+                                         g.const(np.float32(1.0))])])
+    out = g.qdq(y, s, z)
+    off, _, run = _build(g.model(out, [1, n], [1, n]), [1, n], tmp_path)
+    assert [layer.op for layer in off.layers.values()] == ["gelu"]
+    xs = np.linspace(-6, 6, n, dtype=np.float32)
+    got = np.round(run.probs(xs[None, None])[0] / s).astype(np.int64) + z
+    exact = np.array([v * (math.erf(v / 1.4142135) + 1.0) for v in xs.astype(np.float64)])
+    want = np.clip(np.rint(exact / float(s)) + z, -128, 127)
+    assert np.abs(got - want).max() <= 1
+    assert np.mean(got != want) < 0.002
+
+
+def _chain_model():
+    """Every float-output kernel in one graph with no libm function in between (bit-exact across C libraries):
+    2x2 SAME conv (int8) -> 1x1 f32 -> Q per channel -> depthwise f32 (24 channels: the 8-lane path) -> Q -> 3x3/2
+    f32 -> Q per channel -> depthwise f32 (13 channels: the 4-lane path and its tail) -> [M, K] -> GELU + Q
+    (wrnn_gelu_erf_s8: 260 elements, the 8-wide loop and the 4-wide tail) -> fc f32."""
+    g = G()
+    s, z = np.float32(0.04), 5
+    xd = g.qdq("x", s, z)
+
+    def f(*shape):
+        return RNG.uniform(0.002, 0.01, shape).astype(np.float32)
+
+    def b(n):
+        return g.const(RNG.uniform(-1, 1, n).astype(np.float32))
+
+    def dw(x, c):
+        zc = RNG.integers(-100, 50, c).astype(np.int8)
+        return g.node("Conv", [g.qdq(x, RNG.uniform(0.01, 0.05, c).astype(np.float32), zc),
+                               g.wdq(_w(c, 1, 3, 3), f(c)), b(c)], kernel_shape=[3, 3], group=c, pads=[1, 1, 1, 1])
+
+    r0 = g.node("Relu", [g.node("Conv", [xd, g.wdq(_w(8, 3, 2, 2), f(8)), b(8)], kernel_shape=[2, 2],
+                                auto_pad="SAME_UPPER")])
+    c1 = g.node("Conv", [g.qdq(r0, np.float32(0.03), -128), g.wdq(_w(24, 8, 1, 1), f(24)), b(24)],
+                kernel_shape=[1, 1])
+    d = dw(c1, 24)
+    c3 = g.node("Conv", [g.qdq(d, np.float32(0.05), 3), g.wdq(_w(13, 24, 3, 3), f(13)), b(13)], kernel_shape=[3, 3],
+                strides=[2, 2], pads=[1, 1, 1, 1])
+    d2 = dw(c3, 13)
+    mk = g.node("Transpose", [g.node("Reshape", [d2, g.const(np.array([1, 13, -1], np.int64))])], perm=[0, 2, 1])
+    mk = g.node("Mul", [mk, g.node("Add", [g.node("Erf", [g.node("Div", [mk, g.const(np.float32(1.4142135))])]),
+                                           g.const(np.float32(1.0))])])
+    y = g.node("Add", [g.node("MatMul", [g.qdq(mk, np.float32(0.06), -2), g.wdq(_w(13, 10), f(10), axis=1)]), b(10)])
+    return g.model(y, [1, 3, 8, 10], [1, 20, 10])
+
+
+def _toolchain():
+    return shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
+
+
+@pytest.mark.skipif(not _toolchain(), reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_device_equals_host_on_float_output_chain(tmp_path):
+    from wordrec.device.board import sim, toolchain
+    from wordrec.pipeline.config import REPO
+
+    off, _, run = _build(_chain_model(), [1, 3, 8, 10], tmp_path)
+    assert sorted(layer.op for layer in off.layers.values()) == \
+        ["conv", "conv1x1_f32", "conv1x1_f32", "conv_f32", "dwconv_f32", "dwconv_f32", "gelu"]
+    xs = RNG.uniform(-3, 3, (3, 1, 3, 8, 10)).astype(np.float32)
+    host = run.probs(xs[:, 0])
+    elf = tmp_path / "elf" / "app.elf"
+    elf.parent.mkdir()
+    toolchain.build_elf(tmp_path / "device", elf, "-O3", native.FLOAT_CFLAGS, "auto", "auto")
+    dev = sim.run(elf, xs, tmp_path / "run", runner="qemu", timeout_s=120, plugin_dir=REPO / "build" / "qemu")
+    assert np.array_equal(np.asarray(dev["outputs"], np.float32).reshape(host.shape).view(np.uint32),
+                          host.view(np.uint32))
+    assert np.array_equal(dev["probes"], run.probes)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "full"])
+def test_every_profile_runs_int8_kernels_only_on_what_it_imports(profile):
+    """mcu.imported_int8 (dvc.yaml's compile_int8_imported/mcu_int8_imported) names imports of the profile:
+    their QDQ ONNX comes from quantize over models/pretrained; smoke runs none (its DAG is unchanged)."""
+    from wordrec.pipeline.config import compose, section
+
+    cfg = compose([f"profile={profile}"])
+    names = set(section(cfg, "mcu").imported_int8)
+    assert names <= set(section(cfg, "pretrained").models)
+    assert (names == set()) == (profile == "smoke")
