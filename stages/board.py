@@ -29,7 +29,7 @@ def run(cfg, inputs, outputs):
     elf_of = {name: (Path(inputs["elfs_int8"]) / name.removesuffix("_int8") if d.get("kernels") == "int8"
                      else Path(inputs["elfs"]) / name) / "app.elf" for name, d in mcu.items()}
     budgets = {k: (None if v is None else float(v)) for k, v in c.budgets.items()}
-    shipped, verdicts = choose(mcu, ev, c.dev_set, budgets, str(c.model))
+    shipped, verdicts = choose(mcu, ev, c.dev_set, budgets, str(c.model), quant)
     if not elf_of[shipped].is_file():
         raise DataError(f"{elf_of[shipped]}: the device build of {shipped} is missing (run the mcu stage)")
 

@@ -65,10 +65,10 @@ def quantize_table(q: dict) -> str:
     return _table(["model", "backend", "set", "metric", "FP32 %", "INT8 %", "Δ points", "size"], rows)
 
 
-def mcu_table(mcu: dict, ev: dict, dev_set: str) -> str:
+def mcu_table(mcu: dict, ev: dict, quant: dict, dev_set: str) -> str:
     """Every device run, a model's float and int8-kernel builds side by side; latency assumes 1 instruction per
     cycle at 400 MHz. Dev accuracy: evaluate's host FP32 figure for float builds (the mcu gate holds them to it),
-    the bit-exact host twin's for int8 builds (compile stage)."""
+    quantize's QDQ-ONNX figure for int8 builds (zoo.device_accuracy)."""
     from wordrec.pipeline.zoo import device_accuracy
 
     order = sorted(mcu, key=lambda m: (m.removesuffix("_int8"), m.endswith("_int8")))
@@ -76,7 +76,7 @@ def mcu_table(mcu: dict, ev: dict, dev_set: str) -> str:
     for m in order:
         r = mcu[m]
         insns = r["insns_per_inference"]
-        rows.append([f"`{m}`", r["device_kernels"], r["images"], _pct(device_accuracy(ev, m, r, dev_set)),
+        rows.append([f"`{m}`", r["device_kernels"], r["images"], _pct(device_accuracy(ev, m, r, dev_set, quant)),
                      f"{100 * r['text_agreement']:.0f} %" + (" (bit-exact)" if r.get("bit_exact") else ""),
                      f"{insns / 1e6:,.0f} M", f"{r['macs'] / 1e6:.0f} M", r["macs_per_insn"],
                      f"{insns / 400e3:,.0f}",
@@ -174,7 +174,7 @@ def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_sa
         "\n## The zoo and the board's model (`board`)\n",
         zoo_table(reports, mcu),
         "\n## Cortex-M55 on Corstone-300 (`mcu`)\n",
-        mcu_table(mcu, reports["eval"], reports["board"]["dev_set"]),
+        mcu_table(mcu, reports["eval"], reports["quantize"], reports["board"]["dev_set"]),
         "\n### Device output next to host output\n",
         samples_table(mcu_samples, n_samples),
     ]

@@ -54,12 +54,14 @@ def dev_accuracy(ev: dict, name: str, dev_set: str) -> float | None:
     return per[dev_set]["accuracy_alnum_ci"] if dev_set in per else None
 
 
-def device_accuracy(ev: dict, name: str, dev: dict, dev_set: str) -> float | None:
+def device_accuracy(ev: dict, name: str, dev: dict, dev_set: str, quant: dict | None = None) -> float | None:
     """A device run's dev-set accuracy. Float kernels compute what the host FP32 model does (the mcu gate holds
-    them to it), so evaluate's figure stands; an int8-kernel build (`<model>_int8`) reads differently, and its
-    compile stage scored its bit-exact host twin on the dev set (compile.int8_kernels.set)."""
+    them to it), so evaluate's figure stands. An int8-kernel build (`<model>_int8`) computes what onnxruntime does
+    with the same QDQ ONNX (its compile gate: the same text on >= 99 % of the check images), so it carries the
+    quantize stage's QDQ figure on the dev set: every image of it, where the compile check scores only a sample."""
     if dev.get("kernels") == "int8":
-        return dev.get("int8_word_accuracy_alnum_ci") if dev.get("check_set") == dev_set else None
+        qdq = (quant or {}).get(name.removesuffix("_int8"), {}).get("onnx_qdq", {})
+        return qdq.get("sets", {}).get(dev_set, {}).get("int8")
     return dev_accuracy(ev, name, dev_set)
 
 
@@ -91,7 +93,7 @@ def zoo_rows(ev: dict, quant: dict, bench: dict, mcu: dict, dev_set: str) -> lis
             if dm in mcu:
                 d = mcu[dm]
                 rows.append(Row(m, f"M55 ({d.get('device_kernels', 'float')} kernels, {d.get('weights', 'float32')} "
-                                   "weights)", device_accuracy(ev, dm, d, dev_set), m55_insns=d["insns_per_inference"],
+                                   "weights)", device_accuracy(ev, dm, d, dev_set, quant), m55_insns=d["insns_per_inference"],
                                 device=dm))
     return rows
 
@@ -102,13 +104,14 @@ def violations(dev: dict, budgets: dict) -> list[str]:
             if budgets.get(k) is not None and dev[r] > budgets[k]]
 
 
-def choose(mcu: dict, ev: dict, dev_set: str, budgets: dict, model: str = "auto") -> tuple[str, dict]:
+def choose(mcu: dict, ev: dict, dev_set: str, budgets: dict, model: str = "auto", quant: dict | None = None,
+           ) -> tuple[str, dict]:
     """(shipped model, per-candidate verdicts). Candidates are the device runs (each already passed the mcu
     stage's host/device gate); `auto` ranks those within every budget by dev-set accuracy (ties: fewer
     instructions). A named model must have run on the device and meet the budgets too."""
     if not mcu:
         raise DataError("no device runs to choose from (the mcu stage ran no model)")
-    verdicts = {m: {"dev_accuracy": device_accuracy(ev, m, d, dev_set), "violations": violations(d, budgets),
+    verdicts = {m: {"dev_accuracy": device_accuracy(ev, m, d, dev_set, quant), "violations": violations(d, budgets),
                     "insns_per_inference": d["insns_per_inference"], "flash_bytes": d["flash_bytes"],
                     "arena_bytes": d["arena_bytes"], "text_agreement": d["text_agreement"]}
                 for m, d in mcu.items()}
