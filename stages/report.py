@@ -28,7 +28,8 @@ def run(cfg, inputs, outputs):
             raise DataError(f"{csv}: device samples missing (run the mcu stage)")
         samples[name] = csv.read_text()
     write_json(outputs["mcu_out"], mcu)
-    text = summary_markdown(reports, mcu, samples, int(c.samples))
+    inits = {name: str(mc.get("init", "scratch")) for name, mc in section(cfg, "train").models.items()}
+    text = summary_markdown(reports, mcu, samples, int(c.samples), inits)
     with atomic_file(outputs["summary"], "w") as f:
         f.write(text)
     return {m: {"text_agreement": r["text_agreement"], "arena_bytes": r["arena_bytes"]} for m, r in mcu.items()}

@@ -105,6 +105,7 @@ def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
     outputs = {"out": tmp_path / "board", "report": tmp_path / "board.json", "zoo": tmp_path / "zoo.png"}
     cfg = smoke_cfg()
     OmegaConf.update(cfg, "mcu.imported", {"ppocrv6_small": {"weights": "float32", "images": 1}}, merge=False)
+    OmegaConf.update(cfg, "board.budgets.insns_per_inference", 3e9)  # the float 2.4 G-instruction run is a candidate
     m = board.run(cfg, inputs, outputs)
     assert m["model"] == "ppocrv6_small" and m["candidates"]["crnn_lite"]["violations"] == []
     # an import's int8-kernel run (params mcu.imported_int8) is read as reports/mcu/<name>_int8.json and competes
@@ -132,3 +133,14 @@ def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
         OmegaConf.update(cfg, "board.model", "crnn")
         board.run(cfg, inputs, {**outputs, "out": tmp_path / "b2"})
     assert not (tmp_path / "b2").exists()
+
+
+def test_int8_figures_in_another_metric_are_not_mixed_into_the_zoo():
+    ev = {"svtr3": {DEV: {"accuracy": 0.468, "accuracy_alnum_ci": 0.905, "ned": 0.6, "n": 10}},
+          "crnn_lite": {DEV: {"accuracy": 0.446, "accuracy_alnum_ci": 0.446, "ned": 0.7, "n": 10}}}
+    quant = {"svtr3": {"onnx_qdq": {"metric": "accuracy", "sets": {DEV: {"fp32": 0.452, "int8": 0.442}}}},
+             "crnn_lite": {"onnx_qdq": {"metric": "accuracy", "sets": {DEV: {"fp32": 0.446, "int8": 0.434}}}}}
+    rows = {(r.model, r.variant): r for r in zoo_rows(ev, quant, {}, {}, DEV)}
+    assert rows[("svtr3", "fp32")].dev_accuracy == 0.905
+    assert rows[("svtr3", "int8 onnx_qdq")].dev_accuracy is None  # exact-case figure, not alnum-ci
+    assert rows[("crnn_lite", "int8 onnx_qdq")].dev_accuracy == 0.434  # lowercase alnum charset: the same scale

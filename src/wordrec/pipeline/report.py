@@ -29,16 +29,28 @@ def _mib(n) -> str:
     return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
-FAMILIES = ("from scratch (synthetic words only)", "pretrained (PaddleOCR weights, imported, no training)")
+FAMILIES = ("from scratch (synthetic words only)", "ours from PaddleOCR's pretrained weights (train init)",
+            "pretrained (PaddleOCR weights, imported, no training)")
 
 
-def accuracy_table(ev: dict, pretrained: dict) -> str:
-    """One row per model, the two families apart: ours from scratch first, then the imported pretrained ones."""
+def family(name: str, pretrained: dict, inits: dict) -> int:
+    """0 from scratch, 1 one of our trained models started from imported weights (params train.models.<m>.init),
+    2 an import; the grid's fine-tuned best (<name>_grid) belongs with the model it tunes."""
+    if name in pretrained:
+        return 2
+    return 1 if inits.get(name.removesuffix("_grid"), "scratch") != "scratch" else 0
+
+
+def accuracy_table(ev: dict, pretrained: dict, inits: dict | None = None) -> str:
+    """One row per model, the families apart: ours from scratch first, ours from pretrained weights, then the
+    imported pretrained ones. `inits`: {trained model: its train init (scratch | ppocrv3 | a dir)}."""
+    inits = inits or {}
     sets = sorted({d for m in ev.values() for d in m})
     header = ["model", "family"] + [f"{d} acc / alnum-ci / NED" for d in sets]
     rows = []
-    for m, per in sorted(ev.items(), key=lambda kv: (kv[0] in pretrained, list(ev).index(kv[0]))):
-        rows.append([f"`{m}`", FAMILIES[m in pretrained]] + [
+    for m, per in sorted(ev.items(), key=lambda kv: (family(kv[0], pretrained, inits), list(ev).index(kv[0]))):
+        f = family(m, pretrained, inits)
+        rows.append([f"`{m}`", FAMILIES[f] + (f": {inits[m]}" if f == 1 else "")] + [
             (f"{100 * per[d]['accuracy']:.1f} / {100 * per[d]['accuracy_alnum_ci']:.1f} / {per[d]['ned']:.3f}"
              if d in per else "–") for d in sets])
     return _table(header, rows)
@@ -147,7 +159,8 @@ def pages_table(pg: dict) -> str:
                  "pages/s", "note"], rows))
 
 
-def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_samples: int) -> str:
+def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_samples: int,
+                     inits: dict | None = None) -> str:
     s = reports["synth"]
     g = reports["grid"]
     parts = [
@@ -155,7 +168,7 @@ def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_sa
         f"Synthetic data: {s['train']:,} / {s['val']:,} / {s['test']:,} images (train/val/test), {s['fonts']} fonts, "
         f"{s['words']:,} words.\n",
         "## Word accuracy (`evaluate`, percent; alnum-ci = lowercase alphanumerics, the scene-text rule)\n",
-        accuracy_table(reports["eval"], reports["pretrained"]),
+        accuracy_table(reports["eval"], reports["pretrained"], inits),
         "\nPretrained recognizers (`pretrained`: PaddleOCR's weights from sha256-pinned wheels, classifier cut to our "
         "charset; no training here):\n",
         pretrained_table(reports["pretrained"]),
