@@ -61,9 +61,11 @@ def test_train_on_a_full_disk_keeps_no_checkpoint_half_written(tmp_path, synth_d
 def test_import_on_a_full_disk(tmp_path):
     out = tmp_path / "o"
     p = _run_limited("pretrained", ["--wheels", str(REPO / "build" / "wheels"), "--out", str(out / "pretrained"),
-                                    "--det-out", str(out / "detect"), "--report", str(out / "pretrained.json")],
+                                    "--det-out", str(out / "detect"), "--paddle-out", str(out / "pretrained_paddle"),
+                                    "--report", str(out / "pretrained.json")],
                      tmp_path, 1_000_000)
-    _assert_clean_failure(p, [out / "pretrained", out / "detect", out / "pretrained.json"], tmp_path)
+    _assert_clean_failure(p, [out / "pretrained", out / "detect", out / "pretrained_paddle", out / "pretrained.json"],
+                          tmp_path)
 
 
 def test_the_same_stage_with_room_succeeds(tmp_path):
