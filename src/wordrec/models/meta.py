@@ -19,7 +19,7 @@ from typing import Any
 
 from wordrec.data.charset import Charset
 from wordrec.errors import DataError
-from wordrec.io import atomic_file
+from wordrec.io import write_json
 
 FRAMEWORKS = ("torch", "paddle", "onnx")  # onnx: an imported model that exists only as a graph
 CHANNEL_ORDERS = ("rgb", "bgr")  # bgr: PaddleOCR's pretrained weights were trained on cv2's BGR decode
@@ -76,9 +76,7 @@ class ModelMeta:
 
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / "meta.json"
-        with atomic_file(path) as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_json(path, self.to_dict())  # the project's one JSON writer: atomic, indent 2, sorted keys
         return path
 
     @classmethod
@@ -160,9 +158,7 @@ class DetectorMeta:
 
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / "meta.json"
-        with atomic_file(path) as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_json(path, self.to_dict())  # the project's one JSON writer: atomic, indent 2, sorted keys
         return path
 
     @classmethod
