@@ -111,8 +111,8 @@ def bad(tmp_path_factory) -> Path:
 # --- stage scripts: argv as dvc.yaml gives it (paths relative to the `bad` folder, outputs under out/) ----------
 S = {
     "synth": ["--out", "out/synth", "--report", "out/synth.json", "--plots", "out/synth_plots"],
-    "pretrained": ["--wheels", "wheels_garbage", "--out", "out/pre", "--det-out", "out/det", "--report",
-                   "out/pre.json"],
+    "pretrained": ["--wheels", "wheels_garbage", "--out", "out/pre", "--det-out", "out/det",
+                   "--paddle-out", "out/pdl", "--report", "out/pre.json"],
     "train": ["--model", "crnn", "--data", "synth", "--out", "out/m", "--ckpt", "out/ck", "--plots", "out/p"],
     "evaluate": ["--models", "models/train", "--grid", "models/no_ckpt", "--pretrained", "no_images", "--data", "synth",
                  "--real", "none", "--report", "out/eval.json", "--plots", "out/ev"],
