@@ -181,6 +181,41 @@ static inline void dot4_rows(const int8_t *x, int32_t stride, int32_t n, int8x16
   }
 }
 
+/* sums[p][j] = sum_i a0[p * a_stride + i] * w_j[i] for p < np, i < k, j < 4: the integer core shared by gemm_s8 and
+ * gemm_s8_f32, which differ only in their epilogues. K in slices of 16: the slice's 4 weight vectors stay in
+ * registers while the chunk's np pixels stream past (1 activation load + 4 VMLADAVA per pixel, the running sums in
+ * the caller's stack array), so no per-pixel pointer resets, and the loop-invariant state is small enough that gcc
+ * keeps it in registers. Plain inline, not always_inline: at -O3 gcc inlines it where the loop used to be written
+ * out (same instruction counts), while forcing it early changes the scheduling of both callers. */
+static inline void dot4_chunk(const int8_t *a0, int32_t a_stride, int32_t np, int32_t k, const int8_t *w0,
+                              const int8_t *w1, const int8_t *w2, const int8_t *w3, int32_t *sums) {
+  for (int32_t i = 0; i < k; i += 16) {
+    const mve_pred16_t kp = vctp8q(k - i);
+    const int8x16_t v0 = vldrbq_z_s8(w0 + i, kp), v1 = vldrbq_z_s8(w1 + i, kp);
+    const int8x16_t v2 = vldrbq_z_s8(w2 + i, kp), v3 = vldrbq_z_s8(w3 + i, kp);
+    const int8_t *ap = a0 + i;
+    int32_t *sp = sums;
+    if (i == 0) {
+      if (k >= 16) {
+        dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 0);
+      } else {
+        for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+          const int8x16_t x = vldrbq_z_s8(ap, kp);
+          sp[0] = vmladavq_s8(x, v0), sp[1] = vmladavq_s8(x, v1);
+          sp[2] = vmladavq_s8(x, v2), sp[3] = vmladavq_s8(x, v3);
+        }
+      }
+    } else if (i + 16 <= k) {
+      dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 1);
+    } else {
+      for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
+        const int8x16_t x = vldrbq_z_s8(ap, kp);
+        sp[0] = vmladavaq_s8(sp[0], x, v0), sp[1] = vmladavaq_s8(sp[1], x, v1);
+        sp[2] = vmladavaq_s8(sp[2], x, v2), sp[3] = vmladavaq_s8(sp[3], x, v3);
+      }
+    }
+  }
+}
 #endif
 
 #define WRNN_GEMM_CHUNK 32 /* pixels per pass over K (128 int32 running sums on the stack) */
@@ -210,40 +245,10 @@ static void gemm_s8(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *
     }
     const int32x4_t mv = vldrwq_z_s32(mult + o, opred);
     const int32x4_t sv = vldrwq_z_s32(shift + o, opred);
-    /* K in slices of 16: the slice's 4 weight vectors stay in registers while a chunk of pixels streams past
-     * (1 activation load + 4 VMLADAVA per pixel, the running sums in a small stack array); then one
-     * requantization pass over the chunk. No per-pixel pointer resets, and the loop-invariant state is small
-     * enough that gcc keeps it in registers. */
     int32_t sums[WRNN_GEMM_CHUNK * 4] __attribute__((aligned(8)));
     for (int32_t p0 = 0; p0 < m; p0 += WRNN_GEMM_CHUNK) {
       const int32_t np = m - p0 < WRNN_GEMM_CHUNK ? m - p0 : WRNN_GEMM_CHUNK;
-      const int8_t *a0 = a + (int64_t)p0 * a_stride;
-      for (int32_t i = 0; i < k; i += 16) {
-        const mve_pred16_t kp = vctp8q(k - i);
-        const int8x16_t v0 = vldrbq_z_s8(w0 + i, kp), v1 = vldrbq_z_s8(w1 + i, kp);
-        const int8x16_t v2 = vldrbq_z_s8(w2 + i, kp), v3 = vldrbq_z_s8(w3 + i, kp);
-        const int8_t *ap = a0 + i;
-        int32_t *sp = sums;
-        if (i == 0) {
-          if (k >= 16) {
-            dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 0);
-          } else {
-            for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
-              const int8x16_t x = vldrbq_z_s8(ap, kp);
-              sp[0] = vmladavq_s8(x, v0), sp[1] = vmladavq_s8(x, v1);
-              sp[2] = vmladavq_s8(x, v2), sp[3] = vmladavq_s8(x, v3);
-            }
-          }
-        } else if (i + 16 <= k) {
-          dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 1);
-        } else {
-          for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
-            const int8x16_t x = vldrbq_z_s8(ap, kp);
-            sp[0] = vmladavaq_s8(sp[0], x, v0), sp[1] = vmladavaq_s8(sp[1], x, v1);
-            sp[2] = vmladavaq_s8(sp[2], x, v2), sp[3] = vmladavaq_s8(sp[3], x, v3);
-          }
-        }
-      }
+      dot4_chunk(a + (int64_t)p0 * a_stride, a_stride, np, k, w0, w1, w2, w3, sums);
       int8_t *op = out + (int64_t)p0 * out_stride + o;
       const int32_t *sp = sums;
       /* out_zp/act_min/act_max are locals: read through q, gcc would reload them after every (aliasing) byte store */
@@ -422,33 +427,7 @@ static void gemm_s8_f32(const int8_t *a, int32_t a_stride, int32_t m, const int8
     int32_t sums[WRNN_GEMM_CHUNK * 4] __attribute__((aligned(8)));
     for (int32_t p0 = 0; p0 < m; p0 += WRNN_GEMM_CHUNK) {
       const int32_t np = m - p0 < WRNN_GEMM_CHUNK ? m - p0 : WRNN_GEMM_CHUNK;
-      const int8_t *a0 = a + (int64_t)p0 * a_stride;
-      for (int32_t i = 0; i < k; i += 16) {
-        const mve_pred16_t kp = vctp8q(k - i);
-        const int8x16_t v0 = vldrbq_z_s8(w0 + i, kp), v1 = vldrbq_z_s8(w1 + i, kp);
-        const int8x16_t v2 = vldrbq_z_s8(w2 + i, kp), v3 = vldrbq_z_s8(w3 + i, kp);
-        const int8_t *ap = a0 + i;
-        int32_t *sp = sums;
-        if (i == 0) {
-          if (k >= 16) {
-            dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 0);
-          } else {
-            for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
-              const int8x16_t x = vldrbq_z_s8(ap, kp);
-              sp[0] = vmladavq_s8(x, v0), sp[1] = vmladavq_s8(x, v1);
-              sp[2] = vmladavq_s8(x, v2), sp[3] = vmladavq_s8(x, v3);
-            }
-          }
-        } else if (i + 16 <= k) {
-          dot4_rows(ap, a_stride, np, v0, v1, v2, v3, sp, 1);
-        } else {
-          for (int32_t p = 0; p < np; ++p, ap += a_stride, sp += 4) {
-            const int8x16_t x = vldrbq_z_s8(ap, kp);
-            sp[0] = vmladavaq_s8(sp[0], x, v0), sp[1] = vmladavaq_s8(sp[1], x, v1);
-            sp[2] = vmladavaq_s8(sp[2], x, v2), sp[3] = vmladavaq_s8(sp[3], x, v3);
-          }
-        }
-      }
+      dot4_chunk(a + (int64_t)p0 * a_stride, a_stride, np, k, w0, w1, w2, w3, sums);
       float *op = out + (int64_t)p0 * out_stride + o;
       const int32_t *sp = sums;
       for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {

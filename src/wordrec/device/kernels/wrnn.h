@@ -40,7 +40,8 @@
  *   WRNN_EQUANT a zero point, clamp range or shift is out of its documented range
  * No kernel allocates memory; scratch buffers are the caller's, 4-byte aligned, size from *_scratch_bytes (the
  * same number on both paths, so a host can size a device's buffers). Stack: the Helium GEMM core (conv1x1, conv, FC,
- * matmul) keeps 512 bytes of running sums on the stack; the deepest call (wrnn_conv_s8) uses ~940 bytes (gcc 12 -O3).
+ * matmul and the float-output conv1x1/conv) keeps 512 bytes of running sums on the stack; wrnn_conv_s8 uses ~940
+ * bytes, and the deepest call, wrnn_dwconv_s8_f32, ~1.2 KB (its 1 KB int16 copy of the zero points) (gcc 12 -O3).
  * Buffers must not overlap, except where a function says otherwise.
  */
 #ifndef WRNN_H
