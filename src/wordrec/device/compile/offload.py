@@ -127,6 +127,30 @@ def _scalar(expr) -> float | None:
     return None if v is None or v.size != 1 else float(v.reshape(()))
 
 
+def _dq_operands(m, p, *, per_channel_x: bool = False):
+    """The constants of conv/matmul(DQ(x, sx, zx), DQ(w, sw, zw)) as matched: (w, sw, zw, sx, zx), None where not a
+    constant. sx/zx as floats (per tensor) or, for per_channel_x (depthwise), arrays whose size the caller checks."""
+    act = _const if per_channel_x else _scalar
+    return _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]]), act(m[p["sx"]]), act(m[p["zx"]])
+
+
+def _weight_reason(wq, ws, wz, what: str = "constant int8", shape_ok=None) -> str | None:
+    """Why the DQ'd weights cannot go to the kernels (constant int8, symmetric), or None; shape_ok(wq) is only
+    called on a constant int8 wq."""
+    if wq is None or ws is None or wz is None or wq.dtype != np.int8 or (shape_ok is not None and not shape_ok(wq)):
+        return f"weights are not {what}"
+    if np.any(wz != 0):
+        return "weights are not symmetric (zero point != 0)"
+    return None
+
+
+def _conv2d_reason(a) -> str | None:
+    """Why a (non-depthwise) conv2d's attributes are outside the kernels (dense, undilated, NCHW/OIHW), or None."""
+    if a.groups != 1 or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" or a.kernel_layout != "OIHW":
+        return f"groups {a.groups}, dilation {list(a.dilation)} not offloaded"
+    return None
+
+
 class Offloader:
     """Holds the layer specs created while rewriting one module (emit needs them by extern name)."""
 
@@ -192,6 +216,12 @@ class Offloader:
         return mod
 
     # -- rewrites ------------------------------------------------------------------------------------------
+    def _skip(self, where: str, reasons: list[str]) -> bool:
+        """Record why a matched op stays float; True when there is a reason (the rewrite returns the call)."""
+        if reasons:
+            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+        return bool(reasons)
+
     def _pool(self, call, m, xp, sp, zp):
         from tvm import relax
 
@@ -224,22 +254,18 @@ class Offloader:
         a = convc.attrs
         x = m[p["x"]]
         where = f"conv2d -> {str(call.ty.shape)}"
-        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
-        sx, zx, so, zo = (_scalar(m[p[k]]) for k in ("sx", "zx", "so", "zo"))
+        wq, ws, wz, sx, zx = _dq_operands(m, p)
+        so, zo = _scalar(m[p["so"]]), _scalar(m[p["zo"]])
         reasons = []
         if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "int8":
             reasons.append("activations are not int8")
-        if wq is None or ws is None or wz is None or wq.dtype != np.int8:
-            reasons.append("weights are not constant int8")
-        elif np.any(wz != 0):
-            reasons.append("weights are not symmetric (zero point != 0)")
+        if why := _weight_reason(wq, ws, wz):
+            reasons.append(why)
         if None in (sx, zx, so, zo):
             reasons.append("activation scale/zero point not per-tensor constants")
-        if a.groups != 1 or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" \
-                or a.kernel_layout != "OIHW":
-            reasons.append(f"groups {a.groups}, dilation {list(a.dilation)} not offloaded")
-        if reasons:
-            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+        if why := _conv2d_reason(a):
+            reasons.append(why)
+        if self._skip(where, reasons):
             return call
         co, ci, kh, kw = (int(v) for v in wq.shape)
         ws = np.broadcast_to(np.asarray(ws, np.float64).reshape(-1), (co,))
@@ -291,22 +317,17 @@ class Offloader:
         if a.groups != 1:
             return self._dw_f32(call, m, p)
         where = f"conv2d -> {str(call.ty.shape)} (float output)"
-        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
-        sx, zx = _scalar(m[p["sx"]]), _scalar(m[p["zx"]])
+        wq, ws, wz, sx, zx = _dq_operands(m, p)
         reasons = []
         if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
             reasons.append("input is not int8 or output not float32")
-        if wq is None or ws is None or wz is None or wq.dtype != np.int8:
-            reasons.append("weights are not constant int8")
-        elif np.any(wz != 0):
-            reasons.append("weights are not symmetric (zero point != 0)")
+        if why := _weight_reason(wq, ws, wz):
+            reasons.append(why)
         if None in (sx, zx):
             reasons.append("activation scale/zero point not per-tensor constants")
-        if a.groups != 1 or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" \
-                or a.kernel_layout != "OIHW":
-            reasons.append(f"groups {a.groups}, dilation {list(a.dilation)} not offloaded")
-        if reasons:
-            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+        if why := _conv2d_reason(a):
+            reasons.append(why)
+        if self._skip(where, reasons):
             return call
         co, ci, kh, kw = (int(v) for v in wq.shape)
         ws = np.broadcast_to(np.asarray(ws, np.float32).reshape(-1), (co,))
@@ -348,24 +369,20 @@ class Offloader:
         a = m[p["conv"]].attrs
         x = m[p["x"]]
         where = f"depthwise conv2d -> {str(call.ty.shape)} (float output)"
-        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
-        sx, zx = _const(m[p["sx"]]), _const(m[p["zx"]])
+        wq, ws, wz, sx, zx = _dq_operands(m, p, per_channel_x=True)
         c = int(x.ty.shape[1])
         reasons = []
         if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
             reasons.append("input is not int8 or output not float32")
-        if wq is None or ws is None or wz is None or wq.dtype != np.int8 or wq.ndim != 4 \
-                or int(wq.shape[0]) != c or int(wq.shape[1]) != 1:
-            reasons.append("weights are not a constant int8 [C, 1, KH, KW]")
-        elif np.any(wz != 0):
-            reasons.append("weights are not symmetric (zero point != 0)")
+        if why := _weight_reason(wq, ws, wz, "a constant int8 [C, 1, KH, KW]",
+                                 lambda w: w.ndim == 4 and int(w.shape[0]) == c and int(w.shape[1]) == 1):
+            reasons.append(why)
         if sx is None or zx is None or sx.size not in (1, c) or zx.size not in (1, c):
             reasons.append("activation scale/zero point not constants per tensor or per channel")
         if int(a.groups) != c or any(int(d) != 1 for d in a.dilation) or a.data_layout != "NCHW" \
                 or a.kernel_layout != "OIHW" or int(call.ty.shape[1]) != c:
             reasons.append(f"groups {a.groups} of {c} channels, dilation {list(a.dilation)} not offloaded")
-        if reasons:
-            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+        if self._skip(where, reasons):
             return call
         bias = None
         if p["biased"] in m and m[p["biased"]].same_as(call):
@@ -448,21 +465,17 @@ class Offloader:
 
         x = m[p["x"]]
         where = f"matmul -> {str(call.ty.shape)} (float output)"
-        wq, ws, wz = _const(m[p["w"]]), _const(m[p["sw"]]), _const(m[p["zw"]])
-        sx, zx = _scalar(m[p["sx"]]), _scalar(m[p["zx"]])
+        wq, ws, wz, sx, zx = _dq_operands(m, p)
         reasons = []
         if str(x.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
             reasons.append("input is not int8 or output not float32")
-        if wq is None or ws is None or wz is None or wq.dtype != np.int8 or wq.ndim != 2:
-            reasons.append("weights are not a constant int8 matrix")
-        elif np.any(wz != 0):
-            reasons.append("weights are not symmetric (zero point != 0)")
+        if why := _weight_reason(wq, ws, wz, "a constant int8 matrix", lambda w: w.ndim == 2):
+            reasons.append(why)
         elif np.size(ws) not in (1, wq.shape[1]):
             reasons.append("weight scales are not per output column")
         if None in (sx, zx):
             reasons.append("activation scale/zero point not per-tensor constants")
-        if reasons:
-            self.skipped.append(f"{where}: {'; '.join(reasons)}")
+        if self._skip(where, reasons):
             return call
         k, n = (int(v) for v in wq.shape)
         xs = [int(v) for v in x.ty.shape]
