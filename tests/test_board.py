@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from conftest import smoke_cfg
 from wordrec.errors import ConfigError, DataError
-from wordrec.pipeline.zoo import choose, eval_key, zoo_rows
+from wordrec.pipeline.zoo import choose, device_accuracy, eval_key, zoo_rows
 
 DEV = "iiit5k_test_dev"
 
@@ -144,3 +144,13 @@ def test_int8_figures_in_another_metric_are_not_mixed_into_the_zoo():
     assert rows[("svtr3", "fp32")].dev_accuracy == 0.905
     assert rows[("svtr3", "int8 onnx_qdq")].dev_accuracy is None  # exact-case figure, not alnum-ci
     assert rows[("crnn_lite", "int8 onnx_qdq")].dev_accuracy == 0.434  # lowercase alnum charset: the same scale
+
+
+def test_int8_alnum_ci_record_gives_en_models_a_zoo_figure():
+    ev = {"svtr3": {DEV: {"accuracy": 0.468, "accuracy_alnum_ci": 0.905, "ned": 0.6, "n": 10}}}
+    ci = {"accuracy_fp32": 0.905, "accuracy_int8": 0.9, "sets": {DEV: {"fp32": 0.905, "int8": 0.9}}}
+    quant = {"svtr3": {"onnx_qdq": {"metric": "accuracy", "sets": {DEV: {"fp32": 0.452, "int8": 0.442}},
+                                    "accuracy_alnum_ci": ci}}}
+    rows = {(r.model, r.variant): r for r in zoo_rows(ev, quant, {}, {}, DEV)}
+    assert rows[("svtr3", "int8 onnx_qdq")].dev_accuracy == 0.9  # the alnum-ci record, not the exact-case 0.442
+    assert device_accuracy(ev, "svtr3_int8", {"kernels": "int8"}, DEV, quant) == 0.9

@@ -26,6 +26,11 @@ def test_all_backends_pass_the_gate(tiny_models_dirs, tiny_exported, tiny_task, 
         for backend, r in report[name].items():
             assert r["accuracy_fp32"] >= 0.8, "the tiny task is learnable: FP32 must be well above chance"
             assert r["accuracy_fp32"] - r["accuracy_int8"] <= 0.04 and r["bytes"] > 0
+            # alnum-ci beside the gated in-charset metric, for every set, in the imported entries' shape
+            ci = r["accuracy_alnum_ci"]
+            assert r["metric"] == "accuracy" and set(ci) == {"accuracy_fp32", "accuracy_int8", "sets"}
+            assert set(ci["sets"]) == set(r["sets"]) and ci["accuracy_int8"] == ci["sets"][r["set"]]["int8"]
+            assert all(0 <= v <= 1 for per in ci["sets"].values() for v in per.values())
     q = tmp_path / "quant" / "tiny_crnn"
     assert {p.name for p in (q / "openvino").iterdir()} == {"model.xml", "model.bin", "meta.json"}
     nodes = __import__("onnx").load(str(q / "onnx_qdq" / "model.onnx")).graph.node

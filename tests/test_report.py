@@ -27,7 +27,10 @@ def _inputs(tmp: Path, with_samples=True) -> list[str]:
         "grid": {"model": "crnn", "launcher": "basic", "best": {"params": {"lr": 1e-4}, "accuracy": 0.5},
                  "runs": [{}]},
         "export": {"crnn": {"max_abs_diff": 1e-7, "text_agreement": 1.0, "nodes": 3, "onnx_bytes": 2048}},
-        "quantize": {"crnn": {"openvino": {"accuracy_fp32": 0.90, "accuracy_int8": 0.898, "bytes": 1024}},  # fractions
+        "quantize": {"crnn": {"openvino": {"accuracy_fp32": 0.90, "accuracy_int8": 0.898, "bytes": 1024,  # fractions
+                                           "accuracy_alnum_ci": {"accuracy_fp32": 0.95, "accuracy_int8": 0.94, "sets":
+                                                                 {"synth_test": {"fp32": 0.95, "int8": 0.94}}}}},
+                     "svtr": {"openvino": {"accuracy_fp32": 0.8, "accuracy_int8": 0.79, "bytes": 1024}},
                      "ppocrv3": {"inc": {"skipped": "torch only"},
                                  "onnx_qdq": {"accuracy_fp32": 0.905, "accuracy_int8": 0.9, "bytes": 2048,
                                               "set": "iiit5k_test_dev", "metric": "accuracy_alnum_ci"}}},
@@ -71,7 +74,10 @@ def test_report_aggregates_device_runs(tmp_path):
     assert "| `ppocrv3` | ch_PP-OCRv3_rec | 2,208,992 | 6,625 | w.whl :: m.onnx | Apache-2.0 |" in md
     assert "| `tiny` | `hello` | `hello` 0.9000 | `hello` 0.9000 |" in md
     assert "(empty) 0.5000" in md
-    assert "| `crnn` | openvino | synth_test | accuracy | 90.0 | 89.8 | -0.2 |" in md
+    assert "| `crnn` | openvino | synth_test | accuracy | 90.0 | 89.8 | -0.2 | 1 KiB | 95.0 / 94.0 |" in md
+    assert "| `svtr` | openvino | synth_test | accuracy | 80.0 | 79.0 | -1.0 | 1 KiB | – |" in md  # older report
+    assert "| `ppocrv3` | onnx_qdq | iiit5k_test_dev | accuracy_alnum_ci | 90.5 | 90.0 | -0.5 | 2 KiB | 90.5 / 90.0 |" \
+        in md
     assert "| `ppocrv3` | onnx_qdq | iiit5k_test_dev | accuracy_alnum_ci | 90.5 | 90.0 | -0.5 |" in md
     assert "| `ppocrv3` | inc | — | — | — | — | — | skipped: torch only |" in md
     assert "the board ships **`tiny`** (auto: most accurate within budgets; budgets flash_bytes ≤ 4,194,304)" in md

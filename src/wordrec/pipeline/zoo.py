@@ -57,12 +57,28 @@ def dev_accuracy(ev: dict, name: str, dev_set: str) -> float | None:
 def comparable(ev: dict, name: str, dev_set: str, q: dict) -> bool:
     """Whether a quantize entry's figures are on the zoo's scale (alnum case-insensitive). Trained models are
     scored in their own charset (`accuracy`): the same thing for lowercase-alphanumeric charsets, where evaluate's
-    two figures agree, not for `en` ones (svtr3: 46.8 % exact vs 90.5 % alnum-ci), which then show no INT8 figure
-    here (the quantize table has them)."""
+    two figures agree, not for `en` ones (svtr3: 46.8 % exact vs 90.5 % alnum-ci), which take their INT8 figure
+    from the alnum-ci record quantize keeps beside it (`alnum_ci`; none in reports from before that record)."""
     if q.get("metric", "accuracy") == "accuracy_alnum_ci":
         return True
     per = ev.get(eval_key(name, ev), {}).get(dev_set)
     return per is not None and per["accuracy"] == per["accuracy_alnum_ci"]
+
+
+def alnum_ci(q: dict) -> dict | None:
+    """A quantize entry's alnum-ci figures as {accuracy_fp32, accuracy_int8, sets}: the entry itself where that is
+    its metric (imported models), else the block quantize records beside a trained model's in-charset figures;
+    None for reports written before it did."""
+    return q if q.get("metric", "accuracy") == "accuracy_alnum_ci" else q.get("accuracy_alnum_ci")
+
+
+def int8_dev_accuracy(ev: dict, name: str, dev_set: str, q: dict) -> float | None:
+    """A quantize entry's INT8 figure on dev_set on the zoo's scale; without an alnum-ci record, the in-charset
+    figure where `comparable` says it is the same thing."""
+    ci = alnum_ci(q)
+    if ci is None:
+        ci = q if comparable(ev, name, dev_set, q) else {}
+    return ci.get("sets", {}).get(dev_set, {}).get("int8")
 
 
 def device_accuracy(ev: dict, name: str, dev: dict, dev_set: str, quant: dict | None = None) -> float | None:
@@ -73,7 +89,7 @@ def device_accuracy(ev: dict, name: str, dev: dict, dev_set: str, quant: dict | 
     if dev.get("kernels") == "int8":
         base = name.removesuffix("_int8")
         qdq = (quant or {}).get(base, {}).get("onnx_qdq", {})
-        return qdq.get("sets", {}).get(dev_set, {}).get("int8") if comparable(ev, base, dev_set, qdq) else None
+        return int8_dev_accuracy(ev, base, dev_set, qdq)
     return dev_accuracy(ev, name, dev_set)
 
 
@@ -99,8 +115,8 @@ def zoo_rows(ev: dict, quant: dict, bench: dict, mcu: dict, dev_set: str) -> lis
         for backend, r in quant.get(m, {}).items():
             if "skipped" in r:  # e.g. INC for the imported ONNX models; the quantize table says why
                 continue
-            acc = r.get("sets", {}).get(dev_set, {}).get("int8") if comparable(ev, m, dev_set, r) else None
-            rows.append(Row(m, f"int8 {backend}", acc, b.get(INT8_RUNTIME.get(backend, ""), {}).get("latency_ms_b1")))
+            rows.append(Row(m, f"int8 {backend}", int8_dev_accuracy(ev, m, dev_set, r),
+                            b.get(INT8_RUNTIME.get(backend, ""), {}).get("latency_ms_b1")))
         for dm in (m, f"{m}_int8"):
             if dm in mcu:
                 d = mcu[dm]
