@@ -6,16 +6,19 @@ their own names), DATA/test (LMDB), DATA/lines_test (multi-word lines, when synt
 synth_lines_test, where `accuracy` and `ned` count the spaces), every LMDB under REAL/*/ (e.g. data/real/iiit5k_test_dev and
 data/real/iiit5k_train from `wordrec-byod`; none is fine) and `evaluate.extra`. Writes REPORT (reports/eval.json:
 {model: {dataset: {accuracy, accuracy_alnum_ci, ned, n}}}, fractions) and PLOTS/<model>_mistakes.png (the
-worst misreadings per dataset).
+worst misreadings per dataset). With `evaluate.geometry.models`, those imports are also scored at every input
+height x width of `evaluate.geometry` (wordrec.pipeline.geometry): REPORT's `geometry` key and PLOTS/geometry.png.
 """
 
 from pathlib import Path
 
 from wordrec.data.evalsets import dataset_paths
 from wordrec.data.lmdb_io import LmdbDataset
+from wordrec.errors import ConfigError
 from wordrec.infer import recognizer
 from wordrec.io import atomic_dir, write_json
 from wordrec.models.meta import ModelMeta
+from wordrec.pipeline import geometry
 from wordrec.pipeline.config import section
 from wordrec.pipeline.evaluation import evaluate_lmdb, worst_mistakes_png
 from wordrec.pipeline.stage import stage_main
@@ -38,6 +41,9 @@ def run(cfg, inputs, outputs):
     for d in sorted(p for p in pretrained.iterdir() if p.is_dir()) if pretrained.is_dir() else []:
         meta = ModelMeta.load(d)
         dirs[meta.name] = (d, meta)
+    if geometry.KEY in dirs:
+        raise ConfigError(f"a model named {geometry.KEY!r}: that name is the report's key for evaluate.geometry")
+    geometry.check_inputs(c.geometry, pretrained, sets)  # before the minutes of scoring, not after
     report = {}
     with atomic_dir(outputs["plots"]) as plots:
         for name, (model_dir, meta) in dirs.items():
@@ -48,6 +54,10 @@ def run(cfg, inputs, outputs):
                 rows.append((ds_name, path, records))
             worst_mistakes_png(rows, plots / f"{name}_mistakes.png", int(c.worst_per_dataset),
                                f"{name}: worst mistakes (alnum/ci), lowest normalized edit similarity first")
+        if c.geometry.models:
+            report[geometry.KEY] = geometry.evaluate_geometry(c.geometry, pretrained, sets, int(c.batch_size),
+                                                              int(c.threads))
+            geometry.geometry_png(report[geometry.KEY], plots / "geometry.png")
     write_json(outputs["report"], report)
     return report
 

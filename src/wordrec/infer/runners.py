@@ -59,16 +59,19 @@ class TorchRunner:
 class OrtRunner:
     note = None
 
-    def __init__(self, path: str | Path, threads: int = 1):
+    def __init__(self, path: str | Path | bytes, threads: int = 1, where: str | None = None):
+        """`path`: an .onnx file, or a serialized model (bytes) built in memory, then `where` names it in errors."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
         so.log_severity_level = 3
+        where = where or str(path)
         try:
-            self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self.sess = ort.InferenceSession(path if isinstance(path, bytes) else str(path), so,
+                                             providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types for unreadable/invalid files
-            raise DataError(f"{path}: onnxruntime cannot load the model (corrupt or not ONNX? {one_line(e)})") \
+            raise DataError(f"{where}: onnxruntime cannot load the model (corrupt or not ONNX? {one_line(e)})") \
                 from None
         self.name = self.sess.get_inputs()[0].name
 

@@ -288,6 +288,24 @@ def fix_input(model: onnx.ModelProto, src: Source) -> None:
     _set_dims(model.graph.input[0], ["N", src.channels, src.height, src.width])
 
 
+def at_geometry(model_file: str | Path, height: int, width: int) -> bytes:
+    """An imported model.onnx with its input re-declared N x C x `height` x `width`, serialized for onnxruntime
+    (the file is not touched): what `evaluate.geometry` measures the model at. The import fixed H and W
+    (`fix_input`) and onnxsim may have folded shape arithmetic at that geometry, so a graph can compute nonsense
+    at another one: callers check its output (wordrec.pipeline.geometry)."""
+    model = onnx.load(str(model_file))
+    if len(model.graph.input) != 1:
+        raise DataError(f"{model_file}: expected one graph input, found {len(model.graph.input)}")
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise DataError(f"{model_file}: input of rank {len(dims)}, expected N x C x H x W")
+    _set_dims(model.graph.input[0], ["N", dims[1].dim_value or dims[1].dim_param, int(height), int(width)])
+    del model.graph.value_info[:]  # shapes onnxsim inferred at the import geometry: onnxruntime would hold us to them
+    for out in model.graph.output:  # the frame count follows the width: leave it to onnxruntime
+        _set_dims(out, [f"out{i}" for i in range(len(out.type.tensor_type.shape.dim))])
+    return model.SerializeToString()
+
+
 def param_count(model: onnx.ModelProto) -> int:
     """Elements of the floating-point initializers: the weights. Integer shape constants and the fixed 0/1
     case-summing matrix are not parameters."""

@@ -45,6 +45,7 @@ def accuracy_table(ev: dict, pretrained: dict, inits: dict | None = None) -> str
     """One row per model, the families apart: ours from scratch first, ours from pretrained weights, then the
     imported pretrained ones. `inits`: {trained model: its train init (scratch | ppocrv3 | a dir)}."""
     inits = inits or {}
+    ev = {m: per for m, per in ev.items() if m != GEOMETRY}
     sets = sorted({d for m in ev.values() for d in m})
     header = ["model", "family"] + [f"{d} acc / alnum-ci / NED" for d in sets]
     rows = []
@@ -54,6 +55,22 @@ def accuracy_table(ev: dict, pretrained: dict, inits: dict | None = None) -> str
             (f"{100 * per[d]['accuracy']:.1f} / {100 * per[d]['accuracy_alnum_ci']:.1f} / {per[d]['ned']:.3f}"
              if d in per else "–") for d in sets])
     return _table(header, rows)
+
+
+GEOMETRY = "geometry"  # evaluate's report key for its input-geometry scores (wordrec.pipeline.geometry.KEY)
+
+
+def geometry_table(ev: dict) -> str:
+    """One row per imported model x test set x input height x width that `evaluate.geometry` scored, the largest
+    input first (the JSON's keys are sorted as strings: "32x160" before "32x32")."""
+    def size(hw: str) -> tuple[int, ...]:
+        return tuple(-int(v) for v in hw.split("x"))
+
+    rows = [[f"`{m}`", s, hw.replace("x", " x "), r["frames"], _pct(r["squeezed"]), _pct(r["too_long"]),
+             f"{100 * r['accuracy']:.1f} / {100 * r['accuracy_alnum_ci']:.1f}"]
+            for m, per in ev.get(GEOMETRY, {}).items() for s, geoms in per.items()
+            for hw, r in sorted(geoms.items(), key=lambda kv: size(kv[0]))]
+    return _table(["model", "set", "H x W", "CTC frames", "squeezed %", "too long %", "acc / alnum-ci"], rows)
 
 
 def bench_table(bench: dict) -> str:
@@ -179,6 +196,9 @@ def summary_markdown(reports: dict, mcu: dict, mcu_samples: dict[str, str], n_sa
         f"{s['words']:,} words.\n",
         "## Word accuracy (`evaluate`, percent; alnum-ci = lowercase alphanumerics, the scene-text rule)\n",
         accuracy_table(reports["eval"], reports["pretrained"], inits),
+        *(["\n## Input geometry (`evaluate.geometry`: imported recognizers fed H x W crops; squeezed = wider than W "
+           "at height H, too long = more characters than CTC frames; percent)\n", geometry_table(reports["eval"])]
+          if reports["eval"].get(GEOMETRY) else []),
         "\nPretrained recognizers (`pretrained`: PaddleOCR's weights from sha256-pinned wheels, classifier cut to our "
         "charset; no training here):\n",
         pretrained_table(reports["pretrained"]),

@@ -298,6 +298,32 @@ class Train:
 
 
 # --- the other stages ---------------------------------------------------------------------------------------
+GEOMETRY_STEP = 8  # pixels: the imported recognizers downsample by 8 along W (one CTC frame per 8 columns)
+
+
+@dataclass
+class Geometry:
+    """evaluate.geometry: imported recognizers scored at every height x width (wordrec.pipeline.geometry)."""
+    models: list[str] = MISSING  # dirs under models/pretrained; empty = not measured
+    heights: list[int] = MISSING
+    widths: list[int] = MISSING
+    sets: list[str] = MISSING  # test set names as evaluate reports them (synth_test, iiit5k_test_dev, ...)
+    limit: Optional[int] = MISSING
+
+    def check(self):
+        _positive(self, "limit")
+        if not self.models:
+            return
+        for key in ("heights", "widths"):
+            values = list(getattr(self, key))
+            if not values or len(set(values)) != len(values) or any(v < 16 or v % GEOMETRY_STEP for v in values):
+                raise RangeError(key, f"{values}: expected distinct multiples of {GEOMETRY_STEP} >= 16, at least one")
+        if not self.sets:
+            raise RangeError("sets", "empty: expected at least one test set to score the geometries on")
+        if len(set(self.models)) != len(self.models):
+            raise RangeError("models", f"{list(self.models)}: a model named twice")
+
+
 @dataclass
 class Evaluate:
     models: list[str] = MISSING
@@ -306,6 +332,7 @@ class Evaluate:
     threads: Any = MISSING  # 'auto' or an int (wordrec.threads)
     limit: Optional[int] = MISSING
     worst_per_dataset: int = MISSING
+    geometry: Geometry = MISSING
 
     def check(self):
         _positive(self, "batch_size", "limit")
