@@ -54,8 +54,8 @@ class G:
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _build(model, shape, tmp):
-    off = offload.Offloader()
+def _build(model, shape, tmp, fuse_gelu=True):
+    off = offload.Offloader(fuse_gelu=fuse_gelu)
     mod = frontend.import_relax(model, shape, "tiny", offloader=off)
     lowered = plan.lower_memory(mod)
     planned = plan.extract(lowered, externs=set(off.layers))
@@ -174,10 +174,10 @@ def test_same_upper_conv_concat_and_gelu_without_transposes(tmp_path):
     y = g.node("Conv", [g.qdq(gelu, np.float32(0.05), -100), g.wdq(w2, ws2), g.const(b2)], kernel_shape=[1, 1])
     model = g.model(y, [1, 4, 6, 10], [1, 6, 6, 10])
     off, planned, run = _build(model, [1, 4, 6, 10], tmp_path)
-    assert sorted(layer.op for layer in off.layers.values()) == ["conv", "conv1x1_f32", "conv1x1_f32", "gelu"]
+    assert sorted(layer.op for layer in off.layers.values()) == ["conv", "conv1x1_f32", "conv1x1_gelu"]
     assert off.layers["wrnn_L0"].geom["pad_top"] == 0 and off.layers["wrnn_L0"].geom["in_h"] == 6
     tir = [name for name, _ in planned.calls if name not in planned.externs]
-    assert [name for name in tir if "erf" in name] == []  # GELU + quantize is wrnn_gelu_erf_s8
+    assert [name for name in tir if "erf" in name] == []  # conv + GELU + quantize is wrnn_conv1x1_s8_gelu_s8
     # NCHW->NHWC at the input, the int8 concat (NCHW, axis 1), NHWC->NCHW at the output: none around the GELU
     assert len([name for name in tir if "transpose" in name]) <= 3
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -185,6 +185,59 @@ def test_same_upper_conv_concat_and_gelu_without_transposes(tmp_path):
     ref = sess.run(None, {"x": x})[0]
     got = run.probs(x[None])[0]
     assert np.abs(got - ref.ravel()).max() < 0.05 * np.abs(ref).max()
+
+
+def _gelu(g, x):
+    return g.node("Mul", [x, g.node("Add", [g.node("Erf", [g.node("Div", [x, g.const(np.float32(1.4142135))])]),
+                                            g.const(np.float32(1.0))])])
+
+
+def _mlp_model(residual: bool):
+    """1x1 conv (7 -> 13 channels over 5 x 13 = 65 pixels: channel tail, two 32-pixel chunks and one odd pixel) ->
+    GELU -> Q -> 1x1 conv, then [M, K] MatMul + bias -> GELU -> Q -> MatMul (the FC form); residual: the first
+    conv's float output also feeds a residual add, so that GELU must stay a separate kernel."""
+    g = G()
+    s, z = np.float32(0.04), -9
+
+    def f(n):
+        return RNG.uniform(0.002, 0.01, n).astype(np.float32)
+
+    def b(n):
+        return g.const(RNG.uniform(-1, 1, n).astype(np.float32))
+
+    c1 = g.node("Conv", [g.qdq("x", s, z), g.wdq(_w(13, 7, 1, 1), f(13)), b(13)], kernel_shape=[1, 1])
+    h = g.qdq(_gelu(g, c1), np.float32(0.03), -110)
+    c2 = g.node("Conv", [h, g.wdq(_w(7, 13, 1, 1), f(7)), b(7)], kernel_shape=[1, 1])
+    if residual:
+        c2 = g.node("Add", [c2, g.node("Slice", [c1, *(g.const(np.array([v], np.int64)) for v in (0, 7, 1))])])
+    mk = g.node("Transpose", [g.node("Reshape", [c2, g.const(np.array([1, 7, -1], np.int64))])], perm=[0, 2, 1])
+    fc1 = g.node("Add", [g.node("MatMul", [g.qdq(mk, np.float32(0.05), 4), g.wdq(_w(7, 9), f(9), axis=1)]), b(9)])
+    fc2 = g.node("MatMul", [g.qdq(_gelu(g, fc1), np.float32(0.02), -120), g.wdq(_w(9, 5), f(5), axis=1)])
+    return g.model(fc2, [1, 7, 5, 13], [1, 65, 5])
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_conv_gelu_fusion_equals_the_two_kernels(tmp_path, residual):
+    """conv1x1 / FC with a float output -> GELU -> Q becomes one wrnn_conv1x1_s8_gelu_s8 whose int8 output is the
+    separate kernels' bit for bit (the whole network's float output is identical), and its float tensor leaves the
+    arena; where the float output has another consumer (residual) that block keeps the separate GELU."""
+    model = _mlp_model(residual)
+    off, planned, run = _build(model, [1, 7, 5, 13], tmp_path / "fused")
+    ref_off, ref_planned, ref_run = _build(model, [1, 7, 5, 13], tmp_path / "two", fuse_gelu=False)
+    ops = sorted(layer.op for layer in off.layers.values())
+    want = ["conv1x1_f32", "conv1x1_f32", "conv1x1_gelu"] + (["conv1x1_f32", "gelu"] if residual else
+                                                             ["conv1x1_gelu"])
+    assert ops == sorted(want)
+    assert sorted(layer.op for layer in ref_off.layers.values()) == sorted(["conv1x1_f32"] * 4 + ["gelu"] * 2)
+    assert off.skipped == ref_off.skipped == []
+    assert sum(layer.macs for layer in off.layers.values()) == sum(layer.macs for layer in ref_off.layers.values())
+    if not residual:  # (with the residual the planner's storage sharing decides: no size claim there)
+        assert planned.arena_bytes < ref_planned.arena_bytes
+    assert [n for n, _ in planned.calls if "erf" in n] == []
+    xs = RNG.uniform(-4, 4, (4, 1, 7, 5, 13)).astype(np.float32)
+    got, ref = run.probs(xs[:, 0]), ref_run.probs(xs[:, 0])
+    assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+    assert np.array_equal(run.probes, ref_run.probes)
 
 
 def test_gelu_quantize_kernel_against_exact_erf(tmp_path):
@@ -210,7 +263,7 @@ def test_gelu_quantize_kernel_against_exact_erf(tmp_path):
 
 def _chain_model():
     """Every float-output kernel in one graph with no libm function in between (bit-exact across C libraries):
-    2x2 SAME conv (int8) -> 1x1 f32 -> Q per channel -> depthwise f32 (24 channels: the 8-lane path) -> Q -> 3x3/2
+    2x2 SAME conv (int8) -> 1x1 + GELU + Q (fused) -> 1x1 f32 -> Q per channel -> depthwise f32 (24 channels: the 8-lane path) -> Q -> 3x3/2
     f32 -> Q per channel -> depthwise f32 (13 channels: the 4-lane path and its tail) -> [M, K] -> GELU + Q
     (wrnn_gelu_erf_s8: 260 elements, the 8-wide loop and the 4-wide tail) -> fc f32."""
     g = G()
@@ -230,7 +283,13 @@ def _chain_model():
 
     r0 = g.node("Relu", [g.node("Conv", [xd, g.wdq(_w(8, 3, 2, 2), f(8)), b(8)], kernel_shape=[2, 2],
                                 auto_pad="SAME_UPPER")])
-    c1 = g.node("Conv", [g.qdq(r0, np.float32(0.03), -128), g.wdq(_w(24, 8, 1, 1), f(24)), b(24)],
+    # 1x1 f32 -> GELU -> Q: the fused wrnn_conv1x1_s8_gelu_s8 (11 channels: a channel tail; 80 pixels: 2-pixel steps
+    # over two full chunks and a partial one)
+    c0 = g.node("Conv", [g.qdq(r0, np.float32(0.03), -128), g.wdq(_w(11, 8, 1, 1), f(11)), b(11)],
+                kernel_shape=[1, 1])
+    mk0 = g.node("Mul", [c0, g.node("Add", [g.node("Erf", [g.node("Div", [c0, g.const(np.float32(1.4142135))])]),
+                                            g.const(np.float32(1.0))])])
+    c1 = g.node("Conv", [g.qdq(mk0, np.float32(0.02), -115), g.wdq(_w(24, 11, 1, 1), f(24)), b(24)],
                 kernel_shape=[1, 1])
     d = dw(c1, 24)
     c3 = g.node("Conv", [g.qdq(d, np.float32(0.05), 3), g.wdq(_w(13, 24, 3, 3), f(13)), b(13)], kernel_shape=[3, 3],
@@ -254,7 +313,7 @@ def test_device_equals_host_on_float_output_chain(tmp_path):
 
     off, _, run = _build(_chain_model(), [1, 3, 8, 10], tmp_path)
     assert sorted(layer.op for layer in off.layers.values()) == \
-        ["conv", "conv1x1_f32", "conv1x1_f32", "conv_f32", "dwconv_f32", "dwconv_f32", "gelu"]
+        ["conv", "conv1x1_f32", "conv1x1_f32", "conv1x1_gelu", "conv_f32", "dwconv_f32", "dwconv_f32", "gelu"]
     xs = RNG.uniform(-3, 3, (3, 1, 3, 8, 10)).astype(np.float32)
     host = run.probs(xs[:, 0])
     elf = tmp_path / "elf" / "app.elf"

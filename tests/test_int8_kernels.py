@@ -235,9 +235,30 @@ def requant_cases(rng, n_cases, lib):
     return out
 
 
+def conv1x1_gelu_cases(rng, n_cases, lib):
+    """wrnn_conv1x1_s8_gelu_s8 against the two calls it fuses (wrnn_conv1x1_s8_f32 -> float buffer ->
+    wrnn_gelu_erf_s8) run by the same build: odd pixel counts around the 2-pixel epilogue step and the 32-pixel chunk,
+    channel tails, no bias, and float values from well inside to beyond erf's +-4 clamp."""
+    out = []
+    for i in range(n_cases):
+        p = int(rng.choice([1, 2, 3, 31, 33, 65]))
+        k, n = (int(v) for v in rng.choice(CHANNELS, 2))
+        x, w = _i8(rng, p, k), _i8(rng, n, k)
+        in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+        spread = float(rng.choice([0.5, 2.0, 8.0]))  # typical |f| of the float value before the GELU
+        scale = (rng.uniform(0.5, 1.5, n) * spread / (64 * 128 * math.sqrt(k))).astype(np.float32)
+        bias = None if rng.random() < 0.25 else rng.uniform(-1, 1, n).astype(np.float32)
+        args = (x, w, in_zp, scale, bias, np.float32(1) / np.float32(1.4142135),
+                np.float32(1) / np.float32(rng.uniform(0.01, 0.06)), out_zp)
+        rc, want = lib.run(H.conv1x1_gelu_call(*args, fused=False))
+        assert rc == 0
+        out.append((f"conv1x1_gelu{i} p{p} k{k} n{n} spread{spread}", H.conv1x1_gelu_call(*args), want))
+    return out
+
+
 KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases, "conv": conv_cases,
            "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases,
-           "matmul": matmul_cases}
+           "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself
@@ -484,3 +505,29 @@ def test_qemu_vmladava_tail_predication(lib, build_dir, tmp_path):
     res = int8_qemu.run_qemu([c for c, _ in cases], tmp_path, build_dir)
     for (call, want), (rc, got) in zip(cases, res["results"]):
         assert rc == 0 and np.array_equal(got, want), call.args[:3]
+
+
+@device
+def test_qemu_fused_gelu_equals_the_two_calls_on_helium(lib, build_dir, tmp_path):
+    """On the Helium path too, the fused conv1x1 + GELU kernel gives the int8 values of wrnn_conv1x1_s8_f32 followed
+    by wrnn_gelu_erf_s8 (both run on QEMU), and the output actually depends on the GELU's parameters."""
+    from wordrec.device import int8_qemu
+
+    rng = np.random.default_rng(13)
+    calls = []
+    for p, k, n in ((33, 17, 5), (2, 100, 16), (65, 48, 3), (1, 1, 1)):
+        x, w = _i8(rng, p, k), _i8(rng, n, k)
+        scale = (rng.uniform(0.5, 1.5, n) * 3 / (64 * 128 * math.sqrt(k))).astype(np.float32)
+        args = [x, w, -7, scale, rng.uniform(-1, 1, n).astype(np.float32), np.float32(0.70710677),
+                np.float32(30.0), -100]
+        calls += [H.conv1x1_gelu_call(*args), H.conv1x1_gelu_call(*args, fused=False)]
+        args[6] = np.float32(31.0)
+        calls.append(H.conv1x1_gelu_call(*args))
+    res = int8_qemu.run_qemu(calls, tmp_path, build_dir)["results"]
+    for j in range(0, len(calls), 3):
+        (rc_f, fused), (rc_u, two), (_, other) = res[j:j + 3]
+        assert rc_f == 0 == rc_u
+        assert np.array_equal(fused, two), calls[j].args[:3]
+        assert np.array_equal(fused, lib.run(calls[j])[1]), calls[j].args[:3]
+        if fused.size > 4:
+            assert not np.array_equal(fused, other)

@@ -154,9 +154,16 @@ def _conv2d_reason(a) -> str | None:
 class Offloader:
     """Holds the layer specs created while rewriting one module (emit needs them by extern name)."""
 
-    def __init__(self):
+    def __init__(self, fuse_gelu: bool = True):
         self.layers: dict[str, Layer] = {}
         self.skipped: list[str] = []  # quantized convs left float, with the reason
+        self.fuse_gelu = fuse_gelu  # False: the unfused conv1x1_f32 + gelu calls (the fused kernel's reference)
+        self._count = 0
+
+    def _name(self) -> str:
+        """A fresh extern name (counted, not len(layers): fusing removes the conv's layer)."""
+        self._count += 1
+        return f"wrnn_L{self._count - 1}"
 
     def rewrite(self, mod):
         from tvm.relax.dpl import is_op, is_tuple, rewrite_call, wildcard
@@ -205,7 +212,10 @@ class Offloader:
         # (GELU, bias/scale, quantize) so that it meets the NCHW->NHWC permute of the next int8 kernel and the pair
         # cancels below: the tail then runs on contiguous NHWC data with no transposes
         func = sink_permutes(func)
-        # 2e. quantize(x * (erf(x / c) + 1)) (GELU, per-tensor output) -> wrnn_gelu_erf_s8 (no libm erf)
+        # 2e. quantize(x * (erf(x / c) + 1)) (GELU, per-tensor output) -> wrnn_gelu_erf_s8 (no libm erf), or, where
+        # x is the output of a float-output 1x1 conv / FC used by nothing else, one wrnn_conv1x1_s8_gelu_s8 that
+        # writes the int8 directly: the float tensor between them (4 bytes per element, the largest tensors of
+        # ppocrv6_small's MLP blocks) leaves the arena plan
         func = self._gelu_pass(func)
         # 3. permute_dims(permute_dims(v, p), q) with q o p = identity -> v
         v = wildcard()
@@ -293,7 +303,7 @@ class Offloader:
                     stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)
         one = kh == kw == 1 and geom["stride_h"] == geom["stride_w"] == 1 and top == left == 0 \
             and (oh, ow) == (ih, iw)
-        name = f"wrnn_L{len(self.layers)}"
+        name = self._name()
         layer = Layer(name, "conv1x1" if one else "conv", geom, int(zx), int(zo),
                       max(-128, int(zo)) if relu else -128, 127, macs=co * oh * ow * ci * kh * kw)
         layer.scratch_bytes = 0 if one else conv_scratch_bytes(geom)
@@ -346,7 +356,7 @@ class Offloader:
                     stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)
         one = kh == kw == 1 and geom["stride_h"] == geom["stride_w"] == 1 and top == left == 0 \
             and (oh, ow) == (ih, iw)
-        name = f"wrnn_L{len(self.layers)}"
+        name = self._name()
         layer = Layer(name, "conv1x1_f32" if one else "conv_f32", geom, int(zx), 0, -128, 127,
                       macs=co * oh * ow * ci * kh * kw)
         layer.scratch_bytes = 4 * co if one else conv_scratch_bytes(geom)
@@ -399,7 +409,7 @@ class Offloader:
         top, left, _, _ = (int(v) for v in a.padding)
         geom = dict(in_h=ih, in_w=iw, in_c=c, out_h=oh, out_w=ow, out_c=c, k_h=kh, k_w=kw,
                     stride_h=int(a.strides[0]), stride_w=int(a.strides[1]), pad_top=top, pad_left=left)
-        name = f"wrnn_L{len(self.layers)}"
+        name = self._name()
         layer = Layer(name, "dwconv_f32", geom, 0, 0, -128, 127, macs=c * oh * ow * kh * kw, scratch_bytes=0)
         layer.extra["bias"] = bias is not None
         self.layers[name] = layer
@@ -413,10 +423,15 @@ class Offloader:
 
     def _gelu_pass(self, func):
         from tvm import relax
-        from tvm.relax.analysis import get_var2val
+        from tvm.relax.analysis import get_var2val, udchain
         from tvm.relax.dpl import is_op, rewrite_call, wildcard
 
         v2v = get_var2val(func)
+        users: dict = {}  # var -> the vars of the bindings that use it (dataflow blocks)
+        for block in func.body.blocks:
+            if isinstance(block, relax.DataflowBlock):
+                for var, uses in udchain(block).items():
+                    users[var] = list(uses)
 
         def val(e):
             return v2v.get(e, e) if isinstance(e, relax.Var) else e
@@ -436,9 +451,11 @@ class Offloader:
                 add = op(other, "relax.add")
                 if add is None:
                     continue
+                add_var = other
                 for e, one in ((add.args[0], add.args[1]), (add.args[1], add.args[0])):
-                    erf = op(e, "relax.erf")
+                    erf, erf_var = op(e, "relax.erf"), e
                     div = op(erf.args[0], "relax.divide") if erf is not None else None
+                    div_var = erf.args[0] if erf is not None else None
                     if div is None or not div.args[0].same_as(x) or _scalar(one) != 1.0:
                         continue
                     c, sc, zp = _scalar(div.args[1]), _scalar(m[s]), _scalar(m[z])
@@ -446,7 +463,11 @@ class Offloader:
                             or str(x.ty.dtype) != "float32":
                         continue
                     shape = tuple(int(v) for v in call.ty.shape)
-                    name = f"wrnn_L{len(self.layers)}"
+                    chain = (x, div_var, erf_var, add_var, call.args[0])
+                    fused = self._conv_gelu(call, chain, users, val, c, sc, zp) if self.fuse_gelu else None
+                    if fused is not None:
+                        return fused
+                    name = self._name()
                     n = int(np.prod(shape))
                     layer = Layer(name, "gelu", dict(n=n, k_h=1, k_w=1), 0, int(zp), -128, 127, macs=0)
                     layer.extra.update(erf_in_mul=float(np.float32(1.0) / np.float32(c)),
@@ -458,6 +479,50 @@ class Offloader:
             return call
 
         return rewrite_call(root, rewrite, func)
+
+    def _conv_gelu(self, call, chain, users, val, c, sc, zp):
+        """The GELU + Q call rewritten as wrnn_conv1x1_s8_gelu_s8 when its input x is element 0 of a conv1x1_f32
+        extern call and each var of x -> x / c -> erf -> + 1 -> * x is used only by the next (x by the divide and
+        the multiply): then the conv's float output dies with the rewrite. Else None (the separate GELU kernel)."""
+        from tvm import relax
+
+        x, div_var, erf_var, add_var, mul_var = chain
+        if not all(isinstance(v, relax.Var) for v in chain):
+            return None
+        uses = lambda v: users.get(v)  # noqa: E731 (None: not a dataflow var, e.g. a function output)
+        if uses(x) is None or len(uses(x)) != 2 or not any(uses(x)[0].same_as(a) and uses(x)[1].same_as(b)
+                                                           for a, b in ((div_var, mul_var), (mul_var, div_var))) \
+                or not all(uses(a) is not None and len(uses(a)) == 1 and uses(a)[0].same_as(b)
+                           for a, b in ((div_var, erf_var), (erf_var, add_var), (add_var, mul_var))) \
+                or uses(mul_var) is None or len(uses(mul_var)) != 1:
+            return None
+        item = val(x)
+        if not isinstance(item, relax.TupleGetItem) or item.index != 0 or not isinstance(item.tuple_value, relax.Var):
+            return None
+        res_var = item.tuple_value
+        conv = val(res_var)
+        if not isinstance(conv, relax.Call) or getattr(conv.op, "name", "") != "relax.call_dps_packed" \
+                or not isinstance(conv.args[0], relax.ExternFunc) or uses(res_var) is None \
+                or len(uses(res_var)) != 1:
+            return None
+        old = self.layers.get(str(conv.args[0].global_symbol))
+        if old is None or old.op != "conv1x1_f32":
+            return None
+        inputs = val(conv.args[1])
+        if not isinstance(inputs, relax.Tuple):
+            return None
+        name = self._name()
+        layer = Layer(name, "conv1x1_gelu", dict(old.geom), old.in_zp, int(zp), -128, 127, macs=old.macs,
+                      scratch_bytes=old.scratch_bytes, onnx_name=old.onnx_name, extra=dict(old.extra))
+        layer.extra.update(erf_in_mul=float(np.float32(1.0) / np.float32(c)),
+                           out_mul=float(np.float32(1.0) / np.float32(sc)))
+        del self.layers[old.name]
+        self.layers[name] = layer
+        shape = tuple(int(v) for v in call.ty.shape)
+        res = relax.call_dps_packed(relax.ExternFunc(name), list(inputs.fields),
+                                    [relax.TensorType(shape, "int8"),
+                                     relax.TensorType((max(layer.scratch_bytes, 4),), "int8")])
+        return relax.TupleGetItem(res, 0)
 
     def _fc_f32(self, call, m, p):
         """matmul(DQ(x[.., M, K]), DQ(W[K, N])) (+ b[N]), float output -> wrnn_conv1x1_s8_f32 with M pixels."""
@@ -493,7 +558,7 @@ class Offloader:
         scale = (np.float32(sx) * ws).astype(np.float32)
         geom = dict(in_h=1, in_w=rows, in_c=k, out_h=1, out_w=rows, out_c=n, k_h=1, k_w=1, stride_h=1, stride_w=1,
                     pad_top=0, pad_left=0)
-        name = f"wrnn_L{len(self.layers)}"
+        name = self._name()
         layer = Layer(name, "conv1x1_f32", geom, int(zx), 0, -128, 127, macs=rows * k * n, scratch_bytes=4 * n)
         layer.extra.update(bias=bias is not None, kind="fc")
         self.layers[name] = layer

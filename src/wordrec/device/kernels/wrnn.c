@@ -615,67 +615,150 @@ static inline float erf_poly(float u) {
   return u < 0.0f ? -p : p;
 }
 
+#ifdef WRNN_MVE
+/* GELU + quantize of two float32x4 (two vectors per step: each coefficient is loaded once for both). The arithmetic
+ * of gelu_q1 lane by lane; wrnn_gelu_erf_s8 and the fused GEMM epilogue both go through here, so their int8 values
+ * cannot drift apart. */
+static inline __attribute__((always_inline)) void gelu_q_vec2(float32x4_t x0, float32x4_t x1, float erf_in_mul,
+                                                              float out_mul, int32_t out_zp, int32x4_t *q0,
+                                                              int32x4_t *q1) {
+  const float32x4_t u0 = vmulq_n_f32(x0, erf_in_mul), u1 = vmulq_n_f32(x1, erf_in_mul);
+  const float32x4_t t0 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u0), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
+  const float32x4_t t1 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u1), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
+  float32x4_t p0 = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]), p1 = p0;
+  for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) {
+    const float ck = WRNN_ERF_C[k];
+    p0 = vaddq_n_f32(vmulq_f32(p0, t0), ck);
+    p1 = vaddq_n_f32(vmulq_f32(p1, t1), ck);
+  }
+  const float32x4_t e0 = vpselq_f32(vnegq_f32(p0), p0, vcmpltq_n_f32(u0, 0.0f));
+  const float32x4_t e1 = vpselq_f32(vnegq_f32(p1), p1, vcmpltq_n_f32(u1, 0.0f));
+  /* [-1024, 1024]: a safe range for the int conversion */
+  const float32x4_t r0 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x0, vaddq_n_f32(e0, 1.0f)),
+                                                                          out_mul)), vdupq_n_f32(-1024.0f)),
+                                     vdupq_n_f32(1024.0f));
+  const float32x4_t r1 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x1, vaddq_n_f32(e1, 1.0f)),
+                                                                          out_mul)), vdupq_n_f32(-1024.0f)),
+                                     vdupq_n_f32(1024.0f));
+  *q0 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r0), out_zp), vdupq_n_s32(-128)), vdupq_n_s32(127));
+  *q1 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r1), out_zp), vdupq_n_s32(-128)), vdupq_n_s32(127));
+}
+
+/* One vector: the same operations as gelu_q_vec2 (the tails). */
+static inline __attribute__((always_inline)) int32x4_t gelu_q_vec(float32x4_t xv, float erf_in_mul, float out_mul,
+                                                                  int32_t out_zp) {
+  const float32x4_t u = vmulq_n_f32(xv, erf_in_mul);
+  const float32x4_t a = vminnmq_f32(vabsq_f32(u), vdupq_n_f32(4.0f));
+  const float32x4_t t = vsubq_n_f32(vmulq_n_f32(a, 0.5f), 1.0f);
+  float32x4_t p = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]);
+  for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) p = vaddq_n_f32(vmulq_f32(p, t), WRNN_ERF_C[k]);
+  const float32x4_t e = vpselq_f32(vnegq_f32(p), p, vcmpltq_n_f32(u, 0.0f));
+  const float32x4_t y = vmulq_f32(xv, vaddq_n_f32(e, 1.0f));
+  const float32x4_t r = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(y, out_mul)), vdupq_n_f32(-1024.0f)),
+                                    vdupq_n_f32(1024.0f));
+  const int32x4_t q = vaddq_n_s32(vcvtq_s32_f32(r), out_zp);
+  return vminq_s32(vmaxq_s32(q, vdupq_n_s32(-128)), vdupq_n_s32(127));
+}
+#else
+/* GELU + quantize of one float: the normative order of operations (wrnn.h). */
+static inline int8_t gelu_q1(float x, float erf_in_mul, float out_mul, int32_t out_zp) {
+  volatile float u = x * erf_in_mul;
+  volatile float y = x * (erf_poly(u) + 1.0f);
+  volatile float v = y * out_mul;
+  float r = nearbyintf(v);
+  r = r > -1024.0f ? r : -1024.0f;
+  r = r < 1024.0f ? r : 1024.0f;
+  int32_t q = (int32_t)r + out_zp;
+  return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+}
+#endif
+
 int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul, int32_t out_zp, int8_t *out) {
   if (!x || !out) return WRNN_ENULL;
   if (n <= 0) return WRNN_EDIM;
   if (!check_zp(out_zp)) return WRNN_EQUANT;
 #ifdef WRNN_MVE
   int32_t i = 0;
-  /* 8 elements per step: each coefficient is loaded once for two vectors */
   for (; i + 8 <= n; i += 8) {
-    const float32x4_t x0 = vldrwq_f32(x + i), x1 = vldrwq_f32(x + i + 4);
-    const float32x4_t u0 = vmulq_n_f32(x0, erf_in_mul), u1 = vmulq_n_f32(x1, erf_in_mul);
-    const float32x4_t t0 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u0), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
-    const float32x4_t t1 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u1), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
-    float32x4_t p0 = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]), p1 = p0;
-    for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) {
-      const float ck = WRNN_ERF_C[k];
-      p0 = vaddq_n_f32(vmulq_f32(p0, t0), ck);
-      p1 = vaddq_n_f32(vmulq_f32(p1, t1), ck);
-    }
-    const float32x4_t e0 = vpselq_f32(vnegq_f32(p0), p0, vcmpltq_n_f32(u0, 0.0f));
-    const float32x4_t e1 = vpselq_f32(vnegq_f32(p1), p1, vcmpltq_n_f32(u1, 0.0f));
-    const float32x4_t r0 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x0, vaddq_n_f32(e0, 1.0f)),
-                                                                            out_mul)), vdupq_n_f32(-1024.0f)),
-                                       vdupq_n_f32(1024.0f));
-    const float32x4_t r1 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x1, vaddq_n_f32(e1, 1.0f)),
-                                                                            out_mul)), vdupq_n_f32(-1024.0f)),
-                                       vdupq_n_f32(1024.0f));
-    const int32x4_t q0 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r0), out_zp), vdupq_n_s32(-128)),
-                                   vdupq_n_s32(127));
-    const int32x4_t q1 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r1), out_zp), vdupq_n_s32(-128)),
-                                   vdupq_n_s32(127));
+    int32x4_t q0, q1;
+    gelu_q_vec2(vldrwq_f32(x + i), vldrwq_f32(x + i + 4), erf_in_mul, out_mul, out_zp, &q0, &q1);
     vstrbq_s32(out + i, q0);
     vstrbq_s32(out + i + 4, q1);
   }
   for (; i < n; i += 4) {
     const mve_pred16_t pr = vctp32q(n - i);
-    const float32x4_t xv = vldrwq_z_f32(x + i, pr);
-    const float32x4_t u = vmulq_n_f32(xv, erf_in_mul);
-    const float32x4_t a = vminnmq_f32(vabsq_f32(u), vdupq_n_f32(4.0f));
-    const float32x4_t t = vsubq_n_f32(vmulq_n_f32(a, 0.5f), 1.0f);
-    float32x4_t p = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]);
-    for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) p = vaddq_n_f32(vmulq_f32(p, t), WRNN_ERF_C[k]);
-    const float32x4_t e = vpselq_f32(vnegq_f32(p), p, vcmpltq_n_f32(u, 0.0f));
-    const float32x4_t y = vmulq_f32(xv, vaddq_n_f32(e, 1.0f));
-    const float32x4_t r = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(y, out_mul)), vdupq_n_f32(-1024.0f)),
-                                      vdupq_n_f32(1024.0f)); /* a safe range for the int conversion */
-    int32x4_t q = vaddq_n_s32(vcvtq_s32_f32(r), out_zp);
-    q = vminq_s32(vmaxq_s32(q, vdupq_n_s32(-128)), vdupq_n_s32(127));
-    vstrbq_p_s32(out + i, q, pr);
+    vstrbq_p_s32(out + i, gelu_q_vec(vldrwq_z_f32(x + i, pr), erf_in_mul, out_mul, out_zp), pr);
   }
 #else
-  for (int32_t i = 0; i < n; ++i) {
-    volatile float u = x[i] * erf_in_mul;
-    volatile float y = x[i] * (erf_poly(u) + 1.0f);
-    volatile float v = y * out_mul;
-    float r = nearbyintf(v);
-    r = r > -1024.0f ? r : -1024.0f;
-    r = r < 1024.0f ? r : 1024.0f;
-    int32_t q = (int32_t)r + out_zp;
-    out[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+  for (int32_t i = 0; i < n; ++i) out[i] = gelu_q1(x[i], erf_in_mul, out_mul, out_zp);
+#endif
+  return WRNN_OK;
+}
+
+/* 1x1 conv (int8 in, float epilogue) fused with GELU + quantize: gemm_s8_f32's integer core and float epilogue,
+ * then the GELU of wrnn_gelu_erf_s8 on the float value while it is still in a register, so the float tensor
+ * between the two (pixels x out_c x 4 bytes) never exists. The float value is the same IEEE single as the one
+ * gemm_s8_f32 would store (same three operations, same order), hence the same int8 as the two calls. */
+static void gemm_s8_gelu(const int8_t *a, int32_t m, const int8_t *w, int32_t n, int32_t k, const int32_t *folded,
+                         const float *scale, const float *bias, float erf_in_mul, float out_mul, int32_t out_zp,
+                         int8_t *out) {
+#ifdef WRNN_MVE
+  for (int32_t o = 0; o < n; o += 4) {
+    const int32_t live = n - o < 4 ? n - o : 4;
+    const int8_t *w0 = w + (int64_t)o * k;
+    const int8_t *w1 = w + (int64_t)(live > 1 ? o + 1 : o) * k;
+    const int8_t *w2 = w + (int64_t)(live > 2 ? o + 2 : o) * k;
+    const int8_t *w3 = w + (int64_t)(live > 3 ? o + 3 : o) * k;
+    const mve_pred16_t opred = vctp32q(live);
+    const int32x4_t fb = vldrwq_z_s32(folded + o, opred);
+    const float32x4_t sc = vldrwq_z_f32(scale + o, opred);
+    const float32x4_t bs = bias ? vldrwq_z_f32(bias + o, opred) : vdupq_n_f32(0.0f);
+    int32_t sums[WRNN_GEMM_CHUNK * 4] __attribute__((aligned(8)));
+    for (int32_t p0 = 0; p0 < m; p0 += WRNN_GEMM_CHUNK) {
+      const int32_t np = m - p0 < WRNN_GEMM_CHUNK ? m - p0 : WRNN_GEMM_CHUNK;
+      dot4_chunk(a + (int64_t)p0 * k, k, np, k, w0, w1, w2, w3, sums);
+      int8_t *op = out + (int64_t)p0 * n + o;
+      const int32_t *sp = sums;
+      int32_t p = 0;
+      /* two pixels per step: the GELU's coefficient loads are shared by both (wrnn_gelu_erf_s8's 8-wide step) */
+      for (; p + 2 <= np; p += 2, sp += 8, op += 2 * n) {
+        const float32x4_t f0 = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp), fb)), sc), bs);
+        const float32x4_t f1 = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp + 4), fb)), sc), bs);
+        int32x4_t q0, q1;
+        gelu_q_vec2(f0, f1, erf_in_mul, out_mul, out_zp, &q0, &q1);
+        vstrbq_p_s32(op, q0, opred);
+        vstrbq_p_s32(op + n, q1, opred);
+      }
+      if (p < np) {
+        const float32x4_t f = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp), fb)), sc), bs);
+        vstrbq_p_s32(op, gelu_q_vec(f, erf_in_mul, out_mul, out_zp), opred);
+      }
+    }
+  }
+#else
+  for (int32_t o = 0; o < n; ++o) {
+    const int8_t *wr = w + (int64_t)o * k;
+    for (int32_t p = 0; p < m; ++p) {
+      const int8_t *ar = a + (int64_t)p * k;
+      int32_t acc = folded[o];
+      for (int32_t i = 0; i < k; ++i) acc = wadd(acc, ar[i] * wr[i]);
+      volatile float prod = (float)acc * scale[o]; /* gemm_s8_f32's epilogue, rounded as there */
+      volatile float f = prod + (bias ? bias[o] : 0.0f);
+      out[(int64_t)p * n + o] = gelu_q1(f, erf_in_mul, out_mul, out_zp);
+    }
   }
 #endif
+}
+
+int wrnn_conv1x1_s8_gelu_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c,
+                            int32_t in_zp, const float *scale, const float *bias, float erf_in_mul, float out_mul,
+                            int32_t out_zp, void *scratch, int8_t *out) {
+  if (!in || !w || !scale || !scratch || !out) return WRNN_ENULL;
+  if (pixels <= 0 || in_c <= 0 || out_c <= 0) return WRNN_EDIM;
+  if (!check_zp(in_zp) || !check_zp(out_zp)) return WRNN_EQUANT;
+  int32_t *folded = (int32_t *)scratch;
+  for (int32_t o = 0; o < out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * in_c, in_c, in_zp);
+  gemm_s8_gelu(in, pixels, w, out_c, in_c, folded, scale, bias, erf_in_mul, out_mul, out_zp, out);
   return WRNN_OK;
 }
 

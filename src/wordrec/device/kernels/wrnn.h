@@ -128,6 +128,16 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
  * 1 / output scale, erf_in_mul 1 / sqrt 2 as the graph writes them (float32). */
 int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul, int32_t out_zp, int8_t *out);
 
+/* wrnn_conv1x1_s8_f32 followed by wrnn_gelu_erf_s8, in one pass: out[p][o] = gelu_q(f[p][o]) with f the float
+ * value wrnn_conv1x1_s8_f32 would store ((float)acc * scale[o] + bias[o], rounded as there) and gelu_q the
+ * per-element arithmetic of wrnn_gelu_erf_s8 (erf_in_mul, out_mul, out_zp as there). The int8 output equals the two
+ * calls' bit for bit, without the pixels x out_c float tensor between them (NNCF's conv -> GELU -> Q MLP blocks:
+ * 737 KB per block of ppocrv6_small at 48 x 320). in [pixels][in_c], w [out_c][in_c], out [pixels][out_c] int8.
+ * scratch: wrnn_conv1x1_s8_f32_scratch_bytes(out_c). */
+int wrnn_conv1x1_s8_gelu_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c,
+                            int32_t in_zp, const float *scale, const float *bias, float erf_in_mul, float out_mul,
+                            int32_t out_zp, void *scratch, int8_t *out);
+
 /* Depthwise k_h x k_w convolution, channel multiplier 1 (g->out_c == g->in_c). w HWC [k_h][k_w][c].
  * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * c), weights transposed to
  * [c][k_h * k_w], and k_h zero-point-padded input rows of ((ceil(out_w / 16) * 16 - 1) * stride_w + k_w) pixels
