@@ -293,22 +293,6 @@ def test_mcu_stage_checks_the_runner_first(compiled, tmp_path):
         _stage("mcu").run(smoke_cfg("mcu.runner=fpga"), {"compiled": compiled, "data": tmp_path / "none"}, out)
 
 
-def test_storages_with_disjoint_lifetimes_share_arena_bytes():
-    from wordrec.device.compile.plan import Plan, Tensor, pack_storages
-
-    p = Plan(storages=[400, 100, 16, 32])
-    p.tensors = [Tensor("input", 0, (1,), "float32")] + [
-        Tensor("arena", (sid, 0), (n // 4,), "float32") for sid, n in enumerate(p.storages)]
-    # calls: in -> s0; s0 -> s1; s1 -> s2; s2 -> s3 (s0 is dead once s1 is written)
-    p.calls = [("k0", [0, 1]), ("k1", [1, 2]), ("k2", [2, 3]), ("k3", [3, 4])]
-    offsets, total = pack_storages(p)
-    assert total == 400 + 112  # s0 and s1 overlap in time (s1 aligned to 112); s2 and s3 fit inside s0's bytes
-    assert offsets[:2] == [0, 400] and offsets[3] == 0 and offsets[2] == 32
-    for a, b in [(0, 1), (1, 2), (2, 3)]:  # storages live in the same call never overlap in address
-        ra, rb = (offsets[a], offsets[a] + p.storages[a]), (offsets[b], offsets[b] + p.storages[b])
-        assert ra[1] <= rb[0] or rb[1] <= ra[0]
-
-
 def test_int8_weight_quantization_is_per_channel_and_bounded():
     from wordrec.device.compile.weights import quantize
 

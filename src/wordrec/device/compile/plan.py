@@ -5,6 +5,8 @@ RemovePurityChecking, CallTIRRewrite, StaticPlanBlockMemory) `main` is a flat li
 `R.memory.alloc_storage(bytes)` / `R.memory.alloc_tensor(storage, offset, shape)` with constant sizes and
 storages reused across non-overlapping lifetimes, followed by kernel calls with the outputs last. The graph input
 and the graph output (`R.builtin.alloc_tensor`) are not planned; they become the runner's arguments.
+
+Relax's storages are not the arena layout: `pack_tensors` places every planned tensor itself (see there for why).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Tensor:
     shape: tuple[int, ...]
     dtype: str
     view: bool = False  # an R.reshape of another tensor: same bytes
+    root: int = -1  # a view: index of the tensor that owns its bytes
 
     @property
     def nbytes(self) -> int:
@@ -33,8 +36,7 @@ class Tensor:
 
 @dataclass
 class Plan:
-    storages: list[int] = field(default_factory=list)  # bytes per planned storage
-    storage_offsets: list[int] = field(default_factory=list)
+    storages: list[int] = field(default_factory=list)  # bytes per storage Relax planned (not the arena layout)
     arena_bytes: int = 0
     tensors: list[Tensor] = field(default_factory=list)
     constants: list[np.ndarray] = field(default_factory=list)
@@ -135,8 +137,10 @@ def extract(mod, externs=()) -> Plan:
                 plan.tensors.append(Tensor("output", 0, _ints(val.args[0]), str(val.args[1].value)))
                 env[v] = len(plan.tensors) - 1
             elif opname == "relax.reshape":  # a view: same bytes, new shape
-                src = plan.tensors[arg(val.args[0])]
-                plan.tensors.append(Tensor(src.base, src.offset, _shape_of(v), src.dtype, view=True))
+                si = arg(val.args[0])
+                src = plan.tensors[si]
+                plan.tensors.append(Tensor(src.base, src.offset, _shape_of(v), src.dtype, view=True,
+                                           root=src.root if src.view else si))
                 env[v] = len(plan.tensors) - 1
             elif opname in ("relax.memory.kill_storage", "relax.memory.kill_tensor"):
                 continue
@@ -159,46 +163,77 @@ def extract(mod, externs=()) -> Plan:
     if outs and plan.output_buffer == -1:
         raise DataError("planned main: unplanned buffer is not the graph output")
 
-    plan.storage_offsets, plan.arena_bytes = pack_storages(plan)
-    for t in plan.tensors:
+    offsets, plan.arena_bytes = pack_tensors(plan)
+    for i, t in enumerate(plan.tensors):
         if t.base == "arena":
-            sid, o = t.offset
-            t.offset = plan.storage_offsets[sid] + o
+            t.offset = offsets.get(t.root if t.view else i, 0)  # a tensor no kernel touches needs no bytes
+    check_arena(plan)
     return plan
 
 
-def storage_lifetimes(plan: Plan) -> list[tuple[int, int] | None]:
-    """(first, last) kernel-call index touching each storage (None: never used)."""
-    life: list[tuple[int, int] | None] = [None] * len(plan.storages)
+def buffer_lifetimes(plan: Plan) -> dict[int, tuple[int, int]]:
+    """(first, last) kernel-call index for each arena tensor that owns bytes (its views count as it). A graph
+    output that is a view into the arena stays live after the last call: the runner copies it out then."""
+    life: dict[int, tuple[int, int]] = {}
+
+    def touch(i: int, k: int):
+        t = plan.tensors[i]
+        if t.base == "arena":
+            b = t.root if t.view else i
+            life[b] = (life.get(b, (k, k))[0], k)  # calls come in order, so k is the latest use so far
+
     for k, (_, args) in enumerate(plan.calls):
         for i in args:
-            t = plan.tensors[i]
-            if t.base == "arena":
-                sid = t.offset[0]
-                first = life[sid][0] if life[sid] else k
-                life[sid] = (first, k)
+            touch(i, k)
+    if plan.output >= 0:
+        touch(plan.output, len(plan.calls))
     return life
 
 
-def pack_storages(plan: Plan) -> tuple[list[int], int]:
-    """Offsets for Relax's storages in one arena. Relax plans *within* a storage but leaves storages that are never
-    live at the same time as separate allocations (its VM allocates them separately); laying them back to back wasted
-    arena (crnn_lite: a 10 KB head buffer after the 410 KB first-layer one). Greedy by size, first fit, over
-    lifetimes in kernel-call order (what TVM's removed USMP did); no library does this for the Relax plan."""
-    life = storage_lifetimes(plan)
-    sizes = [-(-size // ALIGN) * ALIGN for size in plan.storages]
-    offsets = [0] * len(sizes)
-    placed: list[int] = []
-    for sid in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        if life[sid] is None:
-            continue  # never touched by a kernel: needs no bytes of its own
-        clashes = sorted((offsets[j], offsets[j] + sizes[j]) for j in placed
-                         if life[j][0] <= life[sid][1] and life[sid][0] <= life[j][1])
+def _padded(nbytes: int) -> int:
+    return -(-nbytes // ALIGN) * ALIGN
+
+
+def pack_tensors(plan: Plan) -> tuple[dict[int, int], int]:
+    """Arena offsets for the planned tensors: greedy by size, first fit, over lifetimes in kernel-call order (what
+    TVM's removed USMP and TFLM's greedy planner do). Hand-written because Relax's StaticPlanBlockMemory reuses a
+    storage only for a tensor of the same dtype (TokenAllocator1D keys its free pool by (scope, dtype)) and only
+    whole (one live tensor per storage), so an int8 build's float32 and int8 storages, each kept alive by a chain of
+    reuses, never shared bytes (ppocrv6_small: 1.50 MB where 1.11 MB is live at once). Placing tensors, not Relax's
+    storages, lets any two tensors whose lifetimes are disjoint share bytes whatever their dtypes."""
+    life = buffer_lifetimes(plan)
+    offsets: dict[int, int] = {}
+    end = 0
+    for b in sorted(life, key=lambda i: (-plan.tensors[i].nbytes, life[i][0])):
+        size = _padded(plan.tensors[b].nbytes)
+        clashes = sorted((offsets[j], offsets[j] + _padded(plan.tensors[j].nbytes)) for j in offsets
+                         if life[j][0] <= life[b][1] and life[b][0] <= life[j][1])
         off = 0
         for lo, hi in clashes:
-            if off + sizes[sid] <= lo:
+            if off + size <= lo:
                 break
             off = max(off, hi)
-        offsets[sid] = off
-        placed.append(sid)
-    return offsets, max((offsets[j] + sizes[j] for j in placed), default=0)
+        offsets[b] = off
+        end = max(end, off + size)
+    return offsets, end
+
+
+def check_arena(plan: Plan) -> None:
+    """Every tensor a kernel touches lies inside the arena (a view inside its owner), and no two tensors live in
+    the same call share a byte; DataError otherwise. Cheap enough to run on every plan extract() lays out."""
+    life = buffer_lifetimes(plan)
+    for i, t in enumerate(plan.tensors):
+        if t.base == "arena" and t.view and t.root in life and t.nbytes > plan.tensors[t.root].nbytes:
+            raise DataError(f"arena plan: view t{i} ({t.nbytes} B) is larger than its tensor t{t.root}")
+    spans = sorted((plan.tensors[b].offset, plan.tensors[b].offset + plan.tensors[b].nbytes, b) for b in life)
+    for lo, hi, b in spans:
+        if lo < 0 or hi > plan.arena_bytes or lo % ALIGN:
+            raise DataError(f"arena plan: t{b} at [{lo}, {hi}) is outside the {plan.arena_bytes}-byte arena "
+                            f"or not {ALIGN}-byte aligned")
+    for n, (lo, hi, b) in enumerate(spans):
+        for lo2, hi2, b2 in spans[n + 1:]:
+            if lo2 >= hi:
+                break
+            if life[b][0] <= life[b2][1] and life[b2][0] <= life[b][1]:
+                raise DataError(f"arena plan: t{b} [{lo}, {hi}) and t{b2} [{lo2}, {hi2}) overlap while both "
+                                f"are live (calls {life[b]} and {life[b2]})")
