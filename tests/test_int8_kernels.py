@@ -567,8 +567,9 @@ def test_qemu_fused_gelu_equals_the_two_calls_on_helium(lib, build_dir, tmp_path
 
 
 # ppocrv6_small's depthwise layers (H, W, C, KH, KW, stride, pad), as its compiled runner calls wrnn_dwconv_s8_f32
-PPOCRV6_DW = [(12, 80, 96, 3, 3, (1, 1), (1, 1)), (12, 80, 96, 3, 3, (2, 1), (1, 1)), (6, 80, 192, 3, 3, (1, 1), (1, 1)),
-              (6, 80, 192, 3, 3, (2, 1), (1, 1)), (3, 80, 384, 3, 3, (1, 1), (1, 1)), (1, 40, 120, 1, 7, (1, 1), (0, 3))]
+PPOCRV6_DW = [(12, 80, 96, 3, 3, (1, 1), (1, 1)), (12, 80, 96, 3, 3, (2, 1), (1, 1)),
+              (6, 80, 192, 3, 3, (1, 1), (1, 1)), (6, 80, 192, 3, 3, (2, 1), (1, 1)),
+              (3, 80, 384, 3, 3, (1, 1), (1, 1)), (1, 40, 120, 1, 7, (1, 1), (0, 3))]
 
 
 def test_dwconv_f32_float_accumulation_edges(lib):
@@ -618,4 +619,4 @@ def test_qemu_dwconv_f32_edges_and_throughput(lib, build_dir, tmp_path):
         if name.startswith("ppocrv6/"):
             h, wd, c, kh, kw, s, p = PPOCRV6_DW[int(name.split("/")[1].split()[0])]
             macs = int(np.prod(want.shape[:3])) * kh * kw
-            assert macs / insns >= (1.0 if kh == 3 else 0.45), (name, macs / insns)
+            assert macs / insns >= (1.0 if kh == 3 else 0.47), (name, macs / insns)

@@ -616,6 +616,8 @@ static inline __attribute__((always_inline)) void dwf_block(const int8_t *in, co
   const int asm_row = kw == 3 && !tail && sw <= 2 && ox_b - ox_a >= 4;
   const int left = asm_row && sw == 1 && pad_left == 1 && ox_a == 1;
   const int right = asm_row && sw == 1 && ox_b == out_w - 1 && (out_w - 1) - pad_left + 2 == in_w;
+  float32x4_t cv[6]; /* the tiles' per-pixel corrections, scale, bias (one buffer: a small stack frame) */
+  cv[4] = sc, cv[5] = bs;
   for (int32_t oy = 0; oy < out_h; ++oy) {
     const int32_t y0 = oy * sh - pad_top;
     const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + kh > in_h ? in_h - y0 : kh;
@@ -646,20 +648,22 @@ static inline __attribute__((always_inline)) void dwf_block(const int8_t *in, co
       if (asm_row && nky > 0) {
         /* interior run [a, b) in tiles of 4; the pixels left over are recomputed by one tile ending at b (the same
          * bits written twice, cheaper than the per-pixel path) */
-        const float32x4_t cv[6] = {corr, corr, corr, corr, sc, bs};
+        cv[0] = cv[1] = cv[2] = cv[3] = corr;
         int32_t a = ox_a, b = ox_b;
         if (left) {
           float32x4_t wl = zero; /* pixel 0 misses tap column 0 */
           for (int32_t ky = 0; ky < nky; ++ky) wl = vaddq_f32(wl, wrow[ky * 3]);
-          const float32x4_t cl[6] = {vaddq_f32(corr, vmulq_f32(wl, zpf)), corr, corr, corr, sc, bs};
-          dwf_tiles3(xrow, wrow, nky, row, c, cl, orow, 1, DWF_LEFT);
+          cv[0] = vaddq_f32(corr, vmulq_f32(wl, zpf));
+          dwf_tiles3(xrow, wrow, nky, row, c, cv, orow, 1, DWF_LEFT);
+          cv[0] = corr;
           if (b - 4 >= 4) a = 4;
         }
         if (right) {
           float32x4_t wr = zero; /* pixel out_w - 1 misses tap column 2 */
           for (int32_t ky = 0; ky < nky; ++ky) wr = vaddq_f32(wr, wrow[ky * 3 + 2]);
-          const float32x4_t cr[6] = {corr, corr, corr, vaddq_f32(corr, vmulq_f32(wr, zpf)), sc, bs};
-          dwf_tiles3(xrow + (out_w - 4 - pad_left) * c, wrow, nky, row, c, cr, orow + (out_w - 4) * c, 1, DWF_RIGHT);
+          cv[3] = vaddq_f32(corr, vmulq_f32(wr, zpf));
+          dwf_tiles3(xrow + (out_w - 4 - pad_left) * c, wrow, nky, row, c, cv, orow + (out_w - 4) * c, 1, DWF_RIGHT);
+          cv[3] = corr;
           if (out_w - 4 - a >= 4) b = out_w - 4;
         }
         const int mode = sw == 1 ? DWF_FULL : DWF_S2;
@@ -715,19 +719,28 @@ static inline __attribute__((always_inline)) void dwf_block(const int8_t *in, co
   }
 }
 
-static void dwf_block_full(const int8_t *in, const wrnn_geom *g, int32_t c0, const float32x4_t *wf,
-                           float32x4_t zpf, float32x4_t sc, float32x4_t bs, float *out) {
-  const mve_pred16_t pr = vctp32q(4);
-  switch (g->k_w) {
-    case 3: dwf_block(in, g, c0, wf, zpf, sc, bs, out, pr, 0, 3); break;
-    case 5: dwf_block(in, g, c0, wf, zpf, sc, bs, out, pr, 0, 5); break;
-    case 7: dwf_block(in, g, c0, wf, zpf, sc, bs, out, pr, 0, 7); break;
-    default: dwf_block(in, g, c0, wf, zpf, sc, bs, out, pr, 0, g->k_w); break;
-  }
+/* Each variant a function of its own: inlined, their stack frames would add up to each other's and the weights'. */
+static __attribute__((noinline)) void dwf_block_k3(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                   const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                   float32x4_t bs, float *out) {
+  dwf_block(in, g, c0, wf, zpf, sc, bs, out, vctp32q(4), 0, 3);
 }
 
-static void dwf_block_tail(const int8_t *in, const wrnn_geom *g, int32_t c0, const float32x4_t *wf,
-                           float32x4_t zpf, float32x4_t sc, float32x4_t bs, float *out, mve_pred16_t pr) {
+static __attribute__((noinline)) void dwf_block_k7(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                   const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                   float32x4_t bs, float *out) {
+  dwf_block(in, g, c0, wf, zpf, sc, bs, out, vctp32q(4), 0, 7);
+}
+
+static __attribute__((noinline)) void dwf_block_full(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                     const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                     float32x4_t bs, float *out) {
+  dwf_block(in, g, c0, wf, zpf, sc, bs, out, vctp32q(4), 0, g->k_w);
+}
+
+static __attribute__((noinline)) void dwf_block_tail(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                     const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                     float32x4_t bs, float *out, mve_pred16_t pr) {
   dwf_block(in, g, c0, wf, zpf, sc, bs, out, pr, 1, g->k_w);
 }
 #endif
@@ -750,7 +763,11 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
       const float32x4_t zpf = vcvtq_f32_s32(vldrwq_z_s32(in_zp + c0, pr));
       const float32x4_t sc = vldrwq_z_f32(scale + c0, pr);
       const float32x4_t bs = bias ? vldrwq_z_f32(bias + c0, pr) : vdupq_n_f32(0.0f);
-      if (c - c0 >= 4)
+      if (c - c0 >= 4 && g->k_w == 3)
+        dwf_block_k3(in, g, c0, wf, zpf, sc, bs, out);
+      else if (c - c0 >= 4 && g->k_w == 7) /* 1x7 in ppocrv6_small: the cut windows' tap loops unrolled */
+        dwf_block_k7(in, g, c0, wf, zpf, sc, bs, out);
+      else if (c - c0 >= 4)
         dwf_block_full(in, g, c0, wf, zpf, sc, bs, out);
       else
         dwf_block_tail(in, g, c0, wf, zpf, sc, bs, out, pr);
