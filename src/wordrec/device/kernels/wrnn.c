@@ -543,8 +543,8 @@ int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const flo
                    "add %[xt], %[xt], %[c], lsl #" XSTEP "\n subs %[nt], #1\n bne 1b\n"                      \
                    : [xt] "+r"(xt), [o] "+r"(o), [nt] "+r"(nt), [x] "=&l"(x), [p] "=&l"(p), [w] "=&r"(w)   \
                    : [wf] "r"(wf), [nky] "r"(nky), [row] "r"(row), [c] "r"(c), [cv] "r"(cv)                 \
-                   : "lr", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", \
-                     "d12", "d13", "d14", "d15")
+                   : "lr", "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", \
+                     "d11", "d12", "d13", "d14", "d15")
 
 /* One kernel row of any width kw for 4 pixels at stride 1, weights streamed: tap kx feeds pixel p from input
  * kx + p, so three inputs carry over to the next tap and one is loaded (8 instructions per 16 MACs). The three
