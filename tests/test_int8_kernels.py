@@ -119,6 +119,39 @@ def dwconv_cases(rng, n_cases, lib):
     return out
 
 
+def _f32_bytes(a: np.ndarray) -> np.ndarray:
+    """A float32 tensor as the int8 bytes a float-output call returns (out_shape (..., 4))."""
+    a = np.ascontiguousarray(a, np.float32)
+    return a.view(np.int8).reshape(*a.shape, 4)
+
+
+def dwconv_f32_case(rng, name, h, wd, c, kh, kw, stride, pad, zp=None, bias=True, lib=None):
+    """wrnn_dwconv_s8_f32 with random data; pad (top, left), the bottom/right padding the same."""
+    oh = H.conv_out_dim(h, kh, stride[0], pad[0], pad[0])
+    ow = H.conv_out_dim(wd, kw, stride[1], pad[1], pad[1])
+    x, w = _i8(rng, h, wd, c), _i8(rng, kh, kw, c)
+    zp = rng.integers(-128, 128, c) if zp is None else np.broadcast_to(zp, (c,))
+    scale = (rng.random(c) * 2e-3 - 5e-4).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32) if bias else None
+    return (f"{name} {h}x{wd}x{c} k{kh}x{kw} s{stride} p{pad}", H.dwconv_f32_call(x, w, zp, scale, b, stride, pad,
+                                                                                   (oh, ow)),
+            _f32_bytes(R.dwconv_f32(x, w, zp, scale, b, stride, pad, (oh, ow))))
+
+
+def dwconv_f32_cases(rng, n_cases, lib):
+    """Random windows (the Helium path: 3-wide assembly tiles for full blocks of 4 channels, border tiles at
+    padding 1, a generic stride-1 row for other widths, C for the channel tail and cut windows)."""
+    out = []
+    for i in range(n_cases):
+        kh, kw = int(rng.choice([1, 3, 5])), int(rng.choice([1, 2, 3, 3, 4, 5, 7]))
+        s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        p = (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
+        h, wd = int(rng.integers(max(1, kh - 2 * p[0]), kh + 6)), int(rng.integers(max(1, kw - 2 * p[1]), 30))
+        c = int(rng.choice(CHANNELS + [4, 8, 12, 20, 36]))
+        out.append(dwconv_f32_case(rng, f"dwconv_f32{i}", h, wd, c, kh, kw, s, p, bias=i % 3 != 0))
+    return out
+
+
 def avgpool_cases(rng, n_cases, lib):
     out = []
     for i in range(n_cases):
@@ -258,7 +291,7 @@ def conv1x1_gelu_cases(rng, n_cases, lib):
 
 KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases, "conv": conv_cases,
            "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases,
-           "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases}
+           "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases, "dwconv_f32": dwconv_f32_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself
@@ -531,3 +564,59 @@ def test_qemu_fused_gelu_equals_the_two_calls_on_helium(lib, build_dir, tmp_path
         assert np.array_equal(fused, lib.run(calls[j])[1]), calls[j].args[:3]
         if fused.size > 4:
             assert not np.array_equal(fused, other)
+
+
+# ppocrv6_small's depthwise layers (H, W, C, KH, KW, stride, pad), as its compiled runner calls wrnn_dwconv_s8_f32
+PPOCRV6_DW = [(12, 80, 96, 3, 3, (1, 1), (1, 1)), (12, 80, 96, 3, 3, (2, 1), (1, 1)),
+              (6, 80, 192, 3, 3, (1, 1), (1, 1)), (6, 80, 192, 3, 3, (2, 1), (1, 1)),
+              (3, 80, 384, 3, 3, (1, 1), (1, 1)), (1, 40, 120, 1, 7, (1, 1), (0, 3))]
+
+
+def test_dwconv_f32_float_accumulation_edges(lib):
+    """Host == numpy on the shapes that bound the Helium path's exact float accumulation: extreme zero points
+    (-128 / 127 with inputs and weights at -128), windows cut on every side, C = 1, 3, 17, 33."""
+    rng = np.random.default_rng(21)
+    cases = dwconv_f32_edge_cases(rng)
+    for name, call, want in cases:
+        rc, got = lib.run(call)
+        assert rc == 0 and np.array_equal(got, want), name
+
+
+def dwconv_f32_edge_cases(rng):
+    out = []
+    for c in (1, 3, 4, 17, 33):
+        for kh, kw, s, p in ((3, 3, (1, 1), (1, 1)), (3, 3, (2, 2), (1, 1)), (3, 3, (2, 1), (1, 1)),
+                             (3, 3, (1, 1), (0, 2)), (1, 7, (1, 1), (0, 3)), (5, 5, (1, 2), (2, 2))):
+            out.append(dwconv_f32_case(rng, "edge", 5, 13, c, kh, kw, s, p, bias=c % 2 == 1))
+    for zp in (-128, 127):  # largest |x - zp| and |zp * sum w|: every partial sum must stay exact in float32
+        name, call, _ = dwconv_f32_case(rng, f"zp{zp}", 4, 11, 8, 3, 3, (1, 1), (1, 1), zp=zp)
+        x, w, zps, scale, bias = call.bufs[:5]
+        x[...] = 127 if zp == -128 else -128
+        w[...] = -128
+        out.append((name, call, _f32_bytes(R.dwconv_f32(x, w, zps, scale, bias, (1, 1), (1, 1), (4, 11)))))
+    # bias -0.0 with an all-zero weight channel: the sum must be +0.0 as (float)0 is, or the sign of the output flips
+    name, call, _ = dwconv_f32_case(rng, "negzero", 3, 9, 8, 3, 3, (1, 1), (1, 1), zp=0)
+    x, w, zps, scale, bias = call.bufs[:5]
+    w[..., :4] = 0
+    x[...] = -np.abs(x.astype(np.int16)).clip(1, 127).astype(np.int8)
+    bias[:4] = -0.0
+    out.append((name, call, _f32_bytes(R.dwconv_f32(x, w, zps, scale, bias, (1, 1), (1, 1), (3, 9)))))
+    for i, (h, wd, c, kh, kw, s, p) in enumerate(PPOCRV6_DW):
+        out.append(dwconv_f32_case(rng, f"ppocrv6/{i}", h, wd, c, kh, kw, s, p))
+    return out
+
+
+@device
+def test_qemu_dwconv_f32_edges_and_throughput(lib, build_dir, tmp_path):
+    """Helium wrnn_dwconv_s8_f32 == numpy bit for bit on the edge cases (border tiles, stride 2, channel tails,
+    1x7, extreme zero points, -0.0 bias) and >= 1 MAC per executed instruction on ppocrv6_small's 3x3 layers."""
+    from wordrec.device import int8_qemu
+
+    cases = dwconv_f32_edge_cases(np.random.default_rng(21))
+    res = int8_qemu.run_qemu([c[1] for c in cases], tmp_path, build_dir, timeout_s=300)
+    for (name, call, want), (rc, got), insns in zip(cases, res["results"], res["insns"]):
+        assert rc == 0 and np.array_equal(got, want), name
+        if name.startswith("ppocrv6/"):
+            h, wd, c, kh, kw, s, p = PPOCRV6_DW[int(name.split("/")[1].split()[0])]
+            macs = int(np.prod(want.shape[:3])) * kh * kw
+            assert macs / insns >= (1.0 if kh == 3 else 0.47), (name, macs / insns)

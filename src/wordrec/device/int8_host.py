@@ -23,7 +23,7 @@ from wordrec.errors import ConfigError, DataError
 
 OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool": 5, "lut": 6, "mul": 7,
        "add": 8, "conv_scratch": 9, "dwconv_scratch": 10, "matmul": 11, "matmul_scratch": 12,
-       "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14}
+       "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15}
 HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
 
 
@@ -167,6 +167,15 @@ def dwconv_call(x, w, bias, mult, shift, in_zp, out_zp, act_min, act_max, stride
     scratch = _scratch(lib.scratch_bytes("dwconv", g), "dwconv")
     return Call("dwconv", g + [in_zp, out_zp, act_min, act_max],
                 [_i8(x), _i8(w), _i32(bias), _i32(mult), _i32(shift), scratch, None], (*out_hw, c))
+
+
+def dwconv_f32_call(x, w, in_zp, scale, bias, stride, pad, out_hw) -> Call:
+    """wrnn_dwconv_s8_f32: x [H][W][C] int8, w [KH][KW][C] int8, in_zp int32 [C], scale/bias float32 [C] (bias may
+    be None). The output travels as bytes: out_shape (out_h, out_w, C, 4) int8; `.view(np.float32)[..., 0]` reads it."""
+    kh, kw, c = w.shape
+    f32 = (lambda a: None if a is None else np.ascontiguousarray(a, np.float32))
+    return Call("dwconv_f32", geom(x.shape, out_hw, c, (kh, kw), stride, pad),
+                [_i8(x), _i8(w), _i32(in_zp), f32(scale), f32(bias), None], (*out_hw, c, 4))
 
 
 def avgpool_call(x, k, stride, pad, out_hw, act_min, act_max) -> Call:

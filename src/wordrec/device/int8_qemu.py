@@ -128,12 +128,36 @@ def benchmark_calls(lib: int8_host.HostLib, seed: int = 0) -> list[tuple[str, st
         out.append((f"dwconv{k}x{k}", f"depthwise {k}x{k}, 12x80x128, stride 1, pad {k // 2}", 12 * 80 * 128 * k * k,
                     int8_host.dwconv_call(r8(12, 80, 128), r8(k, k, 128), None, m, s, *q, (1, 1), (k // 2, k // 2),
                                           (12, 80), lib)))
+    out += dwconv_f32_calls(rng, r8)
     m, s = rq(96)
     out.append(("fc", "FC, 40x120 -> 40x96", 40 * 120 * 96,
                 int8_host.fc_call(r8(40, 120), r8(96, 120), None, m, s, *q)))
     out.append(("matmul", "activation matmul, 40x64 . (40x64)^T -> 40x40", 40 * 64 * 40,
                 int8_host.matmul_call(r8(40, 64), r8(40, 64), 3, -7, 1500000000, -12, 2, -128, 127, lib)))
     return out + model_calls(lib, r8, rq, q)
+
+
+# ppocrv6_small's depthwise layers (in_h, in_w, c, k_h, k_w, stride, pad), as its compiled runner calls
+# wrnn_dwconv_s8_f32 (13 calls of the five 3x3 shapes, one 1x7)
+PPOCRV6_DW = [(12, 80, 96, 3, 3, (1, 1), (1, 1)), (12, 80, 96, 3, 3, (2, 1), (1, 1)),
+              (6, 80, 192, 3, 3, (1, 1), (1, 1)), (6, 80, 192, 3, 3, (2, 1), (1, 1)),
+              (3, 80, 384, 3, 3, (1, 1), (1, 1)), (1, 40, 120, 1, 7, (1, 1), (0, 3))]
+
+
+def dwconv_f32_calls(rng, r8) -> list[tuple[str, str, int, Call]]:
+    """wrnn_dwconv_s8_f32 (per-channel input zero points, float out) on the benchmark's 12x80x128 3x3 and on
+    ppocrv6_small's depthwise shapes."""
+    out = []
+    for i, (h, w, c, kh, kw, st, pad) in enumerate([(12, 80, 128, 3, 3, (1, 1), (1, 1))] + PPOCRV6_DW):
+        oh = int8_host.conv_out_dim(h, kh, st[0], pad[0], pad[0])
+        ow = int8_host.conv_out_dim(w, kw, st[1], pad[1], pad[1])
+        call = int8_host.dwconv_f32_call(r8(h, w, c), r8(kh, kw, c), rng.integers(-128, 128, c),
+                                         rng.random(c).astype(np.float32) * 1e-3, rng.standard_normal(c), st, pad,
+                                         (oh, ow))
+        name = "dwconv_f32_3x3" if i == 0 else f"ppocrv6/dw{i - 1}"
+        out.append((name, f"depthwise f32-out {kh}x{kw}, {h}x{w}x{c}, stride {st[0]}x{st[1]}, pad {pad[0]}x{pad[1]}",
+                    oh * ow * c * kh * kw, call))
+    return out
 
 
 # A MobileNet-style conv body for a 32x128 word image (stem conv, then depthwise-separable blocks):

@@ -143,6 +143,18 @@ def dwconv(x, w, bias, mult, shift, in_zp, out_zp, act_min, act_max, stride, pad
     return requant(acc, np.asarray(mult), np.asarray(shift), out_zp, act_min, act_max)
 
 
+def dwconv_f32(x, w, in_zp, scale, bias, stride, pad, out_hw) -> np.ndarray:
+    """wrnn_dwconv_s8_f32: per-channel input zero points (int [C]), float32 out = float32(acc) * scale[c], then
+    + bias[c] (bias may be None: + 0.0), each rounded to float32 (no fused multiply-add)."""
+    kh, kw, c = w.shape
+    zp = np.asarray(in_zp, np.int64)
+    win = _windows(x, kh, kw, stride, pad, out_hw, 0) - zp
+    inside = _windows(np.ones(x.shape[:2] + (1,), np.int64), kh, kw, stride, pad, out_hw, 0)
+    acc = (win * inside * np.asarray(w, np.int64)).sum(axis=(2, 3))
+    prod = acc.astype(np.float32) * np.asarray(scale, np.float32)
+    return prod + (np.float32(0) if bias is None else np.asarray(bias, np.float32))
+
+
 def avgpool(x, k, stride, pad, out_hw, act_min, act_max) -> np.ndarray:
     """Average over the in-input window positions, rounded half away from zero, clamped; k = (kh, kw)."""
     kh, kw = k

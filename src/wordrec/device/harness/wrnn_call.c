@@ -70,6 +70,10 @@ int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
       const int rc = wrnn_conv1x1_s8_f32(b[0], a[0], a[1], b[1], a[2], a[3], b[2], b[3], b[4], b[5]);
       return rc ? rc : wrnn_gelu_erf_s8(b[5], a[0] * a[2], f32_arg(a[4]), f32_arg(a[5]), a[6], b[6]);
     }
+    case WRNN_OP_DWCONV_F32: { /* geom[12] | in, w, in_zp (int32 per channel), scale, bias, out (float) */
+      const wrnn_geom g = geom(a);
+      return wrnn_dwconv_s8_f32(b[0], b[1], b[2], b[3], b[4], &g, b[5]);
+    }
     default:
       return WRNN_CALL_EOP;
   }

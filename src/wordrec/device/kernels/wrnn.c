@@ -484,8 +484,266 @@ int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const flo
 
 /* Depthwise with per-channel input zero points and a float output (NNCF quantizes a depthwise conv's input per
  * channel). acc[c] = sum over the taps inside the input of (x - in_zp[c]) * w[c]: a padded tap would add
- * (in_zp[c] - in_zp[c]) * w = 0, so it is skipped; then the float epilogue of gemm_s8_f32. Helium: see below. */
-#define WRNN_DWF_MAXC 512 /* channels of the 8-lane Helium path's int16 zero-point copy (stack: 1 KB) */
+ * (in_zp[c] - in_zp[c]) * w = 0, so it is skipped; then the float epilogue of gemm_s8_f32.
+ *
+ * Helium: MVE has no integer vector x vector multiply-accumulate (VMULL + VADD is 4 instructions per 8 MACs), but
+ * it has VFMA.F32: one instruction per 4 MACs. Float accumulation is exact here: every partial sum is an integer
+ * below 2^24 in magnitude (|x * w| <= 2^14, |zp * sum w| <= 2^14 * taps, taps <= WRNN_DWF_MAXT), so each VFMA
+ * rounds nothing and the accumulator equals (float)acc -- the scalar epilogue then gives the same bits. The zero
+ * point leaves the inner loop: sum (x - zp) w = sum x w - zp * sum w over the same taps; rows outside the input are
+ * skipped, so the correction is per output row and channel block, and pixels whose window leaves the input at the
+ * left/right take a per-pixel path that subtracts zp per tap. Interior pixels go 4 at a time (4 float accumulators
+ * per 4 channels); at stride 1 the 4 pixels' windows overlap, so each input vector is loaded and converted once per
+ * kernel row and feeds up to 4 VFMAs (the four live inputs rotate through registers). */
+#define WRNN_DWF_MAXT 64 /* taps of the float path: 64 float32x4 weights on the stack (1 KB); exact up to 514 */
+
+#ifdef WRNN_MVE
+/* FMAs of one 3-tap kernel row for 4 pixels at stride 1: input j (0..5) feeds pixel p with tap j - p. J0 / J5
+ * are skipped (J0_SKIP, J5_SKIP) when that input column lies outside the image: it feeds only pixel 0's tap 0 /
+ * pixel 3's tap 2, which a padded tap leaves out -- the left / right border pixel then needs only its own
+ * zero-point correction. With J0_SKIP, x points at input j = 1. */
+#define WRNN_DWF_J0 "vldrb.s32 q0, [%[x]]\n add %[p], %[x], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q4, q0, q1\n"
+#define WRNN_DWF_J0_SKIP "mov %[p], %[x]\n"
+#define WRNN_DWF_J1_4                                                                                           \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q4, q0, q2\n vfma.f32 q5, q0, q1\n"  \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q4, q0, q3\n vfma.f32 q5, q0, q2\n"  \
+  "vfma.f32 q6, q0, q1\n"                                                                                     \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q5, q0, q3\n vfma.f32 q6, q0, q2\n"  \
+  "vfma.f32 q7, q0, q1\n"                                                                                     \
+  "vldrb.s32 q0, [%[p]]\n vcvt.f32.s32 q0, q0\n vfma.f32 q6, q0, q3\n vfma.f32 q7, q0, q2\n"
+#define WRNN_DWF_J5 "add %[p], %[c]\n vldrb.s32 q0, [%[p]]\n vcvt.f32.s32 q0, q0\n vfma.f32 q7, q0, q3\n"
+#define WRNN_DWF_J5_SKIP ""
+/* the same at stride 2: input j (0..8) feeds pixel p with tap j - 2p */
+#define WRNN_DWF_ROW_S2                                                                                         \
+  "vldrb.s32 q0, [%[x]]\n add %[p], %[x], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q4, q0, q1\n"                  \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q4, q0, q2\n"                        \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q4, q0, q3\n vfma.f32 q5, q0, q1\n"  \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q5, q0, q2\n"                        \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q5, q0, q3\n vfma.f32 q6, q0, q1\n"  \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q6, q0, q2\n"                        \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q6, q0, q3\n vfma.f32 q7, q0, q1\n"  \
+  "vldrb.s32 q0, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q0, q0\n vfma.f32 q7, q0, q2\n"                        \
+  "vldrb.s32 q0, [%[p]]\n vcvt.f32.s32 q0, q0\n vfma.f32 q7, q0, q3\n"
+/* nt tiles of 4 pixels x 4 channels (no channel tail) of a 3-wide kernel, each step XSTEP (log2 of stride * 4)
+ * pixels on: x is pixel 0's first tap in kernel row ky_lo, wf that row's 3 weight vectors (then the next rows'),
+ * cv = {per pixel -zp * sum of its in-image weights, scale, bias}. Assembly because the tile needs all 8 Q
+ * registers (4 sums, 3 weights, the input): written in C, gcc kept the epilogue's constants in registers too and
+ * spilled the sums in the tap loop. The sums start at the zero-point correction (an exact integer like every
+ * partial sum), so the epilogue is the scalar one: acc * scale, then + bias, stored. */
+#define WRNN_DWF_TILES(ROW, XSTEP)                                                                              \
+  __asm__ volatile("1:\n vldrw.u32 q4, [%[cv]]\n vldrw.u32 q5, [%[cv], #16]\n vldrw.u32 q6, [%[cv], #32]\n"     \
+                   "vldrw.u32 q7, [%[cv], #48]\n mov %[w], %[wf]\n mov %[x], %[xt]\n dls lr, %[nky]\n"          \
+                   "2:\n vldrw.u32 q1, [%[w]], #16\n vldrw.u32 q2, [%[w]], #16\n vldrw.u32 q3, [%[w]], #16\n"  \
+                   ROW "add %[x], %[row]\n le lr, 2b\n"                                                       \
+                   "vldrw.u32 q0, [%[cv], #64]\n vldrw.u32 q1, [%[cv], #80]\n"                                 \
+                   "vmul.f32 q4, q4, q0\n vadd.f32 q4, q4, q1\n vstrw.32 q4, [%[o]]\n add %[o], %[o], %[c], lsl #2\n" \
+                   "vmul.f32 q5, q5, q0\n vadd.f32 q5, q5, q1\n vstrw.32 q5, [%[o]]\n add %[o], %[o], %[c], lsl #2\n" \
+                   "vmul.f32 q6, q6, q0\n vadd.f32 q6, q6, q1\n vstrw.32 q6, [%[o]]\n add %[o], %[o], %[c], lsl #2\n" \
+                   "vmul.f32 q7, q7, q0\n vadd.f32 q7, q7, q1\n vstrw.32 q7, [%[o]]\n add %[o], %[o], %[c], lsl #2\n" \
+                   "add %[xt], %[xt], %[c], lsl #" XSTEP "\n subs %[nt], #1\n bne 1b\n"                      \
+                   : [xt] "+r"(xt), [o] "+r"(o), [nt] "+r"(nt), [x] "=&l"(x), [p] "=&l"(p), [w] "=&r"(w)   \
+                   : [wf] "r"(wf), [nky] "r"(nky), [row] "r"(row), [c] "r"(c), [cv] "r"(cv)                 \
+                   : "lr", "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", \
+                     "d11", "d12", "d13", "d14", "d15")
+
+/* One kernel row of any width kw for 4 pixels at stride 1, weights streamed: tap kx feeds pixel p from input
+ * kx + p, so three inputs carry over to the next tap and one is loaded (8 instructions per 16 MACs). The three
+ * carried inputs rotate through q0..q2 (a 3-step cycle), the weight is q3; the sums are the caller's. */
+#define WRNN_DWF_STEP(A, B, C)                                                                                  \
+  "vldrw.u32 q3, [%[w]], #16\n vfma.f32 %q[a0], " A ", q3\n vldrb.s32 " A ", [%[p]]\n add %[p], %[c]\n"          \
+  "vcvt.f32.s32 " A ", " A "\n vfma.f32 %q[a1], " B ", q3\n vfma.f32 %q[a2], " C ", q3\n"                        \
+  "vfma.f32 %q[a3], " A ", q3\n"
+
+static inline __attribute__((always_inline)) void dwf_row_s1(const int8_t *x, const float32x4_t *w, int32_t c,
+                                                             int32_t groups, int32_t rem, float32x4_t *a0,
+                                                             float32x4_t *a1, float32x4_t *a2, float32x4_t *a3) {
+  const int8_t *p;
+  __asm__ volatile("vldrb.s32 q0, [%[x]]\n add %[p], %[x], %[c]\n vcvt.f32.s32 q0, q0\n"
+                   "vldrb.s32 q1, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q1, q1\n"
+                   "vldrb.s32 q2, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q2, q2\n"
+                   "wls lr, %[groups], 3f\n"
+                   "2:\n" WRNN_DWF_STEP("q0", "q1", "q2") WRNN_DWF_STEP("q1", "q2", "q0")
+                   WRNN_DWF_STEP("q2", "q0", "q1") "le lr, 2b\n"
+                   "3:\n cmp %[rem], #0\n beq 4f\n" WRNN_DWF_STEP("q0", "q1", "q2")
+                   "cmp %[rem], #1\n beq 4f\n" WRNN_DWF_STEP("q1", "q2", "q0") "4:\n"
+                   : [p] "=&l"(p), [w] "+r"(w), [a0] "+w"(*a0), [a1] "+w"(*a1), [a2] "+w"(*a2), [a3] "+w"(*a3)
+                   : [x] "l"(x), [c] "r"(c), [groups] "r"(groups), [rem] "r"(rem)
+                   : "lr", "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7");
+}
+
+enum { DWF_FULL, DWF_LEFT, DWF_RIGHT, DWF_S2 };
+
+static void dwf_tiles3(const int8_t *xt, const float32x4_t *wf, int32_t nky, int32_t row, int32_t c,
+                       const float32x4_t *cv, float *o, int32_t nt, int mode) {
+  const int8_t *x, *p;
+  const float32x4_t *w;
+  switch (mode) {
+    case DWF_FULL: WRNN_DWF_TILES(WRNN_DWF_J0 WRNN_DWF_J1_4 WRNN_DWF_J5, "2"); break;
+    case DWF_LEFT: WRNN_DWF_TILES(WRNN_DWF_J0_SKIP WRNN_DWF_J1_4 WRNN_DWF_J5, "2"); break;
+    case DWF_RIGHT: WRNN_DWF_TILES(WRNN_DWF_J0 WRNN_DWF_J1_4 WRNN_DWF_J5_SKIP, "2"); break;
+    default: WRNN_DWF_TILES(WRNN_DWF_ROW_S2, "3"); break;
+  }
+}
+
+static inline __attribute__((always_inline)) float32x4_t dwf_ld(const int8_t *p, mve_pred16_t pr, int tail) {
+  return vcvtq_f32_s32(tail ? vldrbq_z_s32(p, pr) : vldrbq_s32(p));
+}
+
+static inline __attribute__((always_inline)) void dwf_st(float *p, float32x4_t v, mve_pred16_t pr, int tail) {
+  if (tail)
+    vstrwq_p_f32(p, v, pr);
+  else
+    vst1q_f32(p, v);
+}
+
+/* One channel block (4 channels from c0, the last one predicated when tail) over the whole output. kw is a
+ * compile-time constant in the common cases so the tap loop unrolls and the rotating inputs stay in registers. */
+static inline __attribute__((always_inline)) void dwf_block(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                            const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                            float32x4_t bs, float *out, mve_pred16_t pr, int tail,
+                                                            const int32_t kw) {
+  const int32_t c = g->in_c, row = g->in_w * c, in_w = g->in_w, in_h = g->in_h, kh = g->k_h;
+  const int32_t sh = g->stride_h, sw = g->stride_w, out_w = g->out_w, out_h = g->out_h;
+  const int32_t pad_top = g->pad_top, pad_left = g->pad_left;
+  /* output columns whose whole window lies inside the input */
+  const int32_t ox_a = (pad_left + sw - 1) / sw;
+  int32_t ox_b = in_w + pad_left - kw < 0 ? 0 : (in_w + pad_left - kw) / sw + 1;
+  if (ox_b > out_w) ox_b = out_w;
+  const int32_t ox_q = ox_b - ox_a >= 4 ? ox_a + (ox_b - ox_a) / 4 * 4 : ox_a; /* end of the 4-pixel tiles */
+  const float32x4_t zero = vdupq_n_f32(0.0f);
+  /* the assembly tiles: 3-wide kernels, full channel blocks, at least one tile of interior pixels; at stride 1
+   * with one padded column on a side, that side's border pixel joins a tile (J0_SKIP / J5_SKIP) */
+  const int asm_row = kw == 3 && !tail && sw <= 2 && ox_b - ox_a >= 4;
+  const int left = asm_row && sw == 1 && pad_left == 1 && ox_a == 1;
+  const int right = asm_row && sw == 1 && ox_b == out_w - 1 && (out_w - 1) - pad_left + 2 == in_w;
+  float32x4_t cv[6]; /* the tiles' per-pixel corrections, scale, bias (one buffer: a small stack frame) */
+  cv[4] = sc, cv[5] = bs;
+  for (int32_t oy = 0; oy < out_h; ++oy) {
+    const int32_t y0 = oy * sh - pad_top;
+    const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + kh > in_h ? in_h - y0 : kh;
+    const int32_t nky = ky_hi - ky_lo;
+    float32x4_t wsum = zero;
+    for (int32_t t = ky_lo * kw; t < ky_hi * kw; ++t) wsum = vaddq_f32(wsum, wf[t]);
+    /* -zp * sum w: exact, |.| <= 2^14 * taps. 0 - v, not -v: a zero sum must be +0.0, as (float)0 is, so that
+     * (acc * scale) + bias keeps the scalar sign when bias is -0.0 */
+    const float32x4_t corr = vsubq_f32(zero, vmulq_f32(wsum, zpf));
+    const int8_t *xrow = in + (y0 + ky_lo) * row + c0;
+    const float32x4_t *wrow = wf + ky_lo * kw;
+    float *orow = out + oy * out_w * c + c0;
+    for (int32_t ox = 0; ox < out_w;) {
+      const int32_t x0 = ox * sw - pad_left;
+      if (asm_row && nky > 0 && ox == 0 && left) ox = ox_a; /* the left tile covers it */
+      if (ox < ox_a || ox >= ox_q) { /* one pixel, window possibly cut at the left or right */
+        const int32_t kx_lo = x0 < 0 ? -x0 : 0, kx_hi = x0 + kw > in_w ? in_w - x0 : kw;
+        float32x4_t a = zero;
+        const int8_t *xr = xrow + x0 * c;
+        const float32x4_t *wr = wrow;
+        for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += kw)
+          for (int32_t kx = kx_lo; kx < kx_hi; ++kx)
+            a = vfmaq_f32(a, vsubq_f32(dwf_ld(xr + kx * c, pr, tail), zpf), wr[kx]);
+        dwf_st(orow + ox * c, vaddq_f32(vmulq_f32(a, sc), bs), pr, tail);
+        ++ox;
+        continue;
+      }
+      if (asm_row && nky > 0) {
+        /* interior run [a, b) in tiles of 4; the pixels left over are recomputed by one tile ending at b (the same
+         * bits written twice, cheaper than the per-pixel path) */
+        cv[0] = cv[1] = cv[2] = cv[3] = corr;
+        int32_t a = ox_a, b = ox_b;
+        if (left) {
+          float32x4_t wl = zero; /* pixel 0 misses tap column 0 */
+          for (int32_t ky = 0; ky < nky; ++ky) wl = vaddq_f32(wl, wrow[ky * 3]);
+          cv[0] = vaddq_f32(corr, vmulq_f32(wl, zpf));
+          dwf_tiles3(xrow, wrow, nky, row, c, cv, orow, 1, DWF_LEFT);
+          cv[0] = corr;
+          if (b - 4 >= 4) a = 4;
+        }
+        if (right) {
+          float32x4_t wr = zero; /* pixel out_w - 1 misses tap column 2 */
+          for (int32_t ky = 0; ky < nky; ++ky) wr = vaddq_f32(wr, wrow[ky * 3 + 2]);
+          cv[3] = vaddq_f32(corr, vmulq_f32(wr, zpf));
+          dwf_tiles3(xrow + (out_w - 4 - pad_left) * c, wrow, nky, row, c, cv, orow + (out_w - 4) * c, 1, DWF_RIGHT);
+          cv[3] = corr;
+          if (out_w - 4 - a >= 4) b = out_w - 4;
+        }
+        const int mode = sw == 1 ? DWF_FULL : DWF_S2;
+        dwf_tiles3(xrow + (a * sw - pad_left) * c, wrow, nky, row, c, cv, orow + a * c, (b - a) / 4, mode);
+        if ((b - a) % 4)
+          dwf_tiles3(xrow + ((b - 4) * sw - pad_left) * c, wrow, nky, row, c, cv, orow + (b - 4) * c, 1, mode);
+        ox = right ? out_w : ox_b;
+        continue;
+      }
+      float32x4_t a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+      const int8_t *xr = xrow + x0 * c;
+      const float32x4_t *wr = wrow;
+      if (sw == 1 && !tail) {
+        for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += kw)
+          dwf_row_s1(xr, wr, c, kw / 3, kw % 3, &a0, &a1, &a2, &a3);
+      } else if (sw == 1) {
+        for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += kw) {
+          const int8_t *p = xr;
+          float32x4_t v0 = dwf_ld(p, pr, tail), v1 = dwf_ld(p + c, pr, tail), v2 = dwf_ld(p + 2 * c, pr, tail);
+          p += 3 * c;
+#pragma GCC unroll 8
+          for (int32_t kx = 0; kx < kw; ++kx, p += c) {
+            const float32x4_t wv = wr[kx];
+            a0 = vfmaq_f32(a0, v0, wv);
+            const float32x4_t v3 = dwf_ld(p, pr, tail);
+            a1 = vfmaq_f32(a1, v1, wv);
+            a2 = vfmaq_f32(a2, v2, wv);
+            a3 = vfmaq_f32(a3, v3, wv);
+            v0 = v1, v1 = v2, v2 = v3;
+          }
+        }
+      } else {
+        const int32_t ps = sw * c;
+        for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += kw) {
+          const int8_t *p = xr;
+#pragma GCC unroll 8
+          for (int32_t kx = 0; kx < kw; ++kx, p += c) {
+            const float32x4_t wv = wr[kx];
+            a0 = vfmaq_f32(a0, dwf_ld(p, pr, tail), wv);
+            a1 = vfmaq_f32(a1, dwf_ld(p + ps, pr, tail), wv);
+            a2 = vfmaq_f32(a2, dwf_ld(p + 2 * ps, pr, tail), wv);
+            a3 = vfmaq_f32(a3, dwf_ld(p + 3 * ps, pr, tail), wv);
+          }
+        }
+      }
+      float *op = orow + ox * c;
+      dwf_st(op, vaddq_f32(vmulq_f32(vaddq_f32(a0, corr), sc), bs), pr, tail);
+      dwf_st(op + c, vaddq_f32(vmulq_f32(vaddq_f32(a1, corr), sc), bs), pr, tail);
+      dwf_st(op + 2 * c, vaddq_f32(vmulq_f32(vaddq_f32(a2, corr), sc), bs), pr, tail);
+      dwf_st(op + 3 * c, vaddq_f32(vmulq_f32(vaddq_f32(a3, corr), sc), bs), pr, tail);
+      ox += 4;
+    }
+  }
+}
+
+/* Each variant a function of its own: inlined, their stack frames would add up to each other's and the weights'. */
+static __attribute__((noinline)) void dwf_block_k3(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                   const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                   float32x4_t bs, float *out) {
+  dwf_block(in, g, c0, wf, zpf, sc, bs, out, vctp32q(4), 0, 3);
+}
+
+static __attribute__((noinline)) void dwf_block_k7(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                   const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                   float32x4_t bs, float *out) {
+  dwf_block(in, g, c0, wf, zpf, sc, bs, out, vctp32q(4), 0, 7);
+}
+
+static __attribute__((noinline)) void dwf_block_full(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                     const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                     float32x4_t bs, float *out) {
+  dwf_block(in, g, c0, wf, zpf, sc, bs, out, vctp32q(4), 0, g->k_w);
+}
+
+static __attribute__((noinline)) void dwf_block_tail(const int8_t *in, const wrnn_geom *g, int32_t c0,
+                                                     const float32x4_t *wf, float32x4_t zpf, float32x4_t sc,
+                                                     float32x4_t bs, float *out, mve_pred16_t pr) {
+  dwf_block(in, g, c0, wf, zpf, sc, bs, out, pr, 1, g->k_w);
+}
+#endif
 
 int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
                        const wrnn_geom *g, float *out) {
@@ -496,13 +754,26 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
     if (!check_zp(in_zp[i])) return WRNN_EQUANT;
   const int32_t row = g->in_w * c, wrow = g->k_w * c; /* bytes per input row / weight row (int32: H*W*C < 2^31) */
 #ifdef WRNN_MVE
-  /* 8 channels per step when c % 8 == 0: int8 loads widened to int16, x - zp in int16 ([-255, 255]), VMULLB/VMULLT
-   * to two int32x4 (even / odd channels) accumulated; VLD2/VST2 (de)interleave scale, bias and the output. Other
-   * channel counts: 4 channels per step, int32 lanes. */
-  int16_t zp16[WRNN_DWF_MAXC];
-  const int wide = c % 8 == 0 && c <= WRNN_DWF_MAXC;
-  if (wide)
-    for (int32_t i = 0; i < c; ++i) zp16[i] = (int16_t)in_zp[i];
+  const int32_t taps = g->k_h * g->k_w;
+  if (taps <= WRNN_DWF_MAXT) {
+    float32x4_t wf[WRNN_DWF_MAXT];
+    for (int32_t c0 = 0; c0 < c; c0 += 4) {
+      const mve_pred16_t pr = vctp32q(c - c0);
+      for (int32_t t = 0; t < taps; ++t) wf[t] = vcvtq_f32_s32(vldrbq_z_s32(w + t * c + c0, pr));
+      const float32x4_t zpf = vcvtq_f32_s32(vldrwq_z_s32(in_zp + c0, pr));
+      const float32x4_t sc = vldrwq_z_f32(scale + c0, pr);
+      const float32x4_t bs = bias ? vldrwq_z_f32(bias + c0, pr) : vdupq_n_f32(0.0f);
+      if (c - c0 >= 4 && g->k_w == 3)
+        dwf_block_k3(in, g, c0, wf, zpf, sc, bs, out);
+      else if (c - c0 >= 4 && g->k_w == 7) /* 1x7 in ppocrv6_small: the cut windows' tap loops unrolled */
+        dwf_block_k7(in, g, c0, wf, zpf, sc, bs, out);
+      else if (c - c0 >= 4)
+        dwf_block_full(in, g, c0, wf, zpf, sc, bs, out);
+      else
+        dwf_block_tail(in, g, c0, wf, zpf, sc, bs, out, pr);
+    }
+    return WRNN_OK;
+  }
 #endif
   for (int32_t oy = 0; oy < g->out_h; ++oy) {
     const int32_t y0 = oy * g->stride_h - g->pad_top;
@@ -515,35 +786,7 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
       const int8_t *w_base = w + ky_lo * wrow + kx_lo * c;
       float *op = out + (oy * g->out_w + ox) * c;
 #ifdef WRNN_MVE
-      if (wide) {
-        for (int32_t c0 = 0; c0 < c; c0 += 8) {
-          const int16x8_t zp = vld1q_s16(zp16 + c0);
-          int32x4_t acc_e = vdupq_n_s32(0), acc_o = vdupq_n_s32(0);
-          const int8_t *xr = x_base + c0, *wr = w_base + c0;
-          for (int32_t ky = 0; ky < nky; ++ky, xr += row, wr += wrow) {
-            const int8_t *xp = xr, *wp = wr;
-            for (int32_t kx = 0; kx < nkx; ++kx, xp += c, wp += c) {
-              const int16x8_t xv = vsubq_s16(vldrbq_s16(xp), zp), wv = vldrbq_s16(wp);
-              acc_e = vaddq_s32(acc_e, vmullbq_int_s16(xv, wv));
-              acc_o = vaddq_s32(acc_o, vmulltq_int_s16(xv, wv));
-            }
-          }
-          const float32x4x2_t sc = vld2q_f32(scale + c0);
-          float32x4x2_t f;
-          f.val[0] = vmulq_f32(vcvtq_f32_s32(acc_e), sc.val[0]);
-          f.val[1] = vmulq_f32(vcvtq_f32_s32(acc_o), sc.val[1]);
-          if (bias) {
-            const float32x4x2_t bs = vld2q_f32(bias + c0);
-            f.val[0] = vaddq_f32(f.val[0], bs.val[0]);
-            f.val[1] = vaddq_f32(f.val[1], bs.val[1]);
-          } else {
-            f.val[0] = vaddq_f32(f.val[0], vdupq_n_f32(0.0f));
-            f.val[1] = vaddq_f32(f.val[1], vdupq_n_f32(0.0f));
-          }
-          vst2q_f32(op + c0, f);
-        }
-        continue;
-      }
+      /* windows above WRNN_DWF_MAXT taps: 4 channels per step in int32 lanes */
       for (int32_t c0 = 0; c0 < c; c0 += 4) {
         const mve_pred16_t pr = vctp32q(c - c0);
         const int32x4_t zp = vldrwq_z_s32(in_zp + c0, pr);
