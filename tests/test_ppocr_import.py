@@ -1,9 +1,9 @@
 """PP-OCRv3 rec weights (the rapidocr wheel's ONNX) imported into our Paddle model (neck svtr): every tensor mapped,
 shape errors named, parity with the imported ONNX on real crops, init vs scratch in a smoke train, PaddleOCR reads
-the export.
+the export; the Arm-flow model (reshape neck) starting from the backbone alone.
 
 Needs build/wheels (scripts/fetch_wheels.sh); the parity and PaddleOCR tests also need real crops beside the repo
-(../shared/data/iiit5k_test_dev). Each skips without them.
+(../shared/data/iiit5k_test_dev). Each skips without them; the backbone-only tests need neither.
 """
 
 from __future__ import annotations
@@ -204,3 +204,85 @@ def test_textrecognition_reads_real_crops(finetuned, tmp_path, monkeypatch):
     theirs = [r["rec_text"] for r in rec.predict([cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in imgs],
                                                  batch_size=1)]
     assert theirs == ours
+
+
+# --- backbone-only init: the Arm-flow `svtr` (reshape neck, 3x32x112) from a PP-OCRv3-architecture dir -----------
+# A randomly initialised svtr-neck model saved like the `pretrained` stage's dir stands in for the import (no wheel
+# needed): load_params only sees arch, charset and tensors.
+
+def svtr_neck_dir(root: Path, mutate=None) -> tuple[Path, dict]:
+    import paddle
+
+    from wordrec.models.meta import InputSpec
+    from wordrec.models.paddle_rec.model import arch_name
+    from wordrec.models.paddle_rec.ppocr_import import WEIGHTS
+
+    paddle.seed(1)
+    model = fresh_model()
+    mcfg = OmegaConf.load(REPO / "conf/train/models/svtr3.yaml")
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    if mutate is not None:
+        mutate(state)
+    root.mkdir(parents=True)
+    paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, str(root / WEIGHTS))
+    ModelMeta("ppocrv3", "paddle", arch_name(mcfg), Charset.from_spec("en"), InputSpec(3, 48, 320, True, "bgr"),
+              {"source": {"kind": "imported", "licence": "Apache-2.0 (test stand-in)"}}).save(root)
+    return root, state
+
+
+def arm_model():
+    from wordrec.models.paddle_rec.model import build
+
+    return build(OmegaConf.load(REPO / "conf/train/models/svtr.yaml"), Charset.from_spec("en").num_classes)
+
+
+def test_backbone_only_init_for_the_reshape_neck(tmp_path):
+    from wordrec.models.paddle_rec.model import arch_name
+    from wordrec.models.paddle_rec.train import load_params
+
+    src, state = svtr_neck_dir(tmp_path / "ppocrv3")
+    model = arm_model()
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    meta, part = load_params(model, src, Charset.from_spec("en"),
+                             arch_name(OmegaConf.load(REPO / "conf/train/models/svtr.yaml")))
+    assert part == "backbone" and meta.arch == "ppocrv3_mv1e_svtr_ctc"
+    after = {k: v.numpy() for k, v in model.state_dict().items()}
+    backbone = [k for k in after if k.startswith("backbone.")]
+    # conv1 + 13 blocks x (dw, pw) ConvBNs at 5 tensors (BN running stats included) + 2 SE x 4
+    assert len(backbone) == 143
+    for k in backbone:
+        np.testing.assert_array_equal(after[k], state[k], err_msg=k)
+    rest = [k for k in after if not k.startswith("backbone.")]
+    assert rest and all(k.startswith("head.") for k in rest)  # the reshape neck has no weights
+    for k in rest:  # the two-fc head keeps its initialisation: nothing of the source's neck or head lands in it
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+
+
+def test_backbone_only_init_names_a_wrong_or_missing_tensor(tmp_path):
+    from wordrec.models.paddle_rec.train import load_params
+
+    def widen(state):  # a backbone of another width (scale) at one tensor
+        state["backbone.blocks.3.pw.conv.weight"] = np.zeros((256, 64, 1, 1), np.float32)
+
+    src, _ = svtr_neck_dir(tmp_path / "wide", widen)
+    with pytest.raises(DataError, match=r"backbone\.blocks\.3\.pw\.conv\.weight.*\[256, 64, 1, 1\].*\[128, 64, 1, 1\]"):
+        load_params(arm_model(), src, Charset.from_spec("en"), "ppocrv3_mv1e_ctc")
+    src, _ = svtr_neck_dir(tmp_path / "gone", lambda s: s.pop("backbone.blocks.12.se.conv2.bias"))
+    with pytest.raises(DataError, match=r"backbone\.blocks\.12\.se\.conv2\.bias.*missing"):
+        load_params(arm_model(), src, Charset.from_spec("en"), "ppocrv3_mv1e_ctc")
+
+
+def test_reshape_neck_fine_tunes_from_the_svtr_neck_init(synth_data, tmp_path):
+    from wordrec.models.paddle_rec.train import fit
+
+    src, _ = svtr_neck_dir(tmp_path / "ppocrv3")
+    cfg = OmegaConf.merge(OmegaConf.load(REPO / "conf/train/models/svtr.yaml"),
+                          OmegaConf.create({"batch_size": 8, "steps": 2, "val_every": 1, "val_images": 8,
+                                            "warmup_steps": 0, "init": str(src), "freeze_backbone": True}))
+    fit("svtr", cfg, OmegaConf.create({"threads": 1, "seed": 0}), synth_data, tmp_path / "model",
+        tmp_path / "ckpt", tmp_path / "plots")
+    meta = ModelMeta.load(tmp_path / "model")
+    train = meta.section("train")
+    assert train["init_loaded"] == "backbone" and meta.arch == "ppocrv3_mv1e_ctc"
+    assert train["trainable_params"] == 512 * 96 + 96 + 96 * 96 + 96  # only the CTC head (fc 512->96->96) moves
+    assert meta.section("source")["licence"].startswith("Apache-2.0")  # the backbone's origin carries over

@@ -126,30 +126,51 @@ def init_dir(mcfg, tcfg) -> Path | None:
     return PRETRAINED_DIR / init if init in IMPORTABLE else Path(init)
 
 
-def load_params(model, init_dir: Path, charset: Charset, arch: str | None = None) -> ModelMeta:
+BACKBONE = "backbone."  # state_dict prefix of MobileNetV1Enhance, the part every neck shares
+
+
+def load_params(model, init_dir: Path, charset: Charset, arch: str | None = None) -> tuple[ModelMeta, str]:
     """Fine-tune from a Paddle model dir (its best.pdparams: trained, or a `pretrained` import), checked against
-    its meta's charset and arch and tensor by tensor against the model. Returns the dir's meta."""
+    its meta's charset and tensor by tensor against the model. Returns (the dir's meta, what loaded: "all" or
+    "backbone").
+
+    Same arch: every tensor loads. Another neck (ppocrv3's svtr into the Arm-flow reshape model, or back): only
+    the backbone, every one of its tensors present and shape-checked; the neck and head keep their
+    initialisation, since their shapes (and the head's input features) differ."""
     import paddle
+
+    from wordrec.models.paddle_rec.model import ARCHS
 
     meta = ModelMeta.load(init_dir)
     if meta.framework != "paddle" or meta.charset.chars != charset.chars:
         raise DataError(f"{init_dir}: train.init must be a Paddle model dir with charset {charset.chars!r}")
-    if arch is not None and meta.arch != arch:
-        raise DataError(f"{init_dir}: its arch {meta.arch!r} is not the model's {arch!r} (check arch.neck)")
+    if arch is not None and meta.arch != arch and meta.arch not in ARCHS.values():
+        raise DataError(f"{init_dir}: its arch {meta.arch!r} is not the model's {arch!r} and shares no backbone "
+                        f"with it (expected one of {sorted(ARCHS.values())})")
+    part = "all" if arch is None or meta.arch == arch else "backbone"
+    path = init_dir / "best.pdparams"
     try:
-        state = paddle.load(str(init_dir / "best.pdparams"))
+        state = paddle.load(str(path))
     except Exception as e:  # truncated/garbage parameter files
-        raise DataError(f"{init_dir / 'best.pdparams'}: corrupt model file ({one_line(e)[:200]})") from None
+        raise DataError(f"{path}: corrupt model file ({one_line(e)[:200]})") from None
     own = model.state_dict()
+    if part == "backbone":
+        own = {k: v for k, v in own.items() if k.startswith(BACKBONE)}
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise DataError(f"{path}: backbone tensor {missing[0]!r} is missing ({len(missing)} of {len(own)} "
+                            f"backbone tensors; arch {meta.arch!r})")
+        state = {k: state[k] for k in own}
     bad = [k for k in own if k in state and list(state[k].shape) != list(own[k].shape)]
     if bad:
-        raise DataError(f"{init_dir / 'best.pdparams'}: tensor {bad[0]!r} has shape {list(state[bad[0]].shape)}, "
+        raise DataError(f"{path}: tensor {bad[0]!r} has shape {list(state[bad[0]].shape)}, "
                         f"the model expects {list(own[bad[0]].shape)}")
+    if part == "backbone":  # the neck and head load their own tensors back (Paddle warns about absent keys)
+        state = {**{k: v for k, v in model.state_dict().items() if k not in own}, **state}
     missing, unexpected = model.set_state_dict(state)
     if missing or unexpected:
-        raise DataError(f"{init_dir / 'best.pdparams'}: does not fit the model (missing {missing[:3]}, unexpected "
-                        f"{unexpected[:3]})")
-    return meta
+        raise DataError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return meta, part
 
 
 def validation_path(mcfg, data_dir: Path) -> tuple[Path, str]:
@@ -248,7 +269,10 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
     paddle.seed(seed)
     model = build(mcfg, charset.num_classes)
     init = init_dir(mcfg, tcfg)
-    init_meta = load_params(model, init, charset, arch_name(mcfg)) if init is not None else None
+    init_meta, init_part = load_params(model, init, charset, arch_name(mcfg)) if init is not None else (None, None)
+    if init_part == "backbone":
+        print(f"[{name}] init {init}: backbone only ({init_meta.arch} -> {arch_name(mcfg)}); neck and head start "
+              "from their initialisation")
     if mcfg.get("freeze_backbone"):
         if init is None:
             raise ConfigError(f"train.models.{name}.freeze_backbone: needs init (a frozen random backbone learns "
@@ -335,6 +359,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         "images_per_second": round(float(np.median([h["images_per_second"] for h in history])), 2),
         "threads": threads, "device": paddle.device.get_device(), "config_hash": chash,
         "init": str(init) if init is not None else None,
+        "init_loaded": init_part,  # all | backbone (the init had another neck) | null (scratch)
         "trainable_params": int(sum(p.size for p in trainable)),
         "val_loss": round(best["val_loss"], 4),
         "skipped_train": train_ds.skipped, "skipped_val": val_ds.skipped,
