@@ -20,9 +20,11 @@ MODEL_CFG = OmegaConf.load(__import__("pathlib").Path(__file__).parents[1] / "co
 
 
 def mcfg(**over):
+    # from scratch: these are wiring tests (train/resume/export), and tests have no models/pretrained_paddle
     cfg = OmegaConf.merge(MODEL_CFG, OmegaConf.create({"batch_size": 8, "steps": 4, "val_every": 2,
                                                         "val_images": 8, "warmup_steps": 1, "lr": 2e-3,
-                                                        "input": {"width": 320}}))
+                                                        "input": {"width": 320}, "init": "scratch",
+                                                        "freeze_backbone": False}))
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in over.items()]))
 
 
