@@ -50,7 +50,8 @@ def worst_mistakes_png(rows: list[tuple[str, Path, list[dict]]], path: Path, per
         ax.axis("off")
     for ax, (ds_name, img, r) in zip(axes.flat, picks):
         ax.imshow(img)
-        ax.set_title(f"{ds_name}: {r['label']!r}\n-> {r['pred']!r} ({r['conf']:.2f})", fontsize=7)
+        # parse_math off: labels and predictions are arbitrary text, and two '$' would start mathtext (a crash)
+        ax.set_title(f"{ds_name}: {r['label']!r}\n-> {r['pred']!r} ({r['conf']:.2f})", fontsize=7, parse_math=False)
     if not picks:
         axes[0, 0].text(0, 0.5, "no mistakes", fontsize=10)
     fig.suptitle(title, fontsize=9)
