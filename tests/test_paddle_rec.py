@@ -80,7 +80,7 @@ def test_trained_model_dir(trained):
     model_dir, metrics = trained
     meta = ModelMeta.load(model_dir)
     assert meta.framework == "paddle" and meta.input.to_dict() == {"channels": 3, "height": 32, "width": 320,
-                                                                   "keep_ratio": True, "channel_order": "rgb"}
+                                                                   "keep_ratio": True, "channel_order": "bgr"}
     assert len(meta.charset.chars) == 95 and meta.num_classes == 96
     # the same train keys and curve columns as the torch trainer (grid, report and dvc plots read both)
     from wordrec.models.meta import TRAIN_KEYS

@@ -11,6 +11,7 @@ are used: conv, batch norm, relu, max-pool, reshape/permute, LSTM (crnn only) an
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -117,7 +118,11 @@ def load_checkpoint(model: nn.Module, path: Path, charset) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        # a damaged file can make torch warn (e.g. "pickle protocol 76") before it fails: the DataError below is the
+        # one line the user gets, and a good checkpoint never warns here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, garbage bytes, pickle errors: all mean an unusable file
         raise DataError(f"{path}: corrupt model file (torch cannot read it: {one_line(e)[:200]})") from None
     if not (isinstance(ck, dict) and isinstance(ck.get("state_dict"), dict) and isinstance(ck.get("meta"), dict)):
