@@ -120,3 +120,12 @@ def test_model_sections_are_checked_by_framework():
         model_section(cfg, "svtr")
     with pytest.raises(ConfigError, match="no model 'nope'"):
         model_section(cfg, "nope")
+
+
+def test_train_last_blocks_needs_a_frozen_backbone():
+    cfg = compose(["profile=smoke", "train.models.svtr.freeze_backbone=false", "train.models.svtr.train_last_blocks=2"])
+    with pytest.raises(ConfigError, match=r"train_last_blocks: 2: applies with freeze_backbone"):
+        model_section(cfg, "svtr")
+    cfg = compose(["profile=smoke", "train.models.svtr.train_last_blocks=-1"])
+    with pytest.raises(ConfigError, match=r"train_last_blocks: -1: expected >= 0"):
+        model_section(cfg, "svtr")

@@ -51,6 +51,37 @@ def test_images(synth_data):
     return [ds[i][0] for i in range(24)]
 
 
+def test_freeze_backbone_can_leave_its_last_blocks_training():
+    import paddle
+
+    from wordrec.models.paddle_rec.model import RecModel
+
+    paddle.seed(0)
+    model = RecModel(96, height=48)
+    model.freeze_backbone(train_last=2, lr_scale=0.1)
+    model.train()
+    blocks = list(model.backbone.blocks)
+    moving = {id(p) for b in blocks[-2:] for p in b.parameters()}
+    for name, p in model.backbone.named_parameters():
+        stats = name.endswith(("_mean", "_variance"))  # BatchNorm statistics: never trained
+        assert p.stop_gradient == (id(p) not in moving or stats), name
+        if not p.stop_gradient:
+            assert p.optimize_attr["learning_rate"] == 0.1
+    assert not any(b.training for b in blocks)  # every BatchNorm keeps the pretrained statistics
+    assert all(not p.stop_gradient for p in model.head.parameters())
+    trainable = [p for p in model.parameters() if not p.stop_gradient]
+    before = {n: p.numpy().copy() for n, p in model.named_parameters()}
+    opt = paddle.optimizer.Adam(learning_rate=1e-2, parameters=trainable)
+    model(paddle.randn([2, 3, 48, 64])).mean().backward()
+    opt.step()
+    changed = {n for n, p in model.named_parameters() if not np.array_equal(before[n], p.numpy())}
+    assert any(n.startswith("backbone.blocks.12.") for n in changed)
+    assert not any(n.startswith(("backbone.blocks.10.", "backbone.conv1.")) or n.endswith(("_mean", "_variance"))
+                   for n in changed)
+    with pytest.raises(ConfigError, match="train_last_blocks: expected 0..13, got 14"):
+        RecModel(96).freeze_backbone(train_last=14)
+
+
 def test_forward_shapes():
     import paddle
 

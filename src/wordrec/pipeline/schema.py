@@ -255,6 +255,8 @@ class PaddleModel:
     augment: Bda = MISSING
     init: str = "scratch"  # scratch | ppocrv3 (models/pretrained_paddle/ppocrv3) | a Paddle model dir
     freeze_backbone: bool = False  # fine-tuning: backbone weights fixed, its BN in eval mode
+    train_last_blocks: int = 0  # with freeze_backbone: the backbone's last N blocks (of 13) train all the same
+    backbone_lr_scale: float = 1.0  # their learning rate, as a multiple of lr (pretrained weights move gently)
     select_on: Optional[str] = None  # LMDB that picks the kept weights (a real dev set, never trained on); null or
     # absent: DATA/val
     select_metric: str = "accuracy"  # the score() key compared at each validation: accuracy | accuracy_alnum_ci
@@ -264,6 +266,11 @@ class PaddleModel:
         _threads(self, "threads", none_ok=True)
         _positive(self, "warmup_steps", zero_ok=True)
         _one_of(self, "select_metric", {"accuracy", "accuracy_alnum_ci"})
+        _positive(self, "train_last_blocks", zero_ok=True)
+        _positive(self, "backbone_lr_scale")
+        if self.train_last_blocks and not self.freeze_backbone:
+            raise RangeError("train_last_blocks", f"{self.train_last_blocks}: applies with freeze_backbone: true "
+                             "(without it the whole backbone trains)")
         if self.input.width < 8:
             raise RangeError("input.width", f"{self.input.width}: too small for the backbone's stride 8")
 

@@ -238,11 +238,23 @@ class RecModel(nn.Layer):
         self.num_classes = num_classes
         self.frozen_backbone = False
 
-    def freeze_backbone(self) -> None:
+    def freeze_backbone(self, train_last: int = 0, lr_scale: float = 1.0) -> None:
         """Fine-tuning from pretrained weights: the backbone's weights get no gradient and its BatchNorms keep
-        their running statistics (eval mode even in `train()`), so only the neck and head move."""
+        their running statistics (eval mode even in `train()`), so only the neck and head move -- except the
+        backbone's last `train_last` blocks, whose weights train at `lr_scale` x the learning rate (their
+        BatchNorms keep the pretrained statistics too: batches of 32 would estimate them worse)."""
+        blocks = list(self.backbone.blocks)
+        if not 0 <= train_last <= len(blocks):
+            raise ConfigError(f"svtr train_last_blocks: expected 0..{len(blocks)}, got {train_last}")
+        # BatchNorm's running mean/variance are parameters too, created with stop_gradient: they stay fixed
+        learnable = {id(p) for p in self.backbone.parameters() if not p.stop_gradient}
         for p in self.backbone.parameters():
             p.stop_gradient = True
+        for blk in blocks[len(blocks) - train_last:]:
+            for p in blk.parameters():
+                if id(p) in learnable:
+                    p.stop_gradient = False
+                p.optimize_attr["learning_rate"] = lr_scale  # Paddle's per-parameter multiplier of the lr
         self.frozen_backbone = True
         if self.training:
             self.backbone.eval()

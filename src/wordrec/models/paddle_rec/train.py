@@ -277,7 +277,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         if init is None:
             raise ConfigError(f"train.models.{name}.freeze_backbone: needs init (a frozen random backbone learns "
                               "nothing)")
-        model.freeze_backbone()
+        model.freeze_backbone(int(mcfg.get("train_last_blocks") or 0), float(mcfg.get("backbone_lr_scale") or 1.0))
     total = int(mcfg.steps) if tcfg.get("epochs") is None else \
         max(1, math.ceil(float(tcfg.epochs) * len(train_ds) / bs))
     warm = min(int(mcfg.warmup_steps), total - 1)
