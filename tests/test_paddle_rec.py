@@ -23,7 +23,7 @@ def mcfg(**over):
     # from scratch: these are wiring tests (train/resume/export), and tests have no models/pretrained_paddle
     cfg = OmegaConf.merge(MODEL_CFG, OmegaConf.create({"batch_size": 8, "steps": 4, "val_every": 2,
                                                         "val_images": 8, "warmup_steps": 1, "lr": 2e-3,
-                                                        "input": {"width": 320}, "init": "scratch",
+                                                        "input": {"height": 32, "width": 320}, "init": "scratch",
                                                         "freeze_backbone": False}))
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in over.items()]))
 

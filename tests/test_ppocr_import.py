@@ -206,7 +206,7 @@ def test_textrecognition_reads_real_crops(finetuned, tmp_path, monkeypatch):
     assert theirs == ours
 
 
-# --- backbone-only init: the Arm-flow `svtr` (reshape neck, 3x32x112) from a PP-OCRv3-architecture dir -----------
+# --- backbone-only init: the Arm-flow `svtr` (reshape neck, 3x48x160) from a PP-OCRv3-architecture dir -----------
 # A randomly initialised svtr-neck model saved like the `pretrained` stage's dir stands in for the import (no wheel
 # needed): load_params only sees arch, charset and tensors.
 
@@ -284,5 +284,7 @@ def test_reshape_neck_fine_tunes_from_the_svtr_neck_init(synth_data, tmp_path):
     meta = ModelMeta.load(tmp_path / "model")
     train = meta.section("train")
     assert train["init_loaded"] == "backbone" and meta.arch == "ppocrv3_mv1e_ctc"
-    assert train["trainable_params"] == 512 * 96 + 96 + 96 * 96 + 96  # only the CTC head (fc 512->96->96) moves
+    # the CTC head (fc 512->96->96) and, per conf, the backbone's last two blocks (BatchNorm statistics excluded)
+    assert cfg.train_last_blocks == 2
+    assert train["trainable_params"] == 512 * 96 + 96 + 96 * 96 + 96 + 580_800
     assert meta.section("source")["licence"].startswith("Apache-2.0")  # the backbone's origin carries over
