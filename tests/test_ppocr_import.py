@@ -188,6 +188,25 @@ def test_init_beats_scratch_in_a_smoke_train(finetuned, synth_data, tmp_path):
 
 
 @needs_wheel
+def test_select_min_gain_keeps_the_init_unless_beaten_by_the_margin(init_dir, synth_data, tmp_path):
+    from wordrec.models.paddle_rec.train import fit
+
+    tcfg = OmegaConf.create({"threads": 1, "seed": 0})
+    # lr 0: every checkpoint reads exactly what the init reads, a tie on accuracy; validation loss decides
+    free = fit("svtr3", svtr3_cfg(init_dir, lr=0.0, select_min_gain=0.0), tcfg, synth_data, tmp_path / "a",
+               tmp_path / "ca", tmp_path / "pa")
+    kept = fit("svtr3", svtr3_cfg(init_dir, lr=0.0, select_min_gain=0.01), tcfg, synth_data, tmp_path / "b",
+               tmp_path / "cb", tmp_path / "pb")
+    assert kept["best_step"] == 0  # an equal score is no gain of 0.01
+    assert free["val_accuracy"] == kept["val_accuracy"]
+    with pytest.raises(ConfigError, match="select_min_gain"):
+        from wordrec.pipeline.config import validated
+        from wordrec.pipeline.schema import PaddleModel
+
+        validated(svtr3_cfg(init_dir, select_min_gain=2.0), PaddleModel, "train.models.svtr3")
+
+
+@needs_wheel
 @needs_real
 def test_textrecognition_reads_real_crops(finetuned, tmp_path, monkeypatch):
     """PaddleOCR 3.x TextRecognition serves the fine-tuned export (BGR, 48x320) and reads real crops as we do."""

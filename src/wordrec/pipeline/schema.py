@@ -260,6 +260,8 @@ class PaddleModel:
     select_on: Optional[str] = None  # LMDB that picks the kept weights (a real dev set, never trained on); null or
     # absent: DATA/val
     select_metric: str = "accuracy"  # the score() key compared at each validation: accuracy | accuracy_alnum_ci
+    select_min_gain: float = 0.0  # with an init: a checkpoint replaces the untouched weights only when it beats them
+    # on validation by at least this fraction (a one-image win on a few hundred images is noise)
 
     def check(self):
         _positive(self, "batch_size", "steps", "val_every", "val_images", "lr")
@@ -267,6 +269,7 @@ class PaddleModel:
         _positive(self, "warmup_steps", zero_ok=True)
         _one_of(self, "select_metric", {"accuracy", "accuracy_alnum_ci"})
         _positive(self, "train_last_blocks", zero_ok=True)
+        _fraction(self, "select_min_gain")
         _positive(self, "backbone_lr_scale")
         if self.train_last_blocks and not self.freeze_backbone:
             raise RangeError("train_last_blocks", f"{self.train_last_blocks}: applies with freeze_backbone: true "

@@ -339,8 +339,10 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
                             "images_per_second": round(ips, 2)})
             bar.write(f"step {step}: train_loss {loss_sum / loss_n:.4f} val_loss {vloss:.4f} val_acc {acc:.4f}")
             best_state = None
-            # ties on accuracy (e.g. all 0 on the CTC plateau) go to the lower validation loss
-            if (acc, -vloss) > (best["val_acc"], -best["val_loss"]):
+            # ties on accuracy (e.g. all 0 on the CTC plateau) go to the lower validation loss; the untouched init
+            # is only displaced by a margin (select_min_gain) that the validation set can tell from noise
+            margin = float(mcfg.get("select_min_gain") or 0.0) if init is not None and best["step"] == 0 else 0.0
+            if (acc - margin, -vloss) > (best["val_acc"], -best["val_loss"]):
                 best = {"val_acc": acc, "val_ned": m["ned"], "val_loss": vloss, "step": step}
                 best_state = model.state_dict()
             _save_ckpt(ckpt_dir, model, opt, {"config_hash": chash, "step": step, "history": history,
