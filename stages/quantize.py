@@ -76,10 +76,11 @@ def quantize_model(c, model_dir: Path, export_dir: Path, sets, calib_images, des
     main_set = next(iter(sets)) if imported else "synth_test"
     nn = nncf_settings(c, meta.name, imported)
     out = {}
+    skip = c.pretrained.skip if imported else (c.get("model_skip") or {}).get(meta.name) or {}
     for backend in backends:
-        if imported and backend in c.pretrained.skip:
-            out[backend] = {"skipped": c.pretrained.skip[backend]}
-            print(f"quantize {meta.name} {backend}: skipped: {c.pretrained.skip[backend]}")
+        if backend in skip:
+            out[backend] = {"skipped": skip[backend]}
+            print(f"quantize {meta.name} {backend}: skipped: {skip[backend]}")
             continue
         if backend == "inc" and meta.framework != "torch":
             continue  # INC's PT2E path is torch-only; Paddle models are covered through their ONNX

@@ -9,7 +9,7 @@ Framework-specific model sections (train.models.<name>) are checked by `model_se
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
 from omegaconf import MISSING
@@ -471,11 +471,19 @@ class Quantize:
     float_first_conv: bool = MISSING
     pretrained: QuantizePretrained = MISSING
     model_nncf: dict[str, Any] = MISSING  # trained model name -> NNCF overrides (as pretrained.nncf)
+    model_skip: dict[str, Any] = field(default_factory=dict)  # trained model name -> {backend: why it is not run}
 
     def check(self):
         unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}
         if unknown:
             raise RangeError("backends", f"unknown {sorted(unknown)}; expected some of inc, openvino, onnx_qdq")
+        for model, skips in self.model_skip.items():
+            if not isinstance(skips, dict) or not skips:
+                raise RangeError(f"model_skip.{model}", f"{skips!r}: expected {{backend: reason}}")
+            for backend, why in skips.items():
+                if backend not in {"inc", "openvino", "onnx_qdq"} or not str(why or "").strip():
+                    raise RangeError(f"model_skip.{model}.{backend}",
+                                     f"{why!r}: expected a backend of inc, openvino, onnx_qdq with its reason")
         _positive(self, "batch")
         _threads(self, "threads")
         _positive(self, "n_test", zero_ok=True)
