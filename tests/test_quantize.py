@@ -85,3 +85,15 @@ def test_bad_config(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
              "quantize.backends=[openvino]")
     with pytest.raises(DataError, match="run the export stage"):
         _run(tmp_path, tiny_models_dirs, tmp_path / "no_export", tiny_task)
+
+
+def test_model_skip_leaves_a_backend_out_with_its_reason(tiny_models_dirs, tiny_exported, tiny_task, tmp_path):
+    models = tiny_models_dirs.split(",")[0]
+    # the broken calibration above fails openvino's gate: skipped, it never runs, and the report says why
+    report = _run(tmp_path, models, tiny_exported, tiny_task, "quantize.backends=[openvino]",
+                  "quantize.calibration.mode=constant", "quantize.max_accuracy_drop=0.04",
+                  "quantize.float_first_conv=false", "+quantize.model_skip.tiny_crnn={openvino:'no INT8 here'}")
+    assert report["tiny_crnn"] == {"openvino": {"skipped": "no INT8 here"}}
+    assert not (tmp_path / "quant" / "tiny_crnn" / "openvino").exists()
+    with pytest.raises(ConfigError, match="model_skip.tiny_crnn.tflite"):
+        _run(tmp_path / "b", models, tiny_exported, tiny_task, "+quantize.model_skip.tiny_crnn={tflite:why}")
