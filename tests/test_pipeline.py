@@ -60,8 +60,10 @@ def test_smoke_pipeline_runs_then_is_a_noop_then_reruns_only_dependents(clone):
     reports = {k: json.loads((clone / "reports" / f"{k}.json").read_text()) for k in ("export", "quantize", "bench")}
     for name in ("crnn", "crnn_lite", "svtr"):
         assert reports["export"][name]["text_agreement"] == 1.0
-        assert {"openvino", "onnx_qdq"} <= set(reports["quantize"][name])
-        assert all(0.0 <= r["accuracy_int8"] <= 1.0 for r in reports["quantize"][name].values())
+        runs = reports["quantize"][name]
+        assert {"openvino", "onnx_qdq"} <= set(runs) and "accuracy_int8" in runs["onnx_qdq"]
+        # a backend left out by quantize.model_skip (svtr's OpenVINO) still has its entry, saying why
+        assert all(r.get("skipped") or 0.0 <= r["accuracy_int8"] <= 1.0 for r in runs.values())
         assert "onnxruntime-fp32" in reports["bench"][name]
     assert "inc" in reports["quantize"]["crnn"] and "torch-int8" in reports["bench"]["crnn"]
     # the pretrained stage's import is scored like our own models (smoke profile: ppocrv3 only)
