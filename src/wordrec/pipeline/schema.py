@@ -422,6 +422,8 @@ class Inc:
         _positive(self, "batch")
 
 
+QUANT_BACKENDS = {"inc", "openvino", "onnx_qdq"}  # what quantize (and every backends/skip list) knows
+
 @dataclass
 class QuantizePretrained:
     backends: list[str] = MISSING
@@ -435,7 +437,7 @@ class QuantizePretrained:
     nncf: dict[str, Any] = MISSING
 
     def check(self):
-        unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}
+        unknown = set(self.backends) - QUANT_BACKENDS
         if unknown:
             raise RangeError("backends", f"unknown {sorted(unknown)}; expected some of inc, openvino, onnx_qdq")
         no_reason = [b for b in self.backends if b == "inc" and not self.skip.get(b)]
@@ -474,14 +476,14 @@ class Quantize:
     model_skip: dict[str, Any] = field(default_factory=dict)  # trained model name -> {backend: why it is not run}
 
     def check(self):
-        unknown = set(self.backends) - {"inc", "openvino", "onnx_qdq"}
+        unknown = set(self.backends) - QUANT_BACKENDS
         if unknown:
             raise RangeError("backends", f"unknown {sorted(unknown)}; expected some of inc, openvino, onnx_qdq")
         for model, skips in self.model_skip.items():
             if not isinstance(skips, dict) or not skips:
                 raise RangeError(f"model_skip.{model}", f"{skips!r}: expected {{backend: reason}}")
             for backend, why in skips.items():
-                if backend not in {"inc", "openvino", "onnx_qdq"} or not str(why or "").strip():
+                if backend not in QUANT_BACKENDS or not str(why or "").strip():
                     raise RangeError(f"model_skip.{model}.{backend}",
                                      f"{why!r}: expected a backend of inc, openvino, onnx_qdq with its reason")
         _positive(self, "batch")

@@ -254,7 +254,7 @@ class RecModel(nn.Layer):
             for p in blk.parameters():
                 if id(p) in learnable:
                     p.stop_gradient = False
-                p.optimize_attr["learning_rate"] = lr_scale  # Paddle's per-parameter multiplier of the lr
+                    p.optimize_attr["learning_rate"] = lr_scale  # Paddle's per-parameter multiplier of the lr
         self.frozen_backbone = True
         if self.training:
             self.backbone.eval()
