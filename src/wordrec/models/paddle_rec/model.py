@@ -225,6 +225,10 @@ class RecModel(nn.Layer):
     def __init__(self, num_classes: int, in_channels=3, height=32, scale=0.5, last_conv_stride=(1, 2),
                  last_pool_type="avg", mid_channels=96, fc_decay=2e-5, act="hardswish", neck="reshape"):
         super().__init__()
+        # what builds the same network elsewhere (the torch twin, wordrec.models.paddle_rec.twin)
+        self.config = dict(num_classes=num_classes, in_channels=in_channels, scale=scale,
+                           last_conv_stride=tuple(last_conv_stride), last_pool_type=last_pool_type,
+                           mid_channels=mid_channels, act=act, neck=neck)
         if feature_height(height) != 1:
             # Both necks read one row of features per time step (PaddleOCR trains v3 at 48, Arm's flow at 32).
             raise ConfigError(f"svtr input.height: the PP-OCRv3 backbone needs a height that it reduces to one row "
