@@ -121,3 +121,28 @@ def test_predict_folder_with_a_bad_file_reads_the_rest(tiny_model, synth_data, t
         f"error: {folder / 'b.png'} (expected PNG/JPEG/BMP/TIFF/WebP): cannot decode image",
         f"error: {folder / 'c.jpg'}: empty file, expected an image",
         f"error: {tmp_path / 'nope'}: no such image file or folder"])
+
+
+def test_grid_sweeps_a_paddle_model_on_the_torch_twin(synth_data, tmp_path):  # noqa: F811
+    """grid.model may be a Paddle model (issue 16: the grid sweeps every framework): each run fine-tunes the
+    trained Paddle model dir (its best.pdparams, train.init), the winner is a complete Paddle model dir."""
+    pytest.importorskip("paddle")
+    svtr = [f"train.models.svtr.{k}" for k in (
+        "init=scratch", "freeze_backbone=false", "train_last_blocks=0", "input.width=64", "steps=4", "val_every=2",
+        "val_images=8", "batch_size=8", "threads=1")]
+    cfg = tiny_cfg(*svtr, "grid.model=svtr", "grid.batch_size=[8]", "grid.lr=[0.001,0.003]", "grid.epochs=[0.05]",
+                   "grid.threads=1")
+    root = tmp_path / "train"
+    load_stage("train").train_one(cfg, "svtr", synth_data, root / "svtr", root / "ckpt", root / "plots")
+    init = init_with_val_accuracy(root / "svtr", tmp_path, -1.0)  # any run beats it
+    out = tmp_path / "best"
+    load_stage("grid").run(cfg, {"init": init, "data": synth_data},
+                           {"out": out, "report": tmp_path / "grid.json", "plots": tmp_path / "plots"})
+    rep = json.loads((tmp_path / "grid.json").read_text())
+    assert [r["params"]["lr"] for r in rep["runs"]] == [0.001, 0.003] and rep["best"]["source"] == "grid"
+    assert all(r["total_steps"] == 2 for r in rep["runs"])  # 0.05 of 300 images in batches of 8
+    meta = ModelMeta.load(out)
+    assert meta.framework == "paddle" and meta.section("train")["engine"] == "torch"
+    assert meta.section("train")["init"] == str(init.resolve()) and meta.section("train")["init_loaded"] == "all"
+    assert (out / "best.pdparams").is_file() and (out / "inference" / "inference.yml").is_file()
+    assert recognizer.load(out).meta.name == "svtr"
