@@ -55,9 +55,21 @@ def test_zoo_rows_join_the_reports():
     rows = {(r.model, r.variant): r for r in zoo_rows(EV, quant, bench, {"svtr": MCU["svtr"]}, DEV)}
     assert rows[("crnn", "fp32")].dev_accuracy == 0.57 and rows[("crnn", "fp32")].cpu_latency_ms == 7.0
     assert rows[("crnn", "int8 onnx_qdq")].dev_accuracy == 0.55 and rows[("crnn", "int8 onnx_qdq")].cpu_latency_ms == 4.0
+    # quantize scores a subset; its own FP32 figure on those images rides along, evaluate's (all images) does not
+    assert rows[("crnn", "int8 onnx_qdq")].fp32_same_images == 0.56 and rows[("crnn", "fp32")].fp32_same_images is None
     assert rows[("svtr", "M55 (float kernels, int8 weights)")].m55_insns == 1.0e9
     assert not any(m == "tesseract" for m, _ in rows)  # a peer engine, not a model of ours
     assert ("crnn", "int8 inc") not in rows
+
+
+def test_zoo_table_shows_int8_beside_fp32_on_the_same_images():
+    from wordrec.pipeline.report import zoo_table
+
+    quant = {"crnn": {"onnx_qdq": {"sets": {DEV: {"fp32": 0.56, "int8": 0.55}}}}}
+    board = {"dev_set": DEV, "model": "svtr", "chosen_by": "auto", "budgets": BUDGETS}
+    text = zoo_table({"board": board, "eval": EV, "quantize": quant, "bench": {}}, {"svtr": MCU["svtr"]})
+    assert "| `crnn` | int8 onnx_qdq | 55.0 (FP32 56.0 on the same images) |" in text
+    assert "| `crnn` | fp32 | 57.0 |" in text  # evaluate's figure, every image
 
 
 def _int8(insns, acc, check_set=DEV):

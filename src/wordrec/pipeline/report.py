@@ -159,7 +159,9 @@ def zoo_table(reports: dict, mcu: dict) -> str:
             f"{', '.join(f'{k} ≤ {v:,.0f}' for k, v in b['budgets'].items() if v is not None)}); `reports/zoo.png` "
             "plots it.\n\n" + _table(
                 ["model", "variant", "dev %", "CPU latency b1 ms", "M55 insns/word", "ships"],
-                [[f"`{r.model}`", r.variant, _pct(r.dev_accuracy),
+                [[f"`{r.model}`", r.variant, _pct(r.dev_accuracy) + (
+                    "" if r.fp32_same_images is None or r.dev_accuracy is None
+                    else f" (FP32 {_pct(r.fp32_same_images)} on the same images)"),
                   "–" if r.cpu_latency_ms is None else f"{r.cpu_latency_ms:.2f}",
                   "–" if r.m55_insns is None else f"{r.m55_insns / 1e6:,.0f} M",
                   "yes" if r.device is not None and r.device == b["model"] else ""] for r in rows]))

@@ -72,13 +72,14 @@ def alnum_ci(q: dict) -> dict | None:
     return q if q.get("metric", "accuracy") == "accuracy_alnum_ci" else q.get("accuracy_alnum_ci")
 
 
-def int8_dev_accuracy(ev: dict, name: str, dev_set: str, q: dict) -> float | None:
+def int8_dev_accuracy(ev: dict, name: str, dev_set: str, q: dict, precision: str = "int8") -> float | None:
     """A quantize entry's INT8 figure on dev_set on the zoo's scale; without an alnum-ci record, the in-charset
-    figure where `comparable` says it is the same thing."""
+    figure where `comparable` says it is the same thing. precision="fp32": the FP32 model on the same images
+    (quantize scores the first quantize.n_test of each set, evaluate all of it, so only this pair compares)."""
     ci = alnum_ci(q)
     if ci is None:
         ci = q if comparable(ev, name, dev_set, q) else {}
-    return ci.get("sets", {}).get(dev_set, {}).get("int8")
+    return ci.get("sets", {}).get(dev_set, {}).get(precision)
 
 
 def device_accuracy(ev: dict, name: str, dev: dict, dev_set: str, quant: dict | None = None) -> float | None:
@@ -101,6 +102,7 @@ class Row:
     cpu_latency_ms: float | None = None
     m55_insns: float | None = None
     device: str | None = None  # the device run's name (<model> or <model>_int8), for M55 rows
+    fp32_same_images: float | None = None  # INT8 rows: the FP32 model on the images the INT8 figure scored
 
 
 def zoo_rows(ev: dict, quant: dict, bench: dict, mcu: dict, dev_set: str) -> list[Row]:
@@ -116,7 +118,8 @@ def zoo_rows(ev: dict, quant: dict, bench: dict, mcu: dict, dev_set: str) -> lis
             if "skipped" in r:  # e.g. INC for the imported ONNX models; the quantize table says why
                 continue
             rows.append(Row(m, f"int8 {backend}", int8_dev_accuracy(ev, m, dev_set, r),
-                            b.get(INT8_RUNTIME.get(backend, ""), {}).get("latency_ms_b1")))
+                            b.get(INT8_RUNTIME.get(backend, ""), {}).get("latency_ms_b1"),
+                            fp32_same_images=int8_dev_accuracy(ev, m, dev_set, r, "fp32")))
         for dm in (m, f"{m}_int8"):
             if dm in mcu:
                 d = mcu[dm]
