@@ -4,6 +4,7 @@ the torch engine takes the same optimizer steps as Paddle's and writes a Paddle 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,7 @@ def crops(synth_data, n: int = 16) -> np.ndarray:
 def twin_of(pm):
     from wordrec.models.paddle_rec import twin
 
-    tm = twin.RecModel(**pm.config)
-    twin.to_torch(tm, pm.state_dict())
-    return tm
+    return twin.from_paddle(pm)
 
 
 def perturb_bn(pm, seed: int = 1) -> None:
@@ -263,3 +262,16 @@ def test_distillation_from_the_pretrained_teacher(synth_data, tmp_path, monkeypa
     with pytest.raises(ConfigError, match=r"distill\.teacher .*arch 'ppocrv3_mv1e_ctc'"):
         fit("svtr", fit_cfg(distill={**kd, "teacher": str(tmp_path / "m0")}), tcfg, synth_data, tmp_path / "m3",
             tmp_path / "c3", tmp_path / "p3")
+
+
+def test_torch_engine_device():
+    from wordrec.models.paddle_rec.train import torch_device
+
+    assert torch_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match=re.escape("expected cpu | gpu | auto, got 'tpu'")):
+        torch_device("tpu")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: only the CPU paths are tested here")
+    assert torch_device("auto") == "cpu"
+    with pytest.raises(ConfigError, match="train.device: gpu, but torch sees no CUDA device"):
+        torch_device("gpu")

@@ -69,25 +69,23 @@ class DepthwiseSeparable(nn.Layer):
         return self.pw(x)
 
 
+def backbone_blocks(scale: float, last_conv_stride) -> list[dict]:
+    """MobileNetV1Enhance's 13 depthwise-separable blocks, in order, as DepthwiseSeparable keyword arguments (all
+    but scale/act): the layout both this model and its torch twin (wordrec.models.paddle_rec.twin) build."""
+    rows = [(32, 32, 64, 32, 1), (64, 64, 128, 64, 1), (128, 128, 128, 128, 1), (128, 128, 256, 128, (2, 1)),
+            (256, 256, 256, 256, 1), (256, 256, 512, 256, (2, 1))]
+    rows = [(*r, 3, 1, False) for r in rows] + [(512, 512, 512, 512, 1, 5, 2, False)] * 5 + [
+        (512, 512, 1024, 512, (2, 1), 5, 2, True),
+        (1024, 1024, 1024, 1024, tuple(last_conv_stride), 5, 2, True)]
+    keys = ("f1", "f2", "groups", "stride", "dw_size", "padding", "use_se")
+    return [{"cin": int(c * scale), **dict(zip(keys, rest))} for c, *rest in rows]
+
+
 class MobileNetV1Enhance(nn.Layer):
     def __init__(self, in_channels=3, scale=0.5, last_conv_stride=(1, 2), last_pool_type="avg", act="hardswish"):
         super().__init__()
-        s = scale
-        ds = lambda *a, **k: DepthwiseSeparable(*a, scale=s, act=act, **k)  # noqa: E731
-        self.conv1 = ConvBN(in_channels, int(32 * s), 3, 2, 1, act=act)
-        blocks = [
-            ds(int(32 * s), 32, 64, 32, 1),
-            ds(int(64 * s), 64, 128, 64, 1),
-            ds(int(128 * s), 128, 128, 128, 1),
-            ds(int(128 * s), 128, 256, 128, (2, 1)),
-            ds(int(256 * s), 256, 256, 256, 1),
-            ds(int(256 * s), 256, 512, 256, (2, 1)),
-        ]
-        blocks += [ds(int(512 * s), 512, 512, 512, 1, dw_size=5, padding=2) for _ in range(5)]
-        blocks += [
-            ds(int(512 * s), 512, 1024, 512, (2, 1), dw_size=5, padding=2, use_se=True),
-            ds(int(1024 * s), 1024, 1024, 1024, tuple(last_conv_stride), dw_size=5, padding=2, use_se=True),
-        ]
+        self.conv1 = ConvBN(in_channels, int(32 * scale), 3, 2, 1, act=act)
+        blocks = [DepthwiseSeparable(scale=scale, act=act, **b) for b in backbone_blocks(scale, last_conv_stride)]
         self.blocks = nn.Sequential(*blocks)
         if last_pool_type == "avg":
             self.pool = nn.AvgPool2D(2, 2)
@@ -95,7 +93,7 @@ class MobileNetV1Enhance(nn.Layer):
             self.pool = nn.MaxPool2D(2, 2)
         else:
             raise ConfigError(f"svtr.arch.last_pool_type: expected avg|max, got {last_pool_type!r}")
-        self.out_channels = int(1024 * s)
+        self.out_channels = int(1024 * scale)
 
     def forward(self, x):
         return self.pool(self.blocks(self.conv1(x)))

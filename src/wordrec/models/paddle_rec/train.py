@@ -32,19 +32,27 @@ from wordrec.pipeline.metrics import score
 
 
 
-def pick_device(want: str) -> str:
-    """train.device -> the Paddle device: cpu; gpu (an error naming the key when Paddle has no CUDA device);
-    auto = gpu when there is one, else cpu."""
-    import paddle
-
+def wants_gpu(want: str, has_gpu, who: str) -> bool:
+    """train.device -> train on a GPU? cpu: no; gpu: yes (an error naming the key when `has_gpu()` is false);
+    auto: when there is one. `who` names the framework in that error."""
     if want == "cpu":
-        return "cpu"
-    gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if want == "gpu" and not gpu:
-        raise ConfigError("params train.device: gpu, but this Paddle build sees no CUDA device (use cpu or auto)")
+        return False
     if want not in ("gpu", "auto"):
         raise ConfigError(f"params train.device: expected cpu | gpu | auto, got {want!r}")
-    return "gpu" if gpu else "cpu"
+    gpu = has_gpu()
+    if want == "gpu" and not gpu:
+        raise ConfigError(f"params train.device: gpu, but {who} sees no CUDA device (use cpu or auto)")
+    return gpu
+
+
+def pick_device(want: str) -> str:
+    """train.device -> the Paddle device (wants_gpu)."""
+    import paddle
+
+    def has_gpu():
+        return paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+    return "gpu" if wants_gpu(want, has_gpu, "this Paddle build") else "cpu"
 
 
 def set_threads(n: int, device: str = "cpu") -> str:
@@ -127,7 +135,7 @@ class PaddleEngine:
     def __init__(self, model, mcfg, lr: float, total: int, warm: int):
         import paddle
 
-        self.model = model
+        self.model, self.device = model, paddle.device.get_device()
         sched = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=max(1, total - warm))
         if warm > 0:
             sched = paddle.optimizer.lr.LinearWarmup(sched, warm, 0.0, lr)
@@ -206,9 +214,7 @@ class TorchEngine(PaddleEngine):
         self.teacher = teacher.to(device) if teacher is not None else None
         d = mcfg.get("distill") or {}
         self.kd_weight, self.kd_t = float(d.get("weight", 1.0)), float(d.get("temperature", 1.0))
-        self.model = twin.RecModel(**model.config)
-        twin.to_torch(self.model, model.state_dict())
-        self.model.to(device)
+        self.model = twin.from_paddle(model).to(device)
         groups = twin.param_groups(self.model, model, float(mcfg.l2_decay))
         self.trainable = [p for g in groups for p in g["params"]]
         for g in groups:
@@ -320,8 +326,7 @@ def load_teacher(spec: str, charset: Charset, inp, charset_spec: str):
     with paddle.utils.unique_name.guard():
         pm = build(model_cfg("ppocrv3", charset_spec), charset.num_classes)
     load_params(pm, d, charset, ARCHS["svtr"])
-    tw = twin.RecModel(**pm.config)
-    twin.to_torch(tw, pm.state_dict())
+    tw = twin.from_paddle(pm)
     tw.eval()
     for p in tw.parameters():
         p.requires_grad_(False)
@@ -329,14 +334,10 @@ def load_teacher(spec: str, charset: Charset, inp, charset_spec: str):
 
 
 def torch_device(want: str) -> str:
-    """train.device for the torch engine: cpu | gpu (cuda; an error when torch sees none) | auto."""
+    """train.device -> the torch engine's device (wants_gpu)."""
     import torch
 
-    if want not in ("cpu", "gpu", "auto"):
-        raise ConfigError(f"params train.device: expected cpu | gpu | auto, got {want!r}")
-    if want == "gpu" and not torch.cuda.is_available():
-        raise ConfigError("params train.device: gpu, but torch sees no CUDA device (use cpu or auto)")
-    return "cuda" if want != "cpu" and torch.cuda.is_available() else "cpu"
+    return "cuda" if wants_gpu(want, torch.cuda.is_available, "torch") else "cpu"
 
 
 PRETRAINED_DIR = Path("models/pretrained_paddle")  # the `pretrained` stage's Paddle imports (repo-relative, as DVC)
@@ -583,7 +584,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         "train_seconds": round(train_seconds, 1),
         "images_per_second": round(float(np.median([h["images_per_second"] for h in history])), 2),
         "threads": threads, "engine": engine_name,
-        "device": engine.device if engine_name == "torch" else paddle.device.get_device(), "config_hash": chash,
+        "device": engine.device, "config_hash": chash,
         "init": str(init) if init is not None else None,
         "init_loaded": init_part,  # all | backbone (the init had another neck) | null (scratch)
         "trainable_params": int(sum(np.prod(p.shape) for p in trainable)),

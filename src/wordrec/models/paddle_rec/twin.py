@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from wordrec.errors import DataError
+from wordrec.models.paddle_rec.model import backbone_blocks
 
 ACTS = {"hardswish": nn.Hardswish, "relu": nn.ReLU}
 _STATS = {"running_mean": "_mean", "running_var": "_variance"}
@@ -65,25 +66,8 @@ class DepthwiseSeparable(nn.Module):
 class MobileNetV1Enhance(nn.Module):
     def __init__(self, in_channels=3, scale=0.5, last_conv_stride=(1, 2), last_pool_type="avg", act="hardswish"):
         super().__init__()
-        s = scale
-
-        def ds(*a, **k):
-            return DepthwiseSeparable(*a, scale=s, act=act, **k)
-
-        self.conv1 = ConvBN(in_channels, int(32 * s), 3, 2, 1, act=act)
-        blocks = [
-            ds(int(32 * s), 32, 64, 32, 1),
-            ds(int(64 * s), 64, 128, 64, 1),
-            ds(int(128 * s), 128, 128, 128, 1),
-            ds(int(128 * s), 128, 256, 128, (2, 1)),
-            ds(int(256 * s), 256, 256, 256, 1),
-            ds(int(256 * s), 256, 512, 256, (2, 1)),
-        ]
-        blocks += [ds(int(512 * s), 512, 512, 512, 1, dw_size=5, padding=2) for _ in range(5)]
-        blocks += [
-            ds(int(512 * s), 512, 1024, 512, (2, 1), dw_size=5, padding=2, use_se=True),
-            ds(int(1024 * s), 1024, 1024, 1024, tuple(last_conv_stride), dw_size=5, padding=2, use_se=True),
-        ]
+        self.conv1 = ConvBN(in_channels, int(32 * scale), 3, 2, 1, act=act)
+        blocks = [DepthwiseSeparable(scale=scale, act=act, **b) for b in backbone_blocks(scale, last_conv_stride)]
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AvgPool2d(2, 2) if last_pool_type == "avg" else nn.MaxPool2d(2, 2)
 
@@ -162,6 +146,7 @@ class SVTRNeck(nn.Module):
         self.conv3 = ConvBNSwish(hidden_dims, cin, 1)
         self.conv4 = ConvBNSwish(2 * cin, cin // 8, 3)
         self.conv1x1 = ConvBNSwish(cin // 8, dims, 1)
+        self.out_channels = dims
 
     def forward(self, x):
         z = self.conv2(self.conv1(x))
@@ -184,12 +169,19 @@ class RecModel(nn.Module):
         self.backbone = MobileNetV1Enhance(in_channels, scale, last_conv_stride, last_pool_type, act)
         cin = int(1024 * scale)
         self.neck = SVTRNeck(cin) if neck == "svtr" else None
-        self.head = CTCHead(64 if self.neck is not None else cin, num_classes, mid_channels)
+        self.head = CTCHead(self.neck.out_channels if self.neck is not None else cin, num_classes, mid_channels)
 
     def forward(self, x):
         f = self.backbone(x)
         f = self.neck(f) if self.neck is not None else f.squeeze(2).transpose(1, 2)
         return self.head(f)
+
+
+def from_paddle(paddle_model) -> RecModel:
+    """The twin of a Paddle RecModel, holding its weights and BatchNorm statistics."""
+    tw = RecModel(**paddle_model.config)
+    to_torch(tw, paddle_model.state_dict())
+    return tw
 
 
 def _linear_weights(module: nn.Module) -> set[str]:
