@@ -1,7 +1,8 @@
 """pages: whole-image OCR on rendered documents and scene-like photos, ours beside RapidOCR and Tesseract (#14).
 
 Reads params `pages`, the detector DETECT (models/detect/ppocrv4, from the pretrained stage), the recognizers
-PRETRAINED/<name> for each of `pages.models`, and their INT8 variants QUANT/<name>/openvino/model.xml and
+PRETRAINED/<name> (imported) or EXPORT/<name>/model.onnx (trained here) for each of `pages.models`, and their INT8
+variants QUANT/<name>/openvino/model.xml and
 QUANT/<name>/onnx_qdq/model.onnx (`pages.int8: auto` reads those present and reports the others "not available";
 a list of backends requires them). Renders `n_documents` documents and `n_photos` photos
 (wordrec.ocr.pages.PageRenderer with the synth fonts and word lists; deterministic per seed), reads every page with
@@ -54,14 +55,26 @@ def int8_variants(c, quant: Path, name: str) -> tuple[dict[str, Path], dict[str,
     return found, missing
 
 
+def recognizer(name: str, pretrained: Path, export: Path) -> Path:
+    """The FP32 recognizer `name` of pages.models: an imported model dir PRETRAINED/<name>, or one of ours, trained
+    and exported, EXPORT/<name>/model.onnx. Exactly one must exist (the names never overlap in params.yaml)."""
+    found = [p for p in (pretrained / name, export / name / "model.onnx") if p.exists()]
+    if len(found) != 1:
+        what = "both " + " and ".join(map(str, found)) if found else f"neither {pretrained / name} nor " \
+            f"{export / name / 'model.onnx'}"
+        raise DataError(f"params.yaml:pages.models: {name!r}: expected an imported model dir or an exported model "
+                        f"of ours, found {what}")
+    return found[0]
+
+
 def readers(c, inputs) -> tuple[dict, dict, dict, DetectorMeta]:
     """({reader name: callable rgb -> lines}, {reader name: facts}, {reader name: why not available}, the
     detector's meta)."""
     threads = int(c.threads)
-    pretrained, quant = Path(inputs["pretrained"]), Path(inputs["quant"])
+    pretrained, export, quant = Path(inputs["pretrained"]), Path(inputs["export"]), Path(inputs["quant"])
     models = {}
     for name in c.models:  # every model dir and every named INT8 file is checked before the detector loads
-        d = pretrained / name
+        d = recognizer(name, pretrained, export)
         ModelMeta.load(d)
         models[name] = (d, *int8_variants(c, quant, name))
     det_dir = Path(inputs["detect"])
@@ -180,7 +193,8 @@ def run(cfg, inputs, outputs):
 if __name__ == "__main__":
     raise SystemExit(stage_main(
         run, doc=__doc__,
-        inputs={"pretrained": "recognizer model dirs (models/pretrained)",
+        inputs={"pretrained": "imported recognizer model dirs (models/pretrained)",
+                "export": "our trained recognizers, exported (models/export/<model>/model.onnx)",
                 "detect": "detector dir (models/detect/ppocrv4)",
                 "quant": "INT8 models (models/quant/<model>/{openvino,onnx_qdq})"},
         outputs={"report": "metrics JSON (reports/pages.json)", "plots": "PNG folder (reports/pages)"}))

@@ -129,3 +129,15 @@ def test_train_last_blocks_needs_a_frozen_backbone():
     cfg = compose(["profile=smoke", "train.models.svtr.train_last_blocks=-1"])
     with pytest.raises(ConfigError, match=r"train_last_blocks: -1: expected >= 0"):
         model_section(cfg, "svtr")
+
+
+def test_lines_fraction_and_word_drop_are_checked():
+    cfg = compose(["profile=smoke", "train.models.svtr3.lines_fraction=1.0"])
+    with pytest.raises(ConfigError, match=r"lines_fraction: 1.0: expected < 1"):
+        model_section(cfg, "svtr3")
+    cfg = compose(["profile=smoke", "train.models.svtr3.lines_fraction=-0.1"])
+    with pytest.raises(ConfigError, match=r"lines_fraction: -0.1: expected a fraction"):
+        model_section(cfg, "svtr3")
+    cfg = compose(["profile=smoke", "train.models.svtr3.select_max_word_drop=2"])
+    with pytest.raises(ConfigError, match=r"select_max_word_drop: 2.0: expected a fraction"):
+        model_section(cfg, "svtr3")

@@ -324,3 +324,60 @@ def test_train_device():
     assert pick_device("auto") == "cpu"
     with pytest.raises(ConfigError, match="train.device: gpu"):
         pick_device("gpu")
+
+
+def test_batch_order_and_lines_per_batch():
+    from wordrec.models.paddle_rec.train import batch_order, lines_per_batch
+
+    # a pass is a permutation: every item once, then a new order seeded by the epoch
+    seen = np.concatenate([batch_order(s, 12, 4, seed=0)[1] for s in range(3)])
+    assert sorted(seen) == list(range(12)) and batch_order(3, 12, 4, seed=0)[0] == 1
+    # words keep the order every run before lines had (seed, epoch); lines draw from their own stream
+    np.testing.assert_array_equal(batch_order(0, 12, 4, 0)[1], np.random.default_rng([0, 0]).permutation(12)[:4])
+    assert not np.array_equal(batch_order(0, 12, 4, 0)[1], batch_order(0, 12, 4, 0, stream=1)[1])
+    assert [lines_per_batch(32, f) for f in (0.0, 0.01, 0.5, 0.99)] == [0, 1, 16, 31]
+
+
+def test_selection_keeps_words():
+    from wordrec.models.paddle_rec.train import replaces, select_score
+
+    assert select_score({"accuracy_alnum_ci": 0.9, "accuracy": 0.5}, None, "accuracy_alnum_ci") == 0.9
+    # lines rank by exact accuracy (spaces count), words by the selection metric
+    assert select_score({"accuracy_alnum_ci": 0.9}, {"accuracy": 0.5, "accuracy_alnum_ci": 0.8},
+                        "accuracy_alnum_ci") == pytest.approx(0.7)
+    init = {"val_acc": 0.65, "val_words": 0.97, "val_loss": 1.0}
+    better_lines = {"val_acc": 0.75, "val_words": 0.965, "val_loss": 1.2}
+    assert replaces(better_lines, init, 0.005, init_words=0.97, max_drop=0.01)
+    worse_words = {"val_acc": 0.80, "val_words": 0.955, "val_loss": 0.9}  # best score, but 1.5 points of words lost
+    assert not replaces(worse_words, init, 0.005, init_words=0.97, max_drop=0.01)
+    assert replaces(worse_words, init, 0.005, init_words=None, max_drop=0.01)  # no init: nothing to keep
+    assert not replaces({**init, "val_acc": 0.654}, init, 0.005, 0.97, 1.0)  # within the init's margin
+    assert replaces({**init, "val_loss": 0.9}, {**init, "step": 3}, 0.0, 0.97, 1.0)  # a tie: lower loss wins
+
+
+def test_lines_mix(synth_data, tmp_path, monkeypatch):
+    """lines_fraction: every batch holds that share of synth's lines_train, validation scores lines_val too."""
+    from wordrec.models.paddle_rec import data as data_mod
+
+    drawn = {}
+    orig = data_mod.RecDataset.__getitem__
+
+    def counting(self, k):
+        if self.bda is not None:  # the training sets
+            drawn[self.lmdb.path.name] = drawn.get(self.lmdb.path.name, 0) + 1
+        return orig(self, k)
+
+    monkeypatch.setattr(data_mod.RecDataset, "__getitem__", counting)
+    run_fit(tmp_path, synth_data, engine="torch", threads=1, lines_fraction=0.25)
+    assert drawn == {"train": 4 * 6, "lines_train": 4 * 2}  # 4 steps of 8: 2 lines each
+    train = ModelMeta.load(tmp_path / "model").section("train")
+    assert train["lines_per_batch"] == 2 and train["train_lines"] > 0
+    assert train["selected_on_lines"].endswith("lines_val")
+    curves = (tmp_path / "model" / "curves.csv").read_text().splitlines()
+    assert "val_lines_accuracy" in curves[0] and len(curves) == 3
+
+    nolines = tmp_path / "nolines"
+    shutil.copytree(synth_data, nolines, ignore=shutil.ignore_patterns("lines_*"))
+    with pytest.raises(DataError, match=r"lines_train: no LMDB there .*lines_fraction"):
+        run_fit(tmp_path / "b", nolines, engine="torch", threads=1, lines_fraction=0.25)
+    assert not (tmp_path / "b" / "model").exists()

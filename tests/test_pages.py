@@ -209,7 +209,8 @@ def test_split_at_gaps_cuts_word_spaces_only_as_needed():
 # --- the pages stage -----------------------------------------------------------------------------------------------
 
 def _inputs(tmp_path, det_dir, quant=None):
-    return {"pretrained": str(REC.parent), "detect": str(det_dir), "quant": str(quant or tmp_path / "quant")}
+    return {"pretrained": str(REC.parent), "export": str(tmp_path / "export"), "detect": str(det_dir),
+            "quant": str(quant or tmp_path / "quant")}
 
 
 def _outputs(tmp_path):
@@ -269,9 +270,30 @@ def test_pages_stage_reports_a_missing_int8_model_as_not_available(tmp_path, det
 def test_pages_stage_missing_recognizer_is_a_clear_error(tmp_path, det_dir):
     from stages import pages
 
-    with pytest.raises(DataError, match="nope: model not found"):
+    with pytest.raises(DataError, match=r"pages.models: 'nope': expected an imported model dir or an exported "
+                                        r"model of ours, found neither .*pretrained/nope nor .*export/nope/model.onnx"):
         pages.run(_cfg("pages.models=[nope]"), _inputs(tmp_path, det_dir), _outputs(tmp_path))
     assert not (tmp_path / "pages.json").exists() and not (tmp_path / "plots").exists()
+
+
+@needs_rec
+def test_pages_stage_reads_an_exported_model_of_ours(tmp_path, det_dir):
+    """A name under EXPORT (our trained model, as the export stage writes it: model.onnx + meta.json) is read like
+    an import; a name in both places is refused rather than guessed."""
+    from stages import pages
+
+    ours = tmp_path / "export" / "mine"
+    ours.mkdir(parents=True)
+    shutil.copy(REC / "model.onnx", ours / "model.onnx")
+    shutil.copy(REC / "meta.json", ours / "meta.json")
+    report = pages.run(_cfg("pages.models=[mine]", "pages.n_documents=0", "pages.n_photos=1", "pages.gallery=0"),
+                       _inputs(tmp_path, det_dir), _outputs(tmp_path))
+    mine = report["readers"]["mine"]
+    assert mine["recognizer"] == str(ours / "model.onnx") and mine["family"] == "ours" and mine["all"]["f1"] > 0
+    twin = tmp_path / "export" / REC.name
+    shutil.copytree(ours, twin)
+    with pytest.raises(DataError, match=f"'{REC.name}': .*found both"):
+        pages.run(_cfg(), _inputs(tmp_path, det_dir), _outputs(tmp_path / "b"))
 
 
 @needs_rec

@@ -12,11 +12,13 @@ from wordrec.io import atomic_file, save_figure
 
 # One row per validation. val_accuracy / val_ned: wordrec.pipeline.metrics.score on the val split (fractions).
 CURVE_FIELDS = ["step", "epoch", "lr", "train_loss", "val_accuracy", "val_ned", "images_per_second"]
+LINE_FIELDS = ["val_words_accuracy", "val_lines_accuracy", "val_lines_ned"]  # a model that also trains on lines
 
 
 def write_curves(rows: list[dict], path: Path) -> None:
     with atomic_file(path, "w") as f:
-        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore", lineterminator="\n")
+        extra = [k for k in LINE_FIELDS if rows and k in rows[0]]
+        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS + extra, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
@@ -34,6 +36,9 @@ def plot_curves(rows: list[dict], path: Path, title: str) -> None:
     a.set(xlabel="step", ylabel="CTC loss (train)", yscale="log", title=f"{title}: loss")
     b.plot(steps, [r["val_accuracy"] for r in rows], marker=".", label="accuracy")
     b.plot(steps, [r["val_ned"] for r in rows], marker=".", label="1 - NED")
+    if rows and "val_lines_accuracy" in rows[0]:  # val_accuracy is then the mean of these two
+        b.plot(steps, [r["val_words_accuracy"] for r in rows], marker=".", label="words")
+        b.plot(steps, [r["val_lines_accuracy"] for r in rows], marker=".", label="lines (exact)")
     b.set(xlabel="step", ylim=(0, 1), title=f"{title}: validation")
     b.legend()
     for ax in (a, b):

@@ -278,9 +278,18 @@ class PaddleModel:
     select_metric: str = "accuracy"  # the score() key compared at each validation: accuracy | accuracy_alnum_ci
     select_min_gain: float = 0.0  # with an init: a checkpoint replaces the untouched weights only when it beats them
     # on validation by at least this fraction (a one-image win on a few hundred images is noise)
+    lines_fraction: float = 0.0  # share of every batch drawn from DATA/lines_train (synth's multi-word lines, issue
+    # #14); > 0: each validation also scores DATA/lines_val and ranks by the mean of words and lines
+    select_max_word_drop: Optional[float] = None  # with an init: a checkpoint whose word score (select_on) is more
+    # than this fraction below the init's is never kept (null: no limit)
 
     def check(self):
         _positive(self, "batch_size", "steps", "val_every", "val_images", "lr")
+        _fraction(self, "lines_fraction")
+        if self.lines_fraction >= 1:
+            raise RangeError("lines_fraction", f"{self.lines_fraction}: expected < 1 (every batch keeps word crops)")
+        if self.select_max_word_drop is not None:
+            _fraction(self, "select_max_word_drop")
         _threads(self, "threads", none_ok=True)
         _positive(self, "warmup_steps", zero_ok=True)
         _one_of(self, "select_metric", {"accuracy", "accuracy_alnum_ci"})

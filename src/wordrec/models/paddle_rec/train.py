@@ -30,6 +30,8 @@ from wordrec.models.meta import InputSpec, ModelMeta
 from wordrec.models.training import write_curve_files
 from wordrec.pipeline.metrics import score
 
+LINE_SPLITS = ("lines_train", "lines_val")  # synth's multi-word line splits a `lines_fraction` model trains/selects on
+
 
 
 def wants_gpu(want: str, has_gpu, who: str) -> bool:
@@ -78,7 +80,8 @@ def threads_for(mcfg, tcfg) -> int:
 
 def config_hash(mcfg, tcfg, data_dir: Path) -> str:
     """What must match for a checkpoint to be resumed: model config, seed, threads and the training data."""
-    data = {s: (data_dir / s / "data.mdb").stat().st_size for s in ("train", "val")}
+    splits = ("train", "val") + (LINE_SPLITS if float(mcfg.get("lines_fraction") or 0.0) > 0 else ())
+    data = {s: (data_dir / s / "data.mdb").stat().st_size for s in splits}
     over = {k: tcfg.get(k) for k in ("lr", "batch_size", "epochs", "init", "device")}
     blob = json.dumps({"m": OmegaConf.to_container(mcfg, resolve=True), "seed": tcfg.seed,
                        "threads": threads_for(mcfg, tcfg), "data": data, "over": over}, sort_keys=True)
@@ -116,6 +119,24 @@ def evaluate(probs_fn, ds, n: int, batch_size: int) -> tuple[dict, float]:
                                        blank=0, reduction="none").sum()))
         preds += texts(probs, ds.charset)
     return score(preds, [label for _, label in ds.items[:n]]), sum(losses) / max(n, 1)
+
+
+def batch_order(step: int, n_items: int, take: int, seed: int, stream: int | None = None) -> tuple[int, np.ndarray]:
+    """(epoch, indices) of the `take` items that optimizer step `step` draws from a set of `n_items`: a fresh
+    permutation per pass, seeded by (seed[, stream], epoch), so a resumed run draws what an uninterrupted one does.
+    Words are stream None (the order every run before lines had), lines stream 1: their passes are independent."""
+    per_pass = n_items // take
+    epoch, b = divmod(step, per_pass)
+    key = [seed, epoch] if stream is None else [seed, stream, epoch]
+    return epoch, np.random.default_rng(key).permutation(n_items)[b * take:(b + 1) * take]
+
+
+def lines_per_batch(batch_size: int, fraction: float) -> int:
+    """Line images in every batch for `lines_fraction` (rounded; at least one when the fraction is > 0, and at
+    least one word is kept: word crops must keep working)."""
+    if fraction <= 0:
+        return 0
+    return min(batch_size - 1, max(1, round(batch_size * fraction)))
 
 
 def lr_factor(step: int, total: int, warm: int) -> float:
@@ -454,28 +475,55 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
     check_charset(charset)
     check_input(mcfg.input)
     steps_t = time_steps(mcfg.input.width)
-    train_ds = RecDataset(data_dir / "train", charset, mcfg.input, steps_t, mcfg.augment, int(tcfg.seed))
-    try:
-        val_path, selected_on = validation_path(mcfg, data_dir)
-        val_ds = RecDataset(val_path, charset, mcfg.input, steps_t)
-        val_ds.name = selected_on
-    except BaseException:
-        train_ds.close()
-        raise
-    import paddle
+    opened = []
+
+    def open_set(path: Path, bda=None):
+        if not (path / "data.mdb").is_file():
+            raise DataError(f"{path}: no LMDB there (train.models.{name}.lines_fraction > 0 trains on synth's "
+                            "lines splits: set synth.lines.n_train and n_val)")
+        opened.append(RecDataset(path, charset, mcfg.input, steps_t, bda, int(tcfg.seed)))
+        return opened[-1]
 
     try:
+        train_ds = open_set(data_dir / "train", mcfg.augment)
+        val_path, selected_on = validation_path(mcfg, data_dir)
+        val_ds = open_set(val_path)
+        val_ds.name = selected_on
+        lines = None
+        if float(mcfg.get("lines_fraction") or 0.0) > 0:
+            lines = (open_set(data_dir / LINE_SPLITS[0], mcfg.augment), open_set(data_dir / LINE_SPLITS[1]))
+            lines[1].name = str(data_dir / LINE_SPLITS[1])
+        import paddle
+
         # Optimizer state is keyed by generated parameter/accumulator names; a fresh name scope makes them the
         # same in every run (also several runs in one process), so a checkpoint can be resumed.
         with paddle.utils.unique_name.guard():
             return _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, charset, train_ds,
-                        val_ds)
+                        val_ds, lines)
     finally:
-        train_ds.close()
-        val_ds.close()
+        for ds in opened:
+            ds.close()
 
 
-def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, charset, train_ds, val_ds) -> dict:
+def select_score(words: dict, lines: dict | None, metric: str) -> float:
+    """What a validation is ranked by: `metric` on the selection set (words); a model that also trains on lines
+    is ranked by the mean of that and exact `accuracy` on lines_val (spaces count: `accuracy_alnum_ci` would drop
+    them, and word gaps are what line training teaches), since it must read both."""
+    return words[metric] if lines is None else (words[metric] + lines["accuracy"]) / 2
+
+
+def replaces(cand: dict, best: dict, margin: float, init_words: float | None, max_drop: float) -> bool:
+    """Whether validation result `cand` ({val_acc, val_words, val_loss}) replaces the kept `best`: a higher score
+    by `margin` (the untouched init is only displaced by select_min_gain), ties on score going to the lower loss
+    (e.g. all 0 on the CTC plateau); never when its word score is more than `max_drop` below the init's
+    (`init_words`, None without an init): line training must not cost the word crops."""
+    if init_words is not None and cand["val_words"] < init_words - max_drop:
+        return False
+    return (cand["val_acc"] - margin, -cand["val_loss"]) > (best["val_acc"], -best["val_loss"])
+
+
+def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, charset, train_ds, val_ds,
+         lines=None) -> dict:
     import paddle
     from tqdm import tqdm
 
@@ -524,31 +572,50 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
     trainable = engine.trainable
 
     metric = str(mcfg.get("select_metric") or "accuracy")  # the validation measure that picks the kept weights
+    n_lines = lines_per_batch(bs, float(mcfg.get("lines_fraction") or 0.0)) if lines is not None else 0
+    max_drop = float(mcfg.get("select_max_word_drop") if mcfg.get("select_max_word_drop") is not None else 1.0)
+    if n_lines and len(lines[0]) < n_lines:
+        raise DataError(f"{data_dir / LINE_SPLITS[0]}: {len(lines[0])} usable samples, fewer than the {n_lines} "
+                        "lines per batch")
+
+    def validate():
+        """(score, word metrics, line metrics or None, mean word CTC loss) of the current weights."""
+        m, vloss = evaluate(engine.probs, val_ds, int(mcfg.val_images), bs)
+        ml = evaluate(engine.probs, lines[1], int(mcfg.val_images), bs)[0] if lines is not None else None
+        return select_score(m, ml, metric), m, ml, vloss
+
+    def line_fields(ml) -> dict:
+        return {} if ml is None else {"val_lines_accuracy": ml["accuracy"], "val_lines_ned": ml["ned"]}
     chash = config_hash(mcfg, tcfg, data_dir)
     state = _load_ckpt(ckpt_dir, chash, engine.files)
     step, history, best = 0, [], {"val_acc": -1.0, "val_loss": math.inf, "step": 0}
+    init_words = None  # the untouched init's word score, which select_max_word_drop is measured from
     if state is not None:
         engine.load(ckpt_dir / "current")
-        step, history, best = state["step"], state["history"], state["best"]
+        step, history, best, init_words = state["step"], state["history"], state["best"], state.get("init_words")
         # said, not recorded in meta.json: a resumed run's outputs equal an uninterrupted run's byte for byte
         print(f"[{name}] resuming from {ckpt_dir / 'current'} at step {step}")
     elif init is not None:
         # The untouched init is the first candidate: fine-tuning only replaces it if it beats it on validation.
-        m, vloss = evaluate(engine.probs, val_ds, int(mcfg.val_images), bs)
-        best = {"val_acc": m[metric], "val_ned": m["ned"], "val_loss": vloss, "step": 0}
-        print(f"[{name}] init {init}: val_acc {m[metric]:.4f} val_loss {vloss:.4f} on {val_ds.name}")
-        _save_ckpt(ckpt_dir, engine, {"config_hash": chash, "step": 0, "history": history, "best": best},
-                   engine.best_state())
+        sc, m, ml, vloss = validate()
+        best = {"val_acc": sc, "val_words": m[metric], "val_ned": m["ned"], "val_loss": vloss, "step": 0,
+                **line_fields(ml)}
+        print(f"[{name}] init {init}: val_acc {m[metric]:.4f} val_loss {vloss:.4f} on {val_ds.name}"
+              + (f", lines {ml['accuracy']:.4f} on {lines[1].name}" if ml is not None else ""))
+        init_words = m[metric]
+        _save_ckpt(ckpt_dir, engine, {"config_hash": chash, "step": 0, "history": history, "best": best,
+                                      "init_words": init_words}, engine.best_state())
 
-    per_pass = len(train_ds) // bs
     t_run, seen, loss_sum, loss_n = time.perf_counter(), 0, 0.0, 0
     t_mark = t_run
     bar = tqdm(total=total, initial=step, desc=f"train {name}", unit="step", dynamic_ncols=True)
     while step < total:
-        epoch, b = divmod(step, per_pass)
-        order = np.random.default_rng([seed, epoch]).permutation(len(train_ds))[b * bs:(b + 1) * bs]
-        train_ds.epoch = epoch
-        xb, yb, lb = zip(*(train_ds[int(k)] for k in order))
+        train_ds.epoch, order = batch_order(step, len(train_ds), bs - n_lines, seed)
+        items = [train_ds[int(k)] for k in order]
+        if n_lines:
+            lines[0].epoch, order = batch_order(step, len(lines[0]), n_lines, seed, stream=1)
+            items += [lines[0][int(k)] for k in order]
+        xb, yb, lb = zip(*items)
         loss = engine.step(np.stack(xb), np.stack(yb), np.stack(lb))
         step += 1
         seen += bs
@@ -557,21 +624,22 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         bar.set_postfix(loss=f"{loss:.3f}")
         if step % int(mcfg.val_every) == 0 or step == total:
             ips = seen / (time.perf_counter() - t_mark)
-            m, vloss = evaluate(engine.probs, val_ds, int(mcfg.val_images), bs)
-            acc = m[metric]
-            history.append({"step": step, "epoch": round(step * bs / len(train_ds), 3), "lr": engine.lr(),
-                            "train_loss": loss_sum / loss_n, "val_accuracy": acc, "val_ned": m["ned"],
-                            "images_per_second": round(ips, 2)})
-            bar.write(f"step {step}: train_loss {loss_sum / loss_n:.4f} val_loss {vloss:.4f} val_acc {acc:.4f}")
+            acc, m, ml, vloss = validate()
+            history.append({"step": step, "epoch": round(step * (bs - n_lines) / len(train_ds), 3),
+                            "lr": engine.lr(), "train_loss": loss_sum / loss_n, "val_accuracy": acc,
+                            "val_ned": m["ned"], **({"val_words_accuracy": m[metric]} if ml is not None else {}),
+                            **line_fields(ml), "images_per_second": round(ips, 2)})
+            bar.write(f"step {step}: train_loss {loss_sum / loss_n:.4f} val_loss {vloss:.4f} val_acc {acc:.4f}"
+                      + (f" (words {m[metric]:.4f}, lines {ml['accuracy']:.4f})" if ml is not None else ""))
             best_state = None
-            # ties on accuracy (e.g. all 0 on the CTC plateau) go to the lower validation loss; the untouched init
-            # is only displaced by a margin (select_min_gain) that the validation set can tell from noise
+            cand = {"val_acc": acc, "val_words": m[metric], "val_ned": m["ned"], "val_loss": vloss, "step": step,
+                    **line_fields(ml)}
             margin = float(mcfg.get("select_min_gain") or 0.0) if init is not None and best["step"] == 0 else 0.0
-            if (acc - margin, -vloss) > (best["val_acc"], -best["val_loss"]):
-                best = {"val_acc": acc, "val_ned": m["ned"], "val_loss": vloss, "step": step}
+            if replaces(cand, best, margin, init_words, max_drop):
+                best = cand
                 best_state = engine.best_state()
             _save_ckpt(ckpt_dir, engine, {"config_hash": chash, "step": step, "history": history,
-                                              "best": best}, best_state)
+                                          "best": best, "init_words": init_words}, best_state)
             seen, loss_sum, loss_n, t_mark = 0, 0.0, 0, time.perf_counter()
     bar.close()
     train_seconds = time.perf_counter() - t_run
@@ -580,7 +648,12 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
     train = {
         "val_accuracy": best["val_acc"], "val_ned": best.get("val_ned"), "best_step": best["step"],
         "total_steps": total, "seq_len": steps_t, "params": int(sum(p.size for p in model.parameters())),
-        "batch_size": bs, "lr": lr, "epochs": round(total * bs / len(train_ds), 4), "train_images": len(train_ds),
+        "batch_size": bs, "lr": lr, "epochs": round(total * (bs - n_lines) / len(train_ds), 4),
+        "train_images": len(train_ds), **({"lines_per_batch": n_lines, "train_lines": len(lines[0]),
+                                           "val_words_accuracy": best.get("val_words"),
+                                           "val_lines_accuracy": best.get("val_lines_accuracy"),
+                                           "val_lines_ned": best.get("val_lines_ned"),
+                                           "selected_on_lines": lines[1].name} if n_lines else {}),
         "train_seconds": round(train_seconds, 1),
         "images_per_second": round(float(np.median([h["images_per_second"] for h in history])), 2),
         "threads": threads, "engine": engine_name,
@@ -590,6 +663,7 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         "trainable_params": int(sum(np.prod(p.shape) for p in trainable)),
         "val_loss": round(best["val_loss"], 4),
         "skipped_train": train_ds.skipped, "skipped_val": val_ds.skipped,
+        **({"skipped_train_lines": lines[0].skipped} if n_lines else {}),
         "selected_on": val_ds.name, "select_metric": metric,
     }
     sections = {"train": train}
