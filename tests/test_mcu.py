@@ -355,3 +355,34 @@ def test_int8_weights_need_test_images_and_a_known_mode(tiny, tmp_path):
         _stage("compile").run(smoke_cfg("compile.weights=int8"), {"model": tiny}, out)
     with pytest.raises(ConfigError, match="compile.weights: 'int4'"):
         _stage("compile").run(smoke_cfg("compile.weights=int4"), {"model": tiny}, out)
+
+
+def test_weights_split_over_two_regions_on_qemu(compiled, tmp_path, monkeypatch):
+    """With SRAM made too small for the tiny model's weights, sram+isram splits them: some constants in SRAM, the
+    rest in ISRAM (nm), and the device computes exactly what the one-region build computes. (`auto` chooses the
+    split only when neither region holds them whole: test_mcu_imported.test_weights_split_over_sram_and_isram.)"""
+    from wordrec.device.board import sim, toolchain
+
+    xs = np.random.default_rng(2).uniform(-1, 1, [1, *SHAPE]).astype(np.float32)
+    whole = tmp_path / "whole" / "app.elf"
+    whole.parent.mkdir()
+    assert toolchain.build_elf(compiled / "device", whole, "-O3", [], "auto", "auto")["weights_region"] == "sram"
+    sizes = toolchain.weight_sections(compiled / "device", tmp_path)
+    assert len(sizes) > 2 and sum(sizes.values()) >= json.loads((compiled / "meta.json").read_text())[
+        "compile"]["weight_bytes"]
+    cap = max(sizes.values()) + 16  # room for the largest constant only, so the rest spills
+    monkeypatch.setitem(toolchain.WEIGHT_REGIONS, "sram", ("SRAM", cap))
+    split = tmp_path / "split" / "app.elf"
+    split.parent.mkdir()
+    assert toolchain.build_elf(compiled / "device", split, "-O3", [], "auto", toolchain.SPLIT)[
+        "weights_region"] == toolchain.SPLIT
+    nm = subprocess.run(["arm-none-eabi-nm", str(split)], capture_output=True, text=True, check=True).stdout
+    where = {int(a, 16) >> 24 for a, _, n in (ln.split() for ln in nm.splitlines() if ln.count(" ") == 2)
+             if n.startswith("wordrec_const_")}
+    assert where == {0x01, 0x21}  # SRAM 0x01000000 and ISRAM 0x21000000
+    by_region = toolchain.sizes(split)["weights_bytes_by_region"]
+    assert 0 < by_region[".weights"] <= cap and by_region[".weights2"] > 0
+    runs = [sim.run(elf, xs, tmp_path / f"w{i}", runner="qemu", timeout_s=60, plugin_dir=tmp_path / "plugin")
+            for i, elf in enumerate((whole, split))]
+    assert all(r["exit_status"] == 0 for r in runs)
+    np.testing.assert_array_equal(runs[0]["outputs"], runs[1]["outputs"])

@@ -183,6 +183,25 @@ def test_memory_placement(arena, weights, choice, want):
     assert place(arena, weights, *choice) == want
 
 
+def test_weights_split_over_sram_and_isram():
+    """Weights that fit neither SRAM nor ISRAM beside the arena fill SRAM (first fit, 16-byte aligned) and put the
+    rest in ISRAM; the linker script lists the SRAM constants and leaves the rest to .weights2."""
+    from wordrec.device.board.toolchain import SPLIT, linker_script, place, split_weights
+
+    mib = 1024 * 1024
+    sizes = {f"wordrec_weights.{i}": n for i, n in enumerate([1_500_000, 700_000, 400_000, 900_000, 4])}
+    first, rest = split_weights(sizes, 2 * mib)
+    assert first == ["wordrec_weights.0", "wordrec_weights.2", "wordrec_weights.4"]  # .1 and .3 overflow SRAM
+    assert rest == 700_000 + 900_000
+    assert place(1_105_920, sizes) == ("isram", SPLIT)  # ppocrv6_small int8: 1.05 MiB arena, 3.5 MB of weights
+    assert place(1_105_920, sum(sizes.values())) == ("isram", "ddr")  # without per-constant sizes: no split
+    assert place(3_000_000, sizes) == ("isram", "ddr")  # ISRAM cannot hold the rest beside this arena
+    assert place(400_000, {"wordrec_weights.0": mib}) == ("dtcm", "sram")  # fits: no split
+    ld = linker_script("isram", SPLIT, first)
+    assert "KEEP(*(wordrec_weights.0)) KEEP(*(wordrec_weights.2)) KEEP(*(wordrec_weights.4)) } > SRAM" in ld
+    assert "KEEP(*(wordrec_weights wordrec_weights.*)) } > ISRAM" in ld and "@" not in ld.split("*/", 1)[1]
+
+
 def test_unknown_weights_region_is_a_clear_error():
     from wordrec.device.board.toolchain import place
 

@@ -32,8 +32,7 @@ def build_elf(build_dir: Path, extra_cflags: list[str] | None = None) -> Path:
     build_dir.mkdir(parents=True, exist_ok=True)
     # the project's linker script: the kernels use no arena or weights sections, so both go to their defaults
     ld = elf.with_suffix(".ld")
-    ld.write_text(toolchain.firmware_file("an547.ld").read_text()
-                  .replace("@ARENA_REGION@", "DTCM").replace("@WEIGHTS_REGION@", "SRAM"))
+    ld.write_text(toolchain.linker_script("dtcm", "sram"))
     srcs = [*int8_host.sources(), int8_host.harness_dir() / "main.c", toolchain.firmware_file("startup.c")]
     cmd = [gcc, *toolchain.ARCH_FLAGS, *flags, "-I", str(int8_host.kernels_dir()), "-I",
            str(int8_host.harness_dir()), "-T", str(ld), "-o", str(elf), *map(str, srcs), *toolchain.LINK_FLAGS]

@@ -646,7 +646,7 @@ class Mcu:
         _one_of(self, "runner", {"qemu", "fvp"})
         _positive(self, "profile_images", zero_ok=True)
         _one_of(self, "arena_region", {"auto", "dtcm", "isram", "ddr"})
-        _one_of(self, "weights_region", {"auto", "sram", "isram", "ddr"})
+        _one_of(self, "weights_region", {"auto", "sram", "isram", "sram+isram", "ddr"})
         _positive(self, "images", "timeout_s", "max_abs_diff_tol")
         _positive(self, "samples", zero_ok=True)
         for name, run in self.imported.items():

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wordrec.errors import DataError
+from wordrec.device.board.toolchain import WEIGHTS_SECTION
 from wordrec.device.compile.plan import Plan
+from wordrec.errors import DataError
 
 DTYPES = {"float32": ("kDLFloat", 32), "int64": ("kDLInt", 64), "int32": ("kDLInt", 32), "bool": ("kDLBool", 8),
           "int8": ("kDLInt", 8), "uint8": ("kDLUInt", 8)}
@@ -59,7 +60,7 @@ def _dtype(dt: str) -> tuple[str, int]:
     return DTYPES[dt]
 
 
-def emit(plan: Plan, kernels_src: str, out_dir: Path, weights_section: str = "wordrec_weights",
+def emit(plan: Plan, kernels_src: str, out_dir: Path, weights_section: str = WEIGHTS_SECTION,
          layers: dict | None = None) -> None:
     """layers: the offload's {extern name: offload.Layer}; their calls become direct wrnn_* calls and the int8
     kernel library (wrnn.c/wrnn.h) is copied beside the generated sources, so the device dir builds alone."""
@@ -81,8 +82,9 @@ def emit(plan: Plan, kernels_src: str, out_dir: Path, weights_section: str = "wo
         raw += b"\0" * (-len(raw) % 4)
         words = np.frombuffer(raw, dtype="<u4") if raw else np.zeros(1, "<u4")
         w.append(f"/* {c.dtype}{list(c.shape)} */")
+        # one section per constant: the ELF build may split the weights over two memory regions (toolchain.SPLIT)
         w.append(f'const uint32_t wordrec_const_{i}[{len(words)}] __attribute__((aligned(16), '
-                 f'section("{weights_section}"))) = {_c_array(words)};')
+                 f'section("{weights_section}.{i}"))) = {_c_array(words)};')
     (out_dir / "weights.c").write_text("\n".join(w) + "\n")
 
     xin, xout = plan.tensors[plan.input], plan.tensors[plan.output]

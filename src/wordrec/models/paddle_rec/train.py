@@ -600,8 +600,9 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         sc, m, ml, vloss = validate()
         best = {"val_acc": sc, "val_words": m[metric], "val_ned": m["ned"], "val_loss": vloss, "step": 0,
                 **line_fields(ml)}
-        print(f"[{name}] init {init}: val_acc {m[metric]:.4f} val_loss {vloss:.4f} on {val_ds.name}"
-              + (f", lines {ml['accuracy']:.4f} on {lines[1].name}" if ml is not None else ""))
+        print(f"[{name}] init {init}: val_acc {sc:.4f} val_loss {vloss:.4f}"
+              + (f" (words {m[metric]:.4f} on {val_ds.name}, lines {ml['accuracy']:.4f} on {lines[1].name})"
+                 if ml is not None else f" on {val_ds.name}"))
         init_words = m[metric]
         _save_ckpt(ckpt_dir, engine, {"config_hash": chash, "step": 0, "history": history, "best": best,
                                       "init_words": init_words}, engine.best_state())
