@@ -122,22 +122,14 @@ def test_model_sections_are_checked_by_framework():
         model_section(cfg, "nope")
 
 
-def test_train_last_blocks_needs_a_frozen_backbone():
-    cfg = compose(["profile=smoke", "train.models.svtr.freeze_backbone=false", "train.models.svtr.train_last_blocks=2"])
-    with pytest.raises(ConfigError, match=r"train_last_blocks: 2: applies with freeze_backbone"):
-        model_section(cfg, "svtr")
-    cfg = compose(["profile=smoke", "train.models.svtr.train_last_blocks=-1"])
-    with pytest.raises(ConfigError, match=r"train_last_blocks: -1: expected >= 0"):
-        model_section(cfg, "svtr")
-
-
-def test_lines_fraction_and_word_drop_are_checked():
-    cfg = compose(["profile=smoke", "train.models.svtr3.lines_fraction=1.0"])
-    with pytest.raises(ConfigError, match=r"lines_fraction: 1.0: expected < 1"):
-        model_section(cfg, "svtr3")
-    cfg = compose(["profile=smoke", "train.models.svtr3.lines_fraction=-0.1"])
-    with pytest.raises(ConfigError, match=r"lines_fraction: -0.1: expected a fraction"):
-        model_section(cfg, "svtr3")
-    cfg = compose(["profile=smoke", "train.models.svtr3.select_max_word_drop=2"])
-    with pytest.raises(ConfigError, match=r"select_max_word_drop: 2.0: expected a fraction"):
-        model_section(cfg, "svtr3")
+@pytest.mark.parametrize("model, overrides, message", [
+    ("svtr", ["freeze_backbone=false", "train_last_blocks=2"], r"train_last_blocks: 2: applies with freeze_backbone"),
+    ("svtr", ["train_last_blocks=-1"], r"train_last_blocks: -1: expected >= 0"),
+    ("svtr3", ["lines_fraction=1.0"], r"lines_fraction: 1.0: expected < 1"),
+    ("svtr3", ["lines_fraction=-0.1"], r"lines_fraction: -0.1: expected a fraction"),
+    ("svtr3", ["select_max_word_drop=2"], r"select_max_word_drop: 2.0: expected a fraction"),
+])
+def test_paddle_model_range_errors_name_the_key(model, overrides, message):
+    cfg = compose(["profile=smoke", *(f"train.models.{model}.{o}" for o in overrides)])
+    with pytest.raises(ConfigError, match=message):
+        model_section(cfg, model)

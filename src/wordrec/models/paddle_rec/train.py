@@ -33,6 +33,11 @@ from wordrec.pipeline.metrics import score
 LINE_SPLITS = ("lines_train", "lines_val")  # synth's multi-word line splits a `lines_fraction` model trains/selects on
 
 
+def lines_fraction(mcfg) -> float:
+    """train.models.<name>.lines_fraction (absent in configs written before it: 0, words only)."""
+    return float(mcfg.get("lines_fraction") or 0.0)
+
+
 
 def wants_gpu(want: str, has_gpu, who: str) -> bool:
     """train.device -> train on a GPU? cpu: no; gpu: yes (an error naming the key when `has_gpu()` is false);
@@ -80,7 +85,7 @@ def threads_for(mcfg, tcfg) -> int:
 
 def config_hash(mcfg, tcfg, data_dir: Path) -> str:
     """What must match for a checkpoint to be resumed: model config, seed, threads and the training data."""
-    splits = ("train", "val") + (LINE_SPLITS if float(mcfg.get("lines_fraction") or 0.0) > 0 else ())
+    splits = ("train", "val") + (LINE_SPLITS if lines_fraction(mcfg) > 0 else ())
     data = {s: (data_dir / s / "data.mdb").stat().st_size for s in splits}
     over = {k: tcfg.get(k) for k in ("lr", "batch_size", "epochs", "init", "device")}
     blob = json.dumps({"m": OmegaConf.to_container(mcfg, resolve=True), "seed": tcfg.seed,
@@ -478,9 +483,6 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
     opened = []
 
     def open_set(path: Path, bda=None):
-        if not (path / "data.mdb").is_file():
-            raise DataError(f"{path}: no LMDB there (train.models.{name}.lines_fraction > 0 trains on synth's "
-                            "lines splits: set synth.lines.n_train and n_val)")
         opened.append(RecDataset(path, charset, mcfg.input, steps_t, bda, int(tcfg.seed)))
         return opened[-1]
 
@@ -490,7 +492,11 @@ def fit(name: str, mcfg, tcfg, data_dir: Path, out_dir: Path, ckpt_dir: Path, pl
         val_ds = open_set(val_path)
         val_ds.name = selected_on
         lines = None
-        if float(mcfg.get("lines_fraction") or 0.0) > 0:
+        if lines_fraction(mcfg) > 0:
+            for split in LINE_SPLITS:
+                if not (data_dir / split / "data.mdb").is_file():
+                    raise DataError(f"{data_dir / split}: no LMDB there (train.models.{name}.lines_fraction > 0 "
+                                    "trains on synth's lines splits: set synth.lines.n_train and n_val)")
             lines = (open_set(data_dir / LINE_SPLITS[0], mcfg.augment), open_set(data_dir / LINE_SPLITS[1]))
             lines[1].name = str(data_dir / LINE_SPLITS[1])
         import paddle
@@ -572,20 +578,25 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
     trainable = engine.trainable
 
     metric = str(mcfg.get("select_metric") or "accuracy")  # the validation measure that picks the kept weights
-    n_lines = lines_per_batch(bs, float(mcfg.get("lines_fraction") or 0.0)) if lines is not None else 0
+    n_lines = lines_per_batch(bs, lines_fraction(mcfg)) if lines is not None else 0
     max_drop = float(mcfg.get("select_max_word_drop") if mcfg.get("select_max_word_drop") is not None else 1.0)
     if n_lines and len(lines[0]) < n_lines:
         raise DataError(f"{data_dir / LINE_SPLITS[0]}: {len(lines[0])} usable samples, fewer than the {n_lines} "
                         "lines per batch")
 
-    def validate():
-        """(score, word metrics, line metrics or None, mean word CTC loss) of the current weights."""
+    def validate(at: int) -> dict:
+        """The current weights' validation record at step `at`: {val_acc (what selection ranks), val_words,
+        val_ned, val_loss (words' mean CTC loss), step[, val_lines_accuracy, val_lines_ned]}."""
         m, vloss = evaluate(engine.probs, val_ds, int(mcfg.val_images), bs)
         ml = evaluate(engine.probs, lines[1], int(mcfg.val_images), bs)[0] if lines is not None else None
-        return select_score(m, ml, metric), m, ml, vloss
+        rec = {"val_acc": select_score(m, ml, metric), "val_words": m[metric], "val_ned": m["ned"],
+               "val_loss": vloss, "step": at}
+        return rec if ml is None else {**rec, "val_lines_accuracy": ml["accuracy"], "val_lines_ned": ml["ned"]}
 
-    def line_fields(ml) -> dict:
-        return {} if ml is None else {"val_lines_accuracy": ml["accuracy"], "val_lines_ned": ml["ned"]}
+    def parts(rec: dict) -> str:
+        """" (words W, lines L)" for a model that also reads lines, else ""."""
+        return (f" (words {rec['val_words']:.4f}, lines {rec['val_lines_accuracy']:.4f})"
+                if "val_lines_accuracy" in rec else "")
     chash = config_hash(mcfg, tcfg, data_dir)
     state = _load_ckpt(ckpt_dir, chash, engine.files)
     step, history, best = 0, [], {"val_acc": -1.0, "val_loss": math.inf, "step": 0}
@@ -597,13 +608,10 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         print(f"[{name}] resuming from {ckpt_dir / 'current'} at step {step}")
     elif init is not None:
         # The untouched init is the first candidate: fine-tuning only replaces it if it beats it on validation.
-        sc, m, ml, vloss = validate()
-        best = {"val_acc": sc, "val_words": m[metric], "val_ned": m["ned"], "val_loss": vloss, "step": 0,
-                **line_fields(ml)}
-        print(f"[{name}] init {init}: val_acc {sc:.4f} val_loss {vloss:.4f}"
-              + (f" (words {m[metric]:.4f} on {val_ds.name}, lines {ml['accuracy']:.4f} on {lines[1].name})"
-                 if ml is not None else f" on {val_ds.name}"))
-        init_words = m[metric]
+        best = validate(0)
+        print(f"[{name}] init {init}: val_acc {best['val_acc']:.4f} val_loss {best['val_loss']:.4f}{parts(best)} "
+              f"on {val_ds.name}" + (f" and {lines[1].name}" if lines is not None else ""))
+        init_words = best["val_words"]
         _save_ckpt(ckpt_dir, engine, {"config_hash": chash, "step": 0, "history": history, "best": best,
                                       "init_words": init_words}, engine.best_state())
 
@@ -625,16 +633,15 @@ def _fit(name, mcfg, tcfg, threads, data_dir, out_dir, ckpt_dir, plots_dir, char
         bar.set_postfix(loss=f"{loss:.3f}")
         if step % int(mcfg.val_every) == 0 or step == total:
             ips = seen / (time.perf_counter() - t_mark)
-            acc, m, ml, vloss = validate()
+            cand = validate(step)
+            lines_cols = ({"val_words_accuracy": cand["val_words"], "val_lines_accuracy": cand["val_lines_accuracy"],
+                           "val_lines_ned": cand["val_lines_ned"]} if lines is not None else {})
             history.append({"step": step, "epoch": round(step * (bs - n_lines) / len(train_ds), 3),
-                            "lr": engine.lr(), "train_loss": loss_sum / loss_n, "val_accuracy": acc,
-                            "val_ned": m["ned"], **({"val_words_accuracy": m[metric]} if ml is not None else {}),
-                            **line_fields(ml), "images_per_second": round(ips, 2)})
-            bar.write(f"step {step}: train_loss {loss_sum / loss_n:.4f} val_loss {vloss:.4f} val_acc {acc:.4f}"
-                      + (f" (words {m[metric]:.4f}, lines {ml['accuracy']:.4f})" if ml is not None else ""))
+                            "lr": engine.lr(), "train_loss": loss_sum / loss_n, "val_accuracy": cand["val_acc"],
+                            "val_ned": cand["val_ned"], **lines_cols, "images_per_second": round(ips, 2)})
+            bar.write(f"step {step}: train_loss {loss_sum / loss_n:.4f} val_loss {cand['val_loss']:.4f} "
+                      f"val_acc {cand['val_acc']:.4f}{parts(cand)}")
             best_state = None
-            cand = {"val_acc": acc, "val_words": m[metric], "val_ned": m["ned"], "val_loss": vloss, "step": step,
-                    **line_fields(ml)}
             margin = float(mcfg.get("select_min_gain") or 0.0) if init is not None and best["step"] == 0 else 0.0
             if replaces(cand, best, margin, init_words, max_drop):
                 best = cand
