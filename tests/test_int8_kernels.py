@@ -11,7 +11,7 @@ import pytest
 
 from wordrec.device import int8_host as H
 from wordrec.device import int8_ref as R
-from wordrec.errors import ConfigError
+from wordrec.errors import ConfigError, DataError
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 HAVE_DEVICE = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
@@ -268,30 +268,53 @@ def requant_cases(rng, n_cases, lib):
     return out
 
 
+def _gelu_table(rng):
+    """A GELU step table for a random output scale / zero point, as offload builds them from a QDQ graph."""
+    return R.gelu_table(np.float32(1.4142135), np.float32(rng.uniform(0.005, 0.2)), int(rng.integers(-128, 128)))
+
+
 def conv1x1_gelu_cases(rng, n_cases, lib):
     """wrnn_conv1x1_s8_gelu_s8 against the two calls it fuses (wrnn_conv1x1_s8_f32 -> float buffer ->
-    wrnn_gelu_erf_s8) run by the same build: odd pixel counts around the 2-pixel epilogue step and the 32-pixel chunk,
-    channel tails, no bias, and float values from well inside to beyond erf's +-4 clamp."""
+    wrnn_gelu_s8) run by the same build: odd pixel counts around the 32-pixel chunk, channel tails, no bias, and
+    float values from well inside to beyond the table's saturation."""
     out = []
     for i in range(n_cases):
         p = int(rng.choice([1, 2, 3, 31, 33, 65]))
         k, n = (int(v) for v in rng.choice(CHANNELS, 2))
         x, w = _i8(rng, p, k), _i8(rng, n, k)
-        in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+        in_zp = int(rng.integers(-128, 128))
         spread = float(rng.choice([0.5, 2.0, 8.0]))  # typical |f| of the float value before the GELU
         scale = (rng.uniform(0.5, 1.5, n) * spread / (64 * 128 * math.sqrt(k))).astype(np.float32)
         bias = None if rng.random() < 0.25 else rng.uniform(-1, 1, n).astype(np.float32)
-        args = (x, w, in_zp, scale, bias, np.float32(1) / np.float32(1.4142135),
-                np.float32(1) / np.float32(rng.uniform(0.01, 0.06)), out_zp)
+        args = (x, w, in_zp, scale, bias, _gelu_table(rng))
         rc, want = lib.run(H.conv1x1_gelu_call(*args, fused=False))
         assert rc == 0
         out.append((f"conv1x1_gelu{i} p{p} k{k} n{n} spread{spread}", H.conv1x1_gelu_call(*args), want))
     return out
 
 
+def gelu_cases(rng, n_cases, lib):
+    """wrnn_gelu_s8 against int8_ref.gelu_lookup (itself equal to the exact Q(GELU), test_gelu_table_*): random
+    floats, every threshold and its two float32 neighbours, the ends of the table, +-0, +-inf, NaN; odd lengths
+    for the 4-lane tail."""
+    out = []
+    for i in range(n_cases):
+        table = _gelu_table(rng)
+        bins = int(table[0])
+        thr = table[R.GELU_HEADER:R.GELU_HEADER + bins].view(np.float32)
+        thr = thr[thr < np.finfo(np.float32).max]
+        x = np.concatenate([rng.standard_normal(int(rng.integers(1, 300))) * rng.choice([0.5, 3.0, 30.0]), thr,
+                            np.nextafter(thr, np.float32(-np.inf)), np.nextafter(thr, np.float32(np.inf)),
+                            [0.0, -0.0, np.inf, -np.inf, np.nan, 3e38, -3e38]]).astype(np.float32)
+        x = x[: x.size - int(rng.integers(0, 4))]
+        out.append((f"gelu{i} n{x.size} bins{bins}", H.gelu_call(x, table), R.gelu_lookup(x, table)))
+    return out
+
+
 KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases, "conv": conv_cases,
            "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases,
-           "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases, "dwconv_f32": dwconv_f32_cases}
+           "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases, "gelu": gelu_cases,
+           "dwconv_f32": dwconv_f32_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself
@@ -389,6 +412,59 @@ def test_lut_table_hardswish():
 
 
 # ------------------------------------------------------------------ host scalar build == numpy
+
+GELU_PARAMS = [(1.4142135, 0.05, -100), (1.4142135, 0.011, -128), (1.4142135, 0.2, 0), (1.4142135, 0.003, 20),
+               (1.0, 0.04, 127), (2.5, 0.5, -128), (1.4142135, 0.0009, -60)]
+
+
+@pytest.mark.parametrize("c, s, zp", GELU_PARAMS)
+def test_gelu_table_is_the_exact_function(c, s, zp):
+    """The step table reads the exact Q(x * (erf(x / c) + 1)) (float64 erf) at every float32 tried: random values
+    over the whole range, each threshold and the 20 floats on either side of it, the first and last bins' edges."""
+    table = R.gelu_table(np.float32(c), np.float32(s), zp)
+    bins = int(table[0])
+    thr = table[R.GELU_HEADER:R.GELU_HEADER + bins].view(np.float32)
+    thr = thr[thr < np.finfo(np.float32).max]
+    assert thr.size >= 10  # the table holds the steps of the curve, not a constant
+    bits = thr.view(np.int32)[:, None] + np.arange(-20, 21)[None, :]
+    near = np.where(thr[:, None] >= 0, bits, thr.view(np.int32)[:, None] - np.arange(-20, 21)[None, :])
+    rng = np.random.default_rng(5)
+    x = np.concatenate([near.astype(np.int32).view(np.float32).ravel(), rng.standard_normal(20000) * 4,
+                        rng.uniform(-1000, 1000, 2000), np.float32(table[1:2].view(np.float32)) + [-1, 0, 1],
+                        [0.0, -0.0, 3e38, -3e38]]).astype(np.float32)
+    assert np.array_equal(R.gelu_lookup(x, table), R.gelu_q_exact(x, c, s, zp))
+
+
+def test_gelu_table_thresholds_matter_and_bad_tables_fail():
+    """Moving one threshold by a single float32 step changes what the table reads there (the check above can fail);
+    a bin width wider than two steps is refused by name, as are bad constants; the kernel refuses a bad header."""
+    table = R.gelu_table(np.float32(1.4142135), np.float32(0.05), -100)
+    bins = int(table[0])
+    thr = table[R.GELU_HEADER:R.GELU_HEADER + bins].view(np.float32)
+    k = int(np.flatnonzero(thr < 1e30)[len(np.flatnonzero(thr < 1e30)) // 2])
+    x = thr[k:k + 1].copy()
+    bent = table.copy()
+    bent[R.GELU_HEADER + k] = np.nextafter(thr[k], np.float32(np.inf)).view(np.int32)
+    assert R.gelu_lookup(x, bent)[0] != R.gelu_q_exact(x, 1.4142135, 0.05, -100)[0]
+    with pytest.raises(DataError, match="holds two steps"):
+        R.gelu_table(np.float32(1.4142135), np.float32(0.05), -100, width=3.0)
+    for bad in ((0.0, 0.05, 0), (1.4142135, -0.05, 0), (1.4142135, 0.05, 300), (np.inf, 0.05, 0)):
+        with pytest.raises(ConfigError, match="gelu_table"):
+            R.gelu_table(*bad)
+
+
+def test_gelu_kernel_rejects_a_bad_table(lib):
+    table = R.gelu_table(np.float32(1.4142135), np.float32(0.05), -100)
+    x = np.linspace(-3, 3, 9, dtype=np.float32)
+    assert lib.run(H.gelu_call(x, table))[0] == 0
+    for word, value in ((0, 1), (0, -5), (2, np.float32(0).view(np.int32)), (2, np.float32(-1).view(np.int32))):
+        bad = table.copy()
+        bad[word] = value
+        assert lib.run(H.gelu_call(x, bad))[0] == -3, (word, value)
+    call = H.gelu_call(x, table)
+    call.bufs[1] = None
+    assert lib.run(call)[0] == -1
+
 
 @pytest.mark.parametrize("kernel", list(KERNELS))
 def test_host_matches_reference(kernel, lib):
@@ -543,7 +619,7 @@ def test_qemu_vmladava_tail_predication(lib, build_dir, tmp_path):
 @device
 def test_qemu_fused_gelu_equals_the_two_calls_on_helium(lib, build_dir, tmp_path):
     """On the Helium path too, the fused conv1x1 + GELU kernel gives the int8 values of wrnn_conv1x1_s8_f32 followed
-    by wrnn_gelu_erf_s8 (both run on QEMU), and the output actually depends on the GELU's parameters."""
+    by wrnn_gelu_s8 (both run on QEMU), and the output actually depends on the GELU's table."""
     from wordrec.device import int8_qemu
 
     rng = np.random.default_rng(13)
@@ -551,10 +627,10 @@ def test_qemu_fused_gelu_equals_the_two_calls_on_helium(lib, build_dir, tmp_path
     for p, k, n in ((33, 17, 5), (2, 100, 16), (65, 48, 3), (1, 1, 1)):
         x, w = _i8(rng, p, k), _i8(rng, n, k)
         scale = (rng.uniform(0.5, 1.5, n) * 3 / (64 * 128 * math.sqrt(k))).astype(np.float32)
-        args = [x, w, -7, scale, rng.uniform(-1, 1, n).astype(np.float32), np.float32(0.70710677),
-                np.float32(30.0), -100]
+        args = [x, w, -7, scale, rng.uniform(-1, 1, n).astype(np.float32),
+                R.gelu_table(np.float32(1.4142135), np.float32(1 / 30), -100)]
         calls += [H.conv1x1_gelu_call(*args), H.conv1x1_gelu_call(*args, fused=False)]
-        args[6] = np.float32(31.0)
+        args[5] = R.gelu_table(np.float32(1.4142135), np.float32(1 / 31), -100)
         calls.append(H.conv1x1_gelu_call(*args))
     res = int8_qemu.run_qemu(calls, tmp_path, build_dir)["results"]
     for j in range(0, len(calls), 3):

@@ -23,7 +23,7 @@ from wordrec.errors import ConfigError, DataError
 
 OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool": 5, "lut": 6, "mul": 7,
        "add": 8, "conv_scratch": 9, "dwconv_scratch": 10, "matmul": 11, "matmul_scratch": 12,
-       "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15}
+       "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15, "gelu": 16}
 HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
 
 
@@ -212,20 +212,23 @@ def matmul_call(a, b, a_zp, b_zp, mult, shift, out_zp, act_min, act_max, lib: Ho
                 [_i8(a), _i8(b), scratch, None], (m, n))
 
 
-def f32_bits(v: float) -> int:
-    """A float32 argument as the int32 bit pattern the harness passes (wrnn_call.c's f32_arg)."""
-    return int(np.asarray(v, np.float32).view(np.int32))
+def gelu_call(x, gelu_table) -> Call:
+    """wrnn_gelu_s8: float32 x (any shape) -> int8 levels from gelu_table (int8_ref.gelu_table)."""
+    x = np.ascontiguousarray(x, np.float32)
+    return Call("gelu", [x.size], [x, np.ascontiguousarray(gelu_table, np.int32), None], x.shape)
 
 
-def conv1x1_gelu_call(x, w, in_zp, scale, bias, erf_in_mul, out_mul, out_zp, fused: bool = True) -> Call:
+def conv1x1_gelu_call(x, w, in_zp, scale, bias, gelu_table, fused: bool = True) -> Call:
     """wrnn_conv1x1_s8_gelu_s8, or with fused=False the two calls it replaces (wrnn_conv1x1_s8_f32 into a float
-    buffer, then wrnn_gelu_erf_s8): x [P][K] (or [H][W][K]), w [N][K], scale/bias float32 [N] (bias may be None)."""
+    buffer, then wrnn_gelu_s8): x [P][K] (or [H][W][K]), w [N][K], scale/bias float32 [N] (bias may be None),
+    gelu_table int32 (int8_ref.gelu_table)."""
     x = _i8(x)
     k = x.shape[-1]
     p, n = x.size // k, w.shape[0]
     bufs = [x, _i8(np.asarray(w).reshape(n, k)), np.ascontiguousarray(scale, np.float32),
-            None if bias is None else np.ascontiguousarray(bias, np.float32), np.zeros(4 * n, np.int8)]
+            None if bias is None else np.ascontiguousarray(bias, np.float32),
+            np.ascontiguousarray(gelu_table, np.int32), np.zeros(4 * n, np.int8)]
     if not fused:
         bufs.append(np.zeros(p * n, np.float32))
-    args = [p, k, n, in_zp, f32_bits(erf_in_mul), f32_bits(out_mul), out_zp]
+    args = [p, k, n, in_zp]
     return Call("conv1x1_gelu" if fused else "conv1x1_f32_then_gelu", args, bufs + [None], (*x.shape[:-1], n))

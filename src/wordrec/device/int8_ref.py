@@ -202,3 +202,141 @@ def matmul(a, b, a_zp, b_zp, mult, shift, out_zp, act_min, act_max) -> np.ndarra
     """a [M][K] x b [N][K], both with zero points, one (mult, shift) -> [M][N]."""
     acc = wrap32((np.asarray(a, np.int64) - a_zp) @ (np.asarray(b, np.int64) - b_zp).T)
     return requant(acc, mult, shift, out_zp, act_min, act_max)
+
+
+# ------------------------------------------------------------------ GELU + quantize by step table
+#
+# Q(GELU(x)) is a step function of the float input x with at most 256 levels. wrnn_gelu_s8 looks the level up
+# instead of evaluating erf: the x axis from x0 is cut into bins of equal width, narrower than the closest two
+# steps, so a bin holds at most one step; per bin the table stores the step's float32 threshold and the int8 levels
+# below and at/above it. Two float operations, a convert and three gathers per four lanes on Helium, where the erf
+# polynomial took ~54 instructions. The levels are those of the exact function (float64 erf), so the kernel is
+# correctly rounded where a float32 erf is not; host and device read the same table, so they agree bit for bit.
+# No library builds such tables for a graph's constants, hence this code.
+
+GELU_HEADER = 4  # int32 words: bins, x0 (float32 bits), 1 / bin width (float32 bits), 0
+
+
+def gelu_q_exact(x, erf_div: float, out_scale: float, out_zp: int) -> np.ndarray:
+    """The level of the QDQ graph's Q(x * (erf(x / erf_div) + 1)) in exact arithmetic (float64 erf; float32 x and
+    the graph's float32 constants taken exactly): clamp(rint(y / out_scale) + out_zp, -128, 127), ties to even."""
+    x = np.asarray(x, np.float32).astype(np.float64)
+    c, s = float(np.float32(erf_div)), float(np.float32(out_scale))
+    erf = np.frompyfunc(math.erf, 1, 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = x * (np.asarray(erf(x / c), np.float64) + 1.0) / s
+    y = np.nan_to_num(y, nan=0.0, posinf=1e9, neginf=-1e9)  # x * 0 at -inf; the clamp takes care of the rest
+    return np.clip(np.rint(y) + out_zp, -128, 127).astype(np.int64)
+
+
+def _bin_of(x, x0: np.float32, inv: np.float32, bins: int) -> np.ndarray:
+    """The kernel's bin index, operation for operation: clamp((x - x0) * inv, 0, bins - 1) in float32 (a NaN goes
+    to 0, as VMAXNM and the scalar compare do), truncated."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        v = (np.asarray(x, np.float32) - x0) * inv
+    v = np.where(v > 0, v, np.float32(0))
+    v = np.where(v < np.float32(bins - 1), v, np.float32(bins - 1))
+    return v.astype(np.int64)
+
+
+def _f32_order(x: np.ndarray) -> np.ndarray:
+    """float32 -> int64 key increasing with the value (negative floats reversed), for bisection over floats."""
+    b = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
+    return np.where(b < 0, -(b & 0x7FFFFFFF), b)
+
+
+def _f32_from_order(k: np.ndarray) -> np.ndarray:
+    k = np.asarray(k, np.int64)
+    return np.where(k < 0, (-k) | 0x80000000, k).astype(np.uint32).view(np.float32)
+
+
+def _first_true(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per element, the smallest float32 in [lo, hi] where pred holds; pred is elementwise over the whole array,
+    false then true along each interval, and true at hi."""
+    a, b = _f32_order(lo), _f32_order(hi)
+    at_lo = pred(_f32_from_order(a))
+    while True:
+        open_ = ~at_lo & (b - a > 1)  # pred(a) false, pred(b) true: the answer is in (a, b]
+        if not open_.any():
+            return _f32_from_order(np.where(at_lo, a, b))
+        m = (a + b) // 2
+        ok = pred(_f32_from_order(m))
+        b, a = np.where(open_ & ok, m, b), np.where(open_ & ~ok, m, a)
+
+
+def _gelu_argmin(c: float) -> float:
+    """Where x (erf(x / c) + 1) is smallest: u = x / c solves 1 + erf(u) + 2 u exp(-u^2) / sqrt(pi) = 0 on
+    (-3, 0) (float64 bisection)."""
+    a, b = -3.0, 0.0
+    for _ in range(80):
+        m = (a + b) / 2
+        a, b = (m, b) if 1 + math.erf(m) + 2 * m * math.exp(-m * m) / math.sqrt(math.pi) < 0 else (a, m)
+    return (a + b) / 2 * c
+
+
+def gelu_table(erf_div: float, out_scale: float, out_zp: int, width: float = 0.8) -> np.ndarray:
+    """The int32 table wrnn_gelu_s8 reads (layout in kernels/wrnn.h) for Q(x * (erf(x / erf_div) + 1)) with the
+    graph's float32 erf divisor and output scale/zero point. Bin width: `width` of the closest two steps (the slope of
+    x (erf(x / c) + 1) is below 2.49 for any c); bins from where the level leaves out_zp on the left to where it
+    saturates at 127 on the right. Raises DataError if a bin would hold two steps (the bins' float32 edges are found
+    exactly, so this is a proof, not a sample)."""
+    from wordrec.errors import DataError
+
+    c, s = float(np.float32(erf_div)), float(np.float32(out_scale))
+    if not (c > 0 and s > 0 and math.isfinite(c) and math.isfinite(s)) or not -128 <= int(out_zp) <= 127:
+        raise ConfigError(f"gelu_table: erf divisor {erf_div} and output scale {out_scale} must be finite and > 0, "
+                          f"zero point {out_zp} in [-128, 127]")
+    q = lambda x: gelu_q_exact(x, c, s, out_zp)  # noqa: E731
+    x_min = _gelu_argmin(c)  # the curve falls left of it and rises right of it
+    # slope of x (erf(x / c) + 1): at most 2 from the erf term plus sqrt(2 / (e pi)) from its derivative term
+    step = width * s / (2.0 + math.sqrt(2.0 / (math.e * math.pi)))
+    far = np.float32([-np.finfo(np.float32).max])
+    big = np.float32(np.finfo(np.float32).max)
+    # left of the first level off the zero point everything reads out_zp (|y| only shrinks leftwards)
+    off_zp = _first_true(lambda v: q(v) != out_zp, far, np.float32([x_min]))[0]
+    x0 = np.float32(min(float(off_zp), x_min) - step)
+    x_hi = _first_true(lambda v: q(v) == 127, np.float32([0.0]), np.float32([big]))[0]  # 127 from here on
+    inv = np.float32(1.0 / step)
+    bins = int(math.ceil((float(x_hi) - float(x0)) * float(inv))) + 2
+    if bins > 1 << 16:
+        raise ConfigError(f"gelu_table: output scale {out_scale} needs {bins} bins (> 65536)")
+    starts = _first_true(lambda v: _bin_of(v, x0, inv, bins) >= np.arange(1, bins),
+                         np.full(bins - 1, -big), np.full(bins - 1, big))
+    lo_x = np.concatenate([[-big], starts])
+    hi_x = np.concatenate([np.nextafter(starts, np.float32(-np.inf)), [big]])
+    q_lo, q_hi = q(lo_x), q(hi_x)
+    inside = (lo_x < x_min) & (hi_x > x_min)
+    q_mid = np.where(inside, q(np.float32(x_min)), q_lo)
+    two = inside & (q_mid != q_lo) & (q_mid != q_hi)
+    if np.any(np.abs(q_hi - q_lo) > 1) or two.any():
+        bad = int(np.flatnonzero((np.abs(q_hi - q_lo) > 1) | two)[0])
+        raise DataError(f"gelu_table: bin {bad} of {bins} holds two steps (x {lo_x[bad]}..{hi_x[bad]}); "
+                        "the bin width is too wide for this output scale")
+    after = np.where(inside & (q_mid != q_lo), q_mid, q_hi)  # the level past the bin's one step
+    has_step = after != q_lo
+    thr = np.full(bins, big)  # no step: never reached by a finite x (lo == hi then, so even +inf reads right)
+    if has_step.any():
+        k = np.flatnonzero(has_step)
+        thr[k] = _first_true(lambda v: q(v) == after[k], lo_x[k], hi_x[k])
+    hi_level = np.where(has_step, after, q_lo)
+    table = np.zeros(GELU_HEADER + bins + (2 * bins + 3) // 4, np.int32)
+    table[0] = bins
+    table[1] = np.float32(x0).view(np.int32)
+    table[2] = inv.view(np.int32)
+    table[GELU_HEADER:GELU_HEADER + bins] = thr.astype(np.float32).view(np.int32)
+    levels = np.zeros(4 * (len(table) - GELU_HEADER - bins), np.int8)
+    levels[:bins], levels[bins:2 * bins] = q_lo, hi_level
+    table[GELU_HEADER + bins:] = levels.view(np.int32)
+    return table
+
+
+def gelu_lookup(x, table) -> np.ndarray:
+    """wrnn_gelu_s8's arithmetic on float32 x: the bin, then the level at/above or below its threshold."""
+    table = np.asarray(table, np.int32)
+    bins = int(table[0])
+    x0, inv = table[1:3].view(np.float32)
+    thr = table[GELU_HEADER:GELU_HEADER + bins].view(np.float32)
+    levels = table[GELU_HEADER + bins:].view(np.int8)
+    j = _bin_of(x, x0, inv, bins)
+    x = np.asarray(x, np.float32)
+    return np.where(x >= thr[j], levels[bins + j], levels[j]).astype(np.int8)

@@ -161,13 +161,11 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
                       f"return {k + 1}; }}",
                       f"    int rc = wrnn_conv_s8_f32((const int8_t*){x}, (const int8_t*){w}, {layer.in_zp}, "
                       f"(const float*){sc}, (const float*){bs}, &g, {scratch}, (float*){out});"]
-    elif layer.op == "conv1x1_gelu":  # args: input, weights, scale, bias, output (int8), scratch
-        x, w, sc, bs, out, scratch = (f"t_{a}.data" for a in args)
-        e = layer.extra
+    elif layer.op == "conv1x1_gelu":  # args: input, weights, scale, bias, GELU table, output (int8), scratch
+        x, w, sc, bs, tab, out, scratch = (f"t_{a}.data" for a in args)
         lines = ["  {", f"    int rc = wrnn_conv1x1_s8_gelu_s8((const int8_t*){x}, {g['in_h'] * g['in_w']}, "
                  f"{g['in_c']}, (const int8_t*){w}, {g['out_c']}, {layer.in_zp}, (const float*){sc}, "
-                 f"(const float*){bs}, {float(e['erf_in_mul']).hex()}f, {float(e['out_mul']).hex()}f, "
-                 f"{layer.out_zp}, {scratch}, (int8_t*){out});"]
+                 f"(const float*){bs}, (const int32_t*){tab}, {scratch}, (int8_t*){out});"]
     elif layer.op == "dwconv_f32":  # args: input, weights, zero points, scale, bias, output, scratch (unused)
         x, w, zp, sc, bs, out, _ = (f"t_{a}.data" for a in args)
         fields = ", ".join(str(g[f]) for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
@@ -175,11 +173,10 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
         lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
                  f"    int rc = wrnn_dwconv_s8_f32((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
                  f"(const float*){sc}, (const float*){bs}, &g, (float*){out});"]
-    elif layer.op == "gelu":  # args: input (float), output, scratch (unused)
-        x, out, _ = (f"t_{a}.data" for a in args)
-        e = layer.extra
-        lines = ["  {", f"    int rc = wrnn_gelu_erf_s8((const float*){x}, {g['n']}, {float(e['erf_in_mul']).hex()}f, "
-                 f"{float(e['out_mul']).hex()}f, {layer.out_zp}, (int8_t*){out});"]
+    elif layer.op == "gelu":  # args: input (float), GELU table, output, scratch (unused)
+        x, tab, out, _ = (f"t_{a}.data" for a in args)
+        lines = ["  {", f"    int rc = wrnn_gelu_s8((const float*){x}, {g['n']}, (const int32_t*){tab}, "
+                 f"(int8_t*){out});"]
     else:
         raise DataError(f"{n}: offloaded op {layer.op!r} has no emitter")
     lines.append(f"    if (rc != WRNN_OK) {{ set_error(\"{n}: wrnn error\"); return {k + 1}; }} }}")

@@ -151,6 +151,17 @@ def _conv2d_reason(a) -> str | None:
     return None
 
 
+def _gelu_table(layer: Layer, erf_div: float, out_scale: float, out_zp: float) -> np.ndarray:
+    """The GELU + Q step table of the graph's constants (int8_ref.gelu_table); its size goes to the layer's extra
+    (layers.csv) and any failure names the layer."""
+    try:
+        table = int8_ref.gelu_table(erf_div, out_scale, int(out_zp))
+    except DataError as e:
+        raise DataError(f"{layer.onnx_name or layer.name}: {e}") from e
+    layer.extra.update(gelu_bins=int(table[0]))
+    return table
+
+
 class Offloader:
     """Holds the layer specs created while rewriting one module (emit needs them by extern name)."""
 
@@ -212,7 +223,7 @@ class Offloader:
         # (GELU, bias/scale, quantize) so that it meets the NCHW->NHWC permute of the next int8 kernel and the pair
         # cancels below: the tail then runs on contiguous NHWC data with no transposes
         func = sink_permutes(func)
-        # 2e. quantize(x * (erf(x / c) + 1)) (GELU, per-tensor output) -> wrnn_gelu_erf_s8 (no libm erf), or, where
+        # 2e. quantize(x * (erf(x / c) + 1)) (GELU, per-tensor output) -> wrnn_gelu_s8 (a step table, no erf), or, where
         # x is the output of a float-output 1x1 conv / FC used by nothing else, one wrnn_conv1x1_s8_gelu_s8 that
         # writes the int8 directly: the float tensor between them (4 bytes per element, the largest tensors of
         # ppocrv6_small's MLP blocks) leaves the arena plan
@@ -470,10 +481,9 @@ class Offloader:
                     name = self._name()
                     n = int(np.prod(shape))
                     layer = Layer(name, "gelu", dict(n=n, k_h=1, k_w=1), 0, int(zp), -128, 127, macs=0)
-                    layer.extra.update(erf_in_mul=float(np.float32(1.0) / np.float32(c)),
-                                       out_mul=float(np.float32(1.0) / np.float32(sc)))
+                    table = _gelu_table(layer, c, sc, zp)
                     self.layers[name] = layer
-                    res = relax.call_dps_packed(relax.ExternFunc(name), [x],
+                    res = relax.call_dps_packed(relax.ExternFunc(name), [x, relax.const(table)],
                                                 [relax.TensorType(shape, "int8"), relax.TensorType((4,), "int8")])
                     return relax.TupleGetItem(res, 0)
             return call
@@ -514,12 +524,11 @@ class Offloader:
         name = self._name()
         layer = Layer(name, "conv1x1_gelu", dict(old.geom), old.in_zp, int(zp), -128, 127, macs=old.macs,
                       scratch_bytes=old.scratch_bytes, onnx_name=old.onnx_name, extra=dict(old.extra))
-        layer.extra.update(erf_in_mul=float(np.float32(1.0) / np.float32(c)),
-                           out_mul=float(np.float32(1.0) / np.float32(sc)))
+        table = _gelu_table(layer, c, sc, zp)
         del self.layers[old.name]
         self.layers[name] = layer
         shape = tuple(int(v) for v in call.ty.shape)
-        res = relax.call_dps_packed(relax.ExternFunc(name), list(inputs.fields),
+        res = relax.call_dps_packed(relax.ExternFunc(name), [*inputs.fields, relax.const(table)],
                                     [relax.TensorType(shape, "int8"),
                                      relax.TensorType((max(layer.scratch_bytes, 4),), "int8")])
         return relax.TupleGetItem(res, 0)

@@ -5,15 +5,6 @@
 
 #include "wrnn.h"
 
-#include <string.h>
-
-/* a float argument travels as its int32 bit pattern (the argument list is int32 on both sides) */
-static float f32_arg(int32_t bits) {
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 static wrnn_geom geom(const int32_t *a) {
   wrnn_geom g = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]};
   return g;
@@ -61,15 +52,15 @@ int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
       return wrnn_matmul_s8s8(b[0], b[1], a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], b[2], b[3]);
     case WRNN_OP_MATMUL_SCRATCH: /* m, n -> bytes */
       return wrnn_matmul_s8s8_scratch_bytes(a[0], a[1]);
-    case WRNN_OP_CONV1X1_GELU: /* pixels, in_c, out_c, in_zp, erf_in_mul bits, out_mul bits, out_zp | in, w, scale,
-                                  bias, scratch, out */
-      return wrnn_conv1x1_s8_gelu_s8(b[0], a[0], a[1], b[1], a[2], a[3], b[2], b[3], f32_arg(a[4]), f32_arg(a[5]),
-                                     a[6], b[4], b[5]);
+    case WRNN_OP_CONV1X1_GELU: /* pixels, in_c, out_c, in_zp | in, w, scale, bias, gelu table, scratch, out */
+      return wrnn_conv1x1_s8_gelu_s8(b[0], a[0], a[1], b[1], a[2], a[3], b[2], b[3], b[4], b[5], b[6]);
     case WRNN_OP_CONV1X1_F32_THEN_GELU: { /* the same | ..., scratch, float tmp [pixels][out_c], out: the two-call
                                              sequence the fused kernel replaces, for comparison on either side */
-      const int rc = wrnn_conv1x1_s8_f32(b[0], a[0], a[1], b[1], a[2], a[3], b[2], b[3], b[4], b[5]);
-      return rc ? rc : wrnn_gelu_erf_s8(b[5], a[0] * a[2], f32_arg(a[4]), f32_arg(a[5]), a[6], b[6]);
+      const int rc = wrnn_conv1x1_s8_f32(b[0], a[0], a[1], b[1], a[2], a[3], b[2], b[3], b[5], b[6]);
+      return rc ? rc : wrnn_gelu_s8(b[6], a[0] * a[2], b[4], b[7]);
     }
+    case WRNN_OP_GELU: /* n | x (float), gelu table, out */
+      return wrnn_gelu_s8(b[0], a[0], b[1], b[2]);
     case WRNN_OP_DWCONV_F32: { /* geom[12] | in, w, in_zp (int32 per channel), scale, bias, out (float) */
       const wrnn_geom g = geom(a);
       return wrnn_dwconv_s8_f32(b[0], b[1], b[2], b[3], b[4], &g, b[5]);

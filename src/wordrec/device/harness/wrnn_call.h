@@ -20,6 +20,7 @@ enum {
   WRNN_OP_CONV1X1_GELU = 13,
   WRNN_OP_CONV1X1_F32_THEN_GELU = 14,
   WRNN_OP_DWCONV_F32 = 15,
+  WRNN_OP_GELU = 16,
 };
 #define WRNN_CALL_EOP (-100) /* unknown opcode */
 

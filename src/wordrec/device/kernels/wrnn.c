@@ -818,133 +818,72 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
   return WRNN_OK;
 }
 
-/* GELU (erf form) + quantize, float in, int8 out: the float tail between two float-output convs of a QDQ graph
- * (NNCF: Q(x * (erf(x / sqrt 2) + 1)), the 1/2 folded into the output scale). erf(u) for |u| <= 4 is a degree-18
- * polynomial in t = |u| / 2 - 1 (Chebyshev fit of erf on [0, 4], monomial coefficients rounded to float, Horner in
- * float: |error| < 3e-7 against the exact erf), sign restored, 1 beyond 4 (erf(4) = 1 - 1.5e-8). Only +, -, * and a
- * compare: no libm, so host and device agree bit for bit (with -ffp-contract=off). */
-static const float WRNN_ERF_C[19] = {
-  0x1.fd9ae20000000p-1f,
-  0x1.529ba20000000p-5f,
-  -0x1.529be20000000p-3f,
-  0x1.8b0ad40000000p-2f,
-  -0x1.1a2a060000000p-1f,
-  0x1.ace75a0000000p-2f,
-  0x1.dda4920000000p-6f,
-  -0x1.bad6980000000p-2f,
-  0x1.a2c4c00000000p-2f,
-  -0x1.abb60a0000000p-6f,
-  -0x1.1a413e0000000p-2f,
-  0x1.b7e7d40000000p-3f,
-  0x1.30f9520000000p-5f,
-  -0x1.1e27820000000p-3f,
-  0x1.4ebed40000000p-5f,
-  0x1.62dee80000000p-5f,
-  -0x1.86b1de0000000p-6f,
-  -0x1.7bec9e0000000p-8f,
-  0x1.20a1ea0000000p-8f};
+/* GELU + quantize by step table (layout in wrnn.h; built by wordrec.device.int8_ref.gelu_table). The level is
+ * looked up, not computed: bin j = trunc(clamp((x - x0) * inv, 0, bins - 1)), each operation rounded to float32
+ * (no FMA), then x >= thr[j] ? hi[j] : lo[j]. A NaN x lands in bin 0 and compares false (lo[0]) on both paths. */
+typedef struct {
+  int32_t bins;
+  float x0, inv, top;
+  const float *thr;
+  const int8_t *lo, *hi;
+} gelu_tab;
 
-#define WRNN_ERF_DEG 18
-
-static inline float erf_poly(float u) {
-  float a = u < 0.0f ? -u : u;
-  a = a < 4.0f ? a : 4.0f;
-  const float t = a * 0.5f - 1.0f;
-  float p = WRNN_ERF_C[WRNN_ERF_DEG];
-  for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) {
-    volatile float m = p * t; /* two roundings, as the vector path */
-    p = m + WRNN_ERF_C[k];
-  }
-  return u < 0.0f ? -p : p;
+static int gelu_tab_read(const int32_t *table, gelu_tab *t) {
+  if (!table) return WRNN_ENULL;
+  t->bins = table[0];
+  memcpy(&t->x0, table + 1, sizeof(float));
+  memcpy(&t->inv, table + 2, sizeof(float));
+  if (t->bins < 2 || !(t->inv > 0.0f) || !(t->x0 == t->x0)) return WRNN_EQUANT;
+  t->top = (float)(t->bins - 1);
+  t->thr = (const float *)(table + WRNN_GELU_HEADER);
+  t->lo = (const int8_t *)(table + WRNN_GELU_HEADER + t->bins);
+  t->hi = t->lo + t->bins;
+  return WRNN_OK;
 }
 
 #ifdef WRNN_MVE
-/* GELU + quantize of two float32x4 (two vectors per step: each coefficient is loaded once for both). The arithmetic
- * of gelu_q1 lane by lane; wrnn_gelu_erf_s8 and the fused GEMM epilogue both go through here, so their int8 values
- * cannot drift apart. */
-static inline __attribute__((always_inline)) void gelu_q_vec2(float32x4_t x0, float32x4_t x1, float erf_in_mul,
-                                                              float out_mul, int32_t out_zp, int32x4_t *q0,
-                                                              int32x4_t *q1) {
-  const float32x4_t u0 = vmulq_n_f32(x0, erf_in_mul), u1 = vmulq_n_f32(x1, erf_in_mul);
-  const float32x4_t t0 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u0), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
-  const float32x4_t t1 = vsubq_n_f32(vmulq_n_f32(vminnmq_f32(vabsq_f32(u1), vdupq_n_f32(4.0f)), 0.5f), 1.0f);
-  float32x4_t p0 = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]), p1 = p0;
-  for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) {
-    const float ck = WRNN_ERF_C[k];
-    p0 = vaddq_n_f32(vmulq_f32(p0, t0), ck);
-    p1 = vaddq_n_f32(vmulq_f32(p1, t1), ck);
-  }
-  const float32x4_t e0 = vpselq_f32(vnegq_f32(p0), p0, vcmpltq_n_f32(u0, 0.0f));
-  const float32x4_t e1 = vpselq_f32(vnegq_f32(p1), p1, vcmpltq_n_f32(u1, 0.0f));
-  /* [-1024, 1024]: a safe range for the int conversion */
-  const float32x4_t r0 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x0, vaddq_n_f32(e0, 1.0f)),
-                                                                          out_mul)), vdupq_n_f32(-1024.0f)),
-                                     vdupq_n_f32(1024.0f));
-  const float32x4_t r1 = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(vmulq_f32(x1, vaddq_n_f32(e1, 1.0f)),
-                                                                          out_mul)), vdupq_n_f32(-1024.0f)),
-                                     vdupq_n_f32(1024.0f));
-  *q0 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r0), out_zp), vdupq_n_s32(-128)), vdupq_n_s32(127));
-  *q1 = vminq_s32(vmaxq_s32(vaddq_n_s32(vcvtq_s32_f32(r1), out_zp), vdupq_n_s32(-128)), vdupq_n_s32(127));
-}
-
-/* One vector: the same operations as gelu_q_vec2 (the tails). */
-static inline __attribute__((always_inline)) int32x4_t gelu_q_vec(float32x4_t xv, float erf_in_mul, float out_mul,
-                                                                  int32_t out_zp) {
-  const float32x4_t u = vmulq_n_f32(xv, erf_in_mul);
-  const float32x4_t a = vminnmq_f32(vabsq_f32(u), vdupq_n_f32(4.0f));
-  const float32x4_t t = vsubq_n_f32(vmulq_n_f32(a, 0.5f), 1.0f);
-  float32x4_t p = vdupq_n_f32(WRNN_ERF_C[WRNN_ERF_DEG]);
-  for (int k = WRNN_ERF_DEG - 1; k >= 0; --k) p = vaddq_n_f32(vmulq_f32(p, t), WRNN_ERF_C[k]);
-  const float32x4_t e = vpselq_f32(vnegq_f32(p), p, vcmpltq_n_f32(u, 0.0f));
-  const float32x4_t y = vmulq_f32(xv, vaddq_n_f32(e, 1.0f));
-  const float32x4_t r = vminnmq_f32(vmaxnmq_f32(vrndnq_f32(vmulq_n_f32(y, out_mul)), vdupq_n_f32(-1024.0f)),
-                                    vdupq_n_f32(1024.0f));
-  const int32x4_t q = vaddq_n_s32(vcvtq_s32_f32(r), out_zp);
-  return vminq_s32(vmaxq_s32(q, vdupq_n_s32(-128)), vdupq_n_s32(127));
+/* Four lanes: 2 float operations, clamp, convert, three gathers, compare, select. */
+static inline __attribute__((always_inline)) int32x4_t gelu_level_vec(float32x4_t x, const gelu_tab *t) {
+  float32x4_t v = vmulq_n_f32(vsubq_n_f32(x, t->x0), t->inv);
+  v = vminnmq_f32(vmaxnmq_f32(v, vdupq_n_f32(0.0f)), vdupq_n_f32(t->top));
+  const uint32x4_t j = vreinterpretq_u32_s32(vcvtq_s32_f32(v)); /* v >= 0: truncation is the floor */
+  const float32x4_t thr = vldrwq_gather_shifted_offset_f32(t->thr, j);
+  const int32x4_t lo = vldrbq_gather_offset_s32(t->lo, j), hi = vldrbq_gather_offset_s32(t->hi, j);
+  return vpselq_s32(hi, lo, vcmpgeq_f32(x, thr));
 }
 #else
-/* GELU + quantize of one float: the normative order of operations (wrnn.h). */
-static inline int8_t gelu_q1(float x, float erf_in_mul, float out_mul, int32_t out_zp) {
-  volatile float u = x * erf_in_mul;
-  volatile float y = x * (erf_poly(u) + 1.0f);
-  volatile float v = y * out_mul;
-  float r = nearbyintf(v);
-  r = r > -1024.0f ? r : -1024.0f;
-  r = r < 1024.0f ? r : 1024.0f;
-  int32_t q = (int32_t)r + out_zp;
-  return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+static inline int8_t gelu_level(float x, const gelu_tab *t) {
+  float v = (x - t->x0) * t->inv;
+  v = v > 0.0f ? v : 0.0f; /* NaN -> 0, as VMAXNM */
+  v = v < t->top ? v : t->top;
+  const int32_t j = (int32_t)v;
+  return x >= t->thr[j] ? t->hi[j] : t->lo[j];
 }
 #endif
 
-int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul, int32_t out_zp, int8_t *out) {
+int wrnn_gelu_s8(const float *x, int32_t n, const int32_t *table, int8_t *out) {
   if (!x || !out) return WRNN_ENULL;
   if (n <= 0) return WRNN_EDIM;
-  if (!check_zp(out_zp)) return WRNN_EQUANT;
+  gelu_tab t;
+  const int rc = gelu_tab_read(table, &t);
+  if (rc) return rc;
 #ifdef WRNN_MVE
-  int32_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    int32x4_t q0, q1;
-    gelu_q_vec2(vldrwq_f32(x + i), vldrwq_f32(x + i + 4), erf_in_mul, out_mul, out_zp, &q0, &q1);
-    vstrbq_s32(out + i, q0);
-    vstrbq_s32(out + i + 4, q1);
-  }
-  for (; i < n; i += 4) {
+  for (int32_t i = 0; i < n; i += 4) {
     const mve_pred16_t pr = vctp32q(n - i);
-    vstrbq_p_s32(out + i, gelu_q_vec(vldrwq_z_f32(x + i, pr), erf_in_mul, out_mul, out_zp), pr);
+    vstrbq_p_s32(out + i, gelu_level_vec(vldrwq_z_f32(x + i, pr), &t), pr);
   }
 #else
-  for (int32_t i = 0; i < n; ++i) out[i] = gelu_q1(x[i], erf_in_mul, out_mul, out_zp);
+  for (int32_t i = 0; i < n; ++i) out[i] = gelu_level(x[i], &t);
 #endif
   return WRNN_OK;
 }
 
 /* 1x1 conv (int8 in, float epilogue) fused with GELU + quantize: gemm_s8_f32's integer core and float epilogue,
- * then the GELU of wrnn_gelu_erf_s8 on the float value while it is still in a register, so the float tensor
+ * then the table lookup of wrnn_gelu_s8 on the float value while it is still in a register, so the float tensor
  * between the two (pixels x out_c x 4 bytes) never exists. The float value is the same IEEE single as the one
  * gemm_s8_f32 would store (same three operations, same order), hence the same int8 as the two calls. */
 static void gemm_s8_gelu(const int8_t *a, int32_t m, const int8_t *w, int32_t n, int32_t k, const int32_t *folded,
-                         const float *scale, const float *bias, float erf_in_mul, float out_mul, int32_t out_zp,
-                         int8_t *out) {
+                         const float *scale, const float *bias, const gelu_tab *t, int8_t *out) {
 #ifdef WRNN_MVE
   for (int32_t o = 0; o < n; o += 4) {
     const int32_t live = n - o < 4 ? n - o : 4;
@@ -962,19 +901,9 @@ static void gemm_s8_gelu(const int8_t *a, int32_t m, const int8_t *w, int32_t n,
       dot4_chunk(a + (int64_t)p0 * k, k, np, k, w0, w1, w2, w3, sums);
       int8_t *op = out + (int64_t)p0 * n + o;
       const int32_t *sp = sums;
-      int32_t p = 0;
-      /* two pixels per step: the GELU's coefficient loads are shared by both (wrnn_gelu_erf_s8's 8-wide step) */
-      for (; p + 2 <= np; p += 2, sp += 8, op += 2 * n) {
-        const float32x4_t f0 = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp), fb)), sc), bs);
-        const float32x4_t f1 = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp + 4), fb)), sc), bs);
-        int32x4_t q0, q1;
-        gelu_q_vec2(f0, f1, erf_in_mul, out_mul, out_zp, &q0, &q1);
-        vstrbq_p_s32(op, q0, opred);
-        vstrbq_p_s32(op + n, q1, opred);
-      }
-      if (p < np) {
+      for (int32_t p = 0; p < np; ++p, sp += 4, op += n) {
         const float32x4_t f = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp), fb)), sc), bs);
-        vstrbq_p_s32(op, gelu_q_vec(f, erf_in_mul, out_mul, out_zp), opred);
+        vstrbq_p_s32(op, gelu_level_vec(f, t), opred);
       }
     }
   }
@@ -987,21 +916,24 @@ static void gemm_s8_gelu(const int8_t *a, int32_t m, const int8_t *w, int32_t n,
       for (int32_t i = 0; i < k; ++i) acc = wadd(acc, ar[i] * wr[i]);
       volatile float prod = (float)acc * scale[o]; /* gemm_s8_f32's epilogue, rounded as there */
       volatile float f = prod + (bias ? bias[o] : 0.0f);
-      out[(int64_t)p * n + o] = gelu_q1(f, erf_in_mul, out_mul, out_zp);
+      out[(int64_t)p * n + o] = gelu_level(f, t);
     }
   }
 #endif
 }
 
 int wrnn_conv1x1_s8_gelu_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c,
-                            int32_t in_zp, const float *scale, const float *bias, float erf_in_mul, float out_mul,
-                            int32_t out_zp, void *scratch, int8_t *out) {
+                            int32_t in_zp, const float *scale, const float *bias, const int32_t *gelu_table,
+                            void *scratch, int8_t *out) {
   if (!in || !w || !scale || !scratch || !out) return WRNN_ENULL;
   if (pixels <= 0 || in_c <= 0 || out_c <= 0) return WRNN_EDIM;
-  if (!check_zp(in_zp) || !check_zp(out_zp)) return WRNN_EQUANT;
+  if (!check_zp(in_zp)) return WRNN_EQUANT;
+  gelu_tab t;
+  const int rc = gelu_tab_read(gelu_table, &t);
+  if (rc) return rc;
   int32_t *folded = (int32_t *)scratch;
   for (int32_t o = 0; o < out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * in_c, in_c, in_zp);
-  gemm_s8_gelu(in, pixels, w, out_c, in_c, folded, scale, bias, erf_in_mul, out_mul, out_zp, out);
+  gemm_s8_gelu(in, pixels, w, out_c, in_c, folded, scale, bias, &t, out);
   return WRNN_OK;
 }
 

@@ -128,20 +128,27 @@ int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const flo
 int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
                        const wrnn_geom *g, float *out);
 
-/* GELU (erf form) then quantize, n floats -> int8: out = clamp(rint(y * out_mul) + out_zp, -128, 127) with
- * y = x * (erf(x * erf_in_mul) + 1), erf a polynomial (|error| < 3e-7, see wrnn.c), rint ties to even. out_mul is
- * 1 / output scale, erf_in_mul 1 / sqrt 2 as the graph writes them (float32). */
-int wrnn_gelu_erf_s8(const float *x, int32_t n, float erf_in_mul, float out_mul, int32_t out_zp, int8_t *out);
+/* GELU then quantize, n floats -> int8, by step table: the QDQ graph's Q(x * (erf(x / c) + 1)) is a step
+ * function of x with at most 256 levels, so the level is looked up instead of computed. Table (int32 words,
+ * built at compile time by wordrec.device.int8_ref.gelu_table from the graph's c, output scale and zero point):
+ *   [0] bins (>= 2)  [1] x0 (float32 bits)  [2] inv, 1 / bin width (float32 bits, > 0)  [3] 0
+ *   [4 .. 4 + bins)  thr[bins]: float32 threshold of the bin's one step (FLT_MAX: no step)
+ *   then int8 lo[bins], hi[bins] (padded to a word): the level below thr and at/above it.
+ * out = x >= thr[j] ? hi[j] : lo[j] with j = trunc(clamp((x - x0) * inv, 0, bins - 1)), each float operation
+ * rounded to float32 (x - x0, then * inv; NaN -> bin 0). The bins are narrower than the closest two steps, so a
+ * bin holds at most one; the levels are those of the exact function (float64 erf), i.e. correctly rounded.
+ * Helium: ~11 instructions per 4 values (the erf polynomial it replaces took ~54). */
+#define WRNN_GELU_HEADER 4
+int wrnn_gelu_s8(const float *x, int32_t n, const int32_t *table, int8_t *out);
 
-/* wrnn_conv1x1_s8_f32 followed by wrnn_gelu_erf_s8, in one pass: out[p][o] = gelu_q(f[p][o]) with f the float
- * value wrnn_conv1x1_s8_f32 would store ((float)acc * scale[o] + bias[o], rounded as there) and gelu_q the
- * per-element arithmetic of wrnn_gelu_erf_s8 (erf_in_mul, out_mul, out_zp as there). The int8 output equals the two
- * calls' bit for bit, without the pixels x out_c float tensor between them (NNCF's conv -> GELU -> Q MLP blocks:
- * 737 KB per block of ppocrv6_small at 48 x 320). in [pixels][in_c], w [out_c][in_c], out [pixels][out_c] int8.
- * scratch: wrnn_conv1x1_s8_f32_scratch_bytes(out_c). */
+/* wrnn_conv1x1_s8_f32 followed by wrnn_gelu_s8, in one pass: out[p][o] = level(f[p][o]) with f the float value
+ * wrnn_conv1x1_s8_f32 would store ((float)acc * scale[o] + bias[o], rounded as there) and level the lookup of
+ * wrnn_gelu_s8 in gelu_table. The int8 output equals the two calls' bit for bit, without the pixels x out_c float
+ * tensor between them (NNCF's conv -> GELU -> Q MLP blocks: 737 KB per block of ppocrv6_small at 48 x 320).
+ * in [pixels][in_c], w [out_c][in_c], out [pixels][out_c] int8. scratch: wrnn_conv1x1_s8_f32_scratch_bytes(out_c). */
 int wrnn_conv1x1_s8_gelu_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c,
-                            int32_t in_zp, const float *scale, const float *bias, float erf_in_mul, float out_mul,
-                            int32_t out_zp, void *scratch, int8_t *out);
+                            int32_t in_zp, const float *scale, const float *bias, const int32_t *gelu_table,
+                            void *scratch, int8_t *out);
 
 /* Depthwise k_h x k_w convolution, channel multiplier 1 (g->out_c == g->in_c). w HWC [k_h][k_w][c].
  * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * c), weights transposed to
