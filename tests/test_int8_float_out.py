@@ -334,3 +334,33 @@ def test_every_profile_runs_int8_kernels_only_on_what_it_imports(profile):
     names = set(section(cfg, "mcu").imported_int8)
     assert names <= set(section(cfg, "pretrained").models)
     assert (names == set()) == (profile == "smoke")
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+def test_attention_scores_run_on_the_integer_matmul(tmp_path, softmax):
+    """NNCF's attention scores, DQ(Q) @ Transpose(DQ(K), last two axes) (-> Softmax), become one
+    wrnn_matmul_s8s8_f32 over the heads: no float matmul is left, the scores equal the kernel's arithmetic bit for
+    bit ((float)sum (q - zq)(k - zk) * (sq * sk)), and after the softmax the model matches onnxruntime."""
+    import onnxruntime as ort
+
+    from wordrec.device import int8_ref as R
+
+    s, z = np.float32(0.05), -7
+    g = G()
+    q, k = g.qdq("x", s, z), g.qdq("x", s, z)  # two quantizers, as NNCF writes one per operand
+    y = g.node("MatMul", [q, g.node("Transpose", [k], perm=[0, 1, 3, 2])])
+    if softmax:
+        y = g.node("Softmax", [y], axis=-1)
+    model = g.model(y, [1, 3, 6, 5], [1, 3, 6, 6])
+    off, planned, run = _build(model, [1, 3, 6, 5], tmp_path)
+    assert [layer.op for layer in off.layers.values()] == ["matmul_f32"]
+    assert off.layers["wrnn_L0"].macs == 3 * 6 * 5 * 6
+    assert [name for name, _ in planned.calls if name not in planned.externs and "matmul" in name] == []
+    x, qi = _grid_input((1, 3, 6, 5), s, z)
+    got = run.probs(x[None])[0].reshape(3, 6, 6)
+    if softmax:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        assert np.abs(got - sess.run(None, {"x": x})[0][0]).max() < 1e-5
+    else:
+        want = R.matmul_f32(qi[0], qi[0], z, z, np.float32(s) * np.float32(s))
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))

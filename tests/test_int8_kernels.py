@@ -233,6 +233,21 @@ def matmul_cases(rng, n_cases, lib):
     return out
 
 
+def matmul_f32_cases(rng, n_cases, lib):
+    """Attention's Q.K^T with a float output: batches of heads, row counts around the 32-row chunk, K and N with
+    channel tails, zero points on both sides (ppocrv6_small's are 0), one float32 scale."""
+    out = []
+    for i in range(n_cases):
+        batch, m = int(rng.integers(1, 4)), int(rng.choice([1, 3, 33, 40]))
+        k, n = int(rng.choice([1, 15, 16, 17, 64])), int(rng.choice([1, 5, 40, 41]))
+        a, b = _i8(rng, batch, m, k), _i8(rng, batch, n, k)
+        azp, bzp = (0, 0) if i % 3 == 0 else (int(v) for v in rng.integers(-128, 128, 2))
+        scale = np.float32(rng.uniform(1e-4, 1e-2))
+        out.append((f"matmul_f32{i} {batch}x[{m}x{k} . {n}x{k}]", H.matmul_f32_call(a, b, azp, bzp, scale, lib),
+                    _f32_bytes(R.matmul_f32(a, b, azp, bzp, scale))))
+    return out
+
+
 def edge_accumulators():
     """Accumulator/multiplier/shift triples at the rounding and saturation edges."""
     acc, mult, shift = [], [], []
@@ -314,7 +329,7 @@ def gelu_cases(rng, n_cases, lib):
 KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases, "conv": conv_cases,
            "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases,
            "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases, "gelu": gelu_cases,
-           "dwconv_f32": dwconv_f32_cases}
+           "dwconv_f32": dwconv_f32_cases, "matmul_f32": matmul_f32_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself
@@ -451,6 +466,20 @@ def test_gelu_table_thresholds_matter_and_bad_tables_fail():
     for bad in ((0.0, 0.05, 0), (1.4142135, -0.05, 0), (1.4142135, 0.05, 300), (np.inf, 0.05, 0)):
         with pytest.raises(ConfigError, match="gelu_table"):
             R.gelu_table(*bad)
+
+
+def test_matmul_f32_rejects_bad_arguments(lib):
+    rng = np.random.default_rng(3)
+    a, b = _i8(rng, 2, 4, 8), _i8(rng, 2, 5, 8)
+    assert lib.run(H.matmul_f32_call(a, b, 0, 0, 0.01, lib))[0] == 0
+    assert lib.run(H.matmul_f32_call(a, b, 0, 130, 0.01, lib))[0] == -3  # zero point out of range
+    call = H.matmul_f32_call(a, b, 0, 0, 0.01, lib)
+    call.args[0] = 0  # no heads
+    assert lib.run(call)[0] == -2
+    call = H.matmul_f32_call(a, b, 0, 0, 0.01, lib)
+    call.bufs[2] = None  # no scale
+    assert lib.run(call)[0] == -1
+    assert lib.scratch_bytes("matmul_f32", [4, 5]) == 4 * (4 + 2 * 5)
 
 
 def test_gelu_kernel_rejects_a_bad_table(lib):

@@ -23,7 +23,8 @@ from wordrec.errors import ConfigError, DataError
 
 OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool": 5, "lut": 6, "mul": 7,
        "add": 8, "conv_scratch": 9, "dwconv_scratch": 10, "matmul": 11, "matmul_scratch": 12,
-       "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15, "gelu": 16}
+       "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15, "gelu": 16,
+       "matmul_f32": 17, "matmul_f32_scratch": 18}
 HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
 
 
@@ -210,6 +211,17 @@ def matmul_call(a, b, a_zp, b_zp, mult, shift, out_zp, act_min, act_max, lib: Ho
     scratch = _scratch(lib.scratch_bytes("matmul", [m, n]), "matmul")
     return Call("matmul", [m, k, n, a_zp, b_zp, mult, shift, out_zp, act_min, act_max],
                 [_i8(a), _i8(b), scratch, None], (m, n))
+
+
+def matmul_f32_call(a, b, a_zp, b_zp, scale, lib: HostLib) -> Call:
+    """wrnn_matmul_s8s8_f32: a [batch][M][K] x b [batch][N][K] (both activations, int8) -> float [batch][M][N]. The
+    output travels as bytes: out_shape (batch, M, N, 4) int8; `.view(np.float32)[..., 0]` reads it."""
+    a, b = _i8(a), _i8(b)
+    batch, m, k = a.shape
+    n = b.shape[1]
+    scratch = _scratch(lib.scratch_bytes("matmul_f32", [m, n]), "matmul_f32")
+    return Call("matmul_f32", [batch, m, k, n, a_zp, b_zp],
+                [a, b, np.asarray([scale], np.float32), scratch, None], (batch, m, n, 4))
 
 
 def gelu_call(x, gelu_table) -> Call:

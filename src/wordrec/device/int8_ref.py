@@ -204,6 +204,13 @@ def matmul(a, b, a_zp, b_zp, mult, shift, out_zp, act_min, act_max) -> np.ndarra
     return requant(acc, mult, shift, out_zp, act_min, act_max)
 
 
+
+def matmul_f32(a, b, a_zp, b_zp, scale) -> np.ndarray:
+    """a [B][M][K] x b [B][N][K] -> float32 [B][M][N]: (float32)(wrapping int32 sum of (a - a_zp)(b - b_zp)) * scale,
+    each step rounded to float32 (wrnn_matmul_s8s8_f32)."""
+    acc = np.einsum("bik,bjk->bij", np.asarray(a, np.int64) - a_zp, np.asarray(b, np.int64) - b_zp)
+    return wrap32(acc).astype(np.float32) * np.float32(scale)
+
 # ------------------------------------------------------------------ GELU + quantize by step table
 #
 # Q(GELU(x)) is a step function of the float input x with at most 256 levels. wrnn_gelu_s8 looks the level up

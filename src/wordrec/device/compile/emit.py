@@ -173,6 +173,11 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
         lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
                  f"    int rc = wrnn_dwconv_s8_f32((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
                  f"(const float*){sc}, (const float*){bs}, &g, (float*){out});"]
+    elif layer.op == "matmul_f32":  # args: a, b (int8 activations), output (float), scratch
+        a, b, out, scratch = (f"t_{v}.data" for v in args)
+        lines = ["  {", f"    int rc = wrnn_matmul_s8s8_f32((const int8_t*){a}, (const int8_t*){b}, {g['batch']}, "
+                 f"{g['m']}, {g['k']}, {g['n']}, {layer.in_zp}, {layer.extra['b_zp']}, "
+                 f"{float(np.float32(layer.extra['scale'])).hex()}f, {scratch}, (float*){out});"]
     elif layer.op == "gelu":  # args: input (float), GELU table, output, scratch (unused)
         x, tab, out, _ = (f"t_{a}.data" for a in args)
         lines = ["  {", f"    int rc = wrnn_gelu_s8((const float*){x}, {g['n']}, (const int32_t*){tab}, "

@@ -219,6 +219,13 @@ class Offloader:
         func = rewrite_call(mmb, lambda call, m: self._fc_f32(call, m, fp), func)
         del self.skipped[before:]
         func = rewrite_call(mm, lambda call, m: self._fc_f32(call, m, fp), func)
+        # 2c'. attention's Q.K^T: matmul(DQ(a), permute_dims(DQ(b)) swapping the last two axes), both activations,
+        # float output (into softmax) -> wrnn_matmul_s8s8_f32 (B's rows are K's rows: the transpose is the layout)
+        qa, qsa, qza, kb, ksb, kzb = (wildcard() for _ in range(6))
+        kt = is_op("relax.permute_dims")(is_op("relax.dequantize")(kb, ksb, kzb))
+        qk = is_op("relax.matmul")(is_op("relax.dequantize")(qa, qsa, qza), kt)
+        ap = dict(a=qa, sa=qsa, za=qza, b=kb, sb=ksb, zb=kzb, kt=kt)
+        func = rewrite_call(qk, lambda call, m: self._matmul_f32(call, m, ap), func)
         # 2d. sink the NHWC->NCHW permute_dims after each float-output kernel through the elementwise float tail
         # (GELU, bias/scale, quantize) so that it meets the NCHW->NHWC permute of the next int8 kernel and the pair
         # cancels below: the tail then runs on contiguous NHWC data with no transposes
@@ -577,6 +584,41 @@ class Offloader:
                   relax.TensorType((max(layer.scratch_bytes, 4),), "int8")]
         res = relax.call_dps_packed(relax.ExternFunc(name), [x, *consts], out_ty)
         return relax.TupleGetItem(res, 0)
+
+    def _matmul_f32(self, call, m, p):
+        """matmul(DQ(a[.., M, K]), permute_dims(DQ(b[.., N, K]), last two swapped)), both non-constant per-tensor
+        int8, float output -> wrnn_matmul_s8s8_f32 over the leading (batch) dims."""
+        from tvm import relax
+
+        a, b = m[p["a"]], m[p["b"]]
+        if _const(a) is not None or _const(b) is not None:
+            return call  # a constant operand is a weight: the FC passes' business
+        where = f"matmul -> {str(call.ty.shape)} (activation x activation)"
+        sa, za, sb, zb = (_scalar(m[p[k]]) for k in ("sa", "za", "sb", "zb"))
+        reasons = []
+        if str(a.ty.dtype) != "int8" or str(b.ty.dtype) != "int8" or str(call.ty.dtype) != "float32":
+            reasons.append("inputs are not int8 or the output not float32")
+        if None in (sa, za, sb, zb) or not (sa > 0 and sb > 0):
+            reasons.append("scales/zero points are not per-tensor constants")
+        a_s, b_s = [int(v) for v in a.ty.shape], [int(v) for v in b.ty.shape]
+        rank = len(b_s)
+        axes = _perm(m[p["kt"]])
+        if rank < 2 or axes != list(range(rank - 2)) + [rank - 1, rank - 2] or len(a_s) != rank \
+                or a_s[:-2] != b_s[:-2] or a_s[-1] != b_s[-1] \
+                or [int(v) for v in call.ty.shape] != a_s[:-1] + [b_s[-2]]:
+            reasons.append(f"shapes {a_s} x permute({b_s}, {axes}) are not batched [M, K] x [N, K]^T")
+        if self._skip(where, reasons):
+            return call
+        batch, (mm, k), n = int(np.prod(a_s[:-2])), a_s[-2:], b_s[-2]
+        name = self._name()
+        geom = dict(batch=batch, m=mm, k=k, n=n, k_h=1, k_w=1)
+        layer = Layer(name, "matmul_f32", geom, int(za), 0, -128, 127, macs=batch * mm * k * n,
+                      scratch_bytes=4 * (mm + 2 * n))
+        layer.extra.update(b_zp=int(zb), scale=float(np.float32(sa) * np.float32(sb)), kind="attention")
+        self.layers[name] = layer
+        out_ty = [relax.TensorType(tuple(int(v) for v in call.ty.shape), "float32"),
+                  relax.TensorType((layer.scratch_bytes,), "int8")]
+        return relax.TupleGetItem(relax.call_dps_packed(relax.ExternFunc(name), [a, b], out_ty), 0)
 
     @staticmethod
     def _cancel(call, inner, v):

@@ -61,6 +61,12 @@ int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
     }
     case WRNN_OP_GELU: /* n | x (float), gelu table, out */
       return wrnn_gelu_s8(b[0], a[0], b[1], b[2]);
+    case WRNN_OP_MATMUL_F32: /* batch, m, k, n, a_zp, b_zp | a, b, scale (one float), scratch, out (float) */
+      return b[2] ? wrnn_matmul_s8s8_f32(b[0], b[1], a[0], a[1], a[2], a[3], a[4], a[5], *(const float *)b[2], b[3],
+                                         b[4])
+                  : WRNN_ENULL;
+    case WRNN_OP_MATMUL_F32_SCRATCH: /* m, n -> bytes */
+      return wrnn_matmul_s8s8_f32_scratch_bytes(a[0], a[1]);
     case WRNN_OP_DWCONV_F32: { /* geom[12] | in, w, in_zp (int32 per channel), scale, bias, out (float) */
       const wrnn_geom g = geom(a);
       return wrnn_dwconv_s8_f32(b[0], b[1], b[2], b[3], b[4], &g, b[5]);

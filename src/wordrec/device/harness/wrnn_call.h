@@ -21,6 +21,8 @@ enum {
   WRNN_OP_CONV1X1_F32_THEN_GELU = 14,
   WRNN_OP_DWCONV_F32 = 15,
   WRNN_OP_GELU = 16,
+  WRNN_OP_MATMUL_F32 = 17,
+  WRNN_OP_MATMUL_F32_SCRATCH = 18,
 };
 #define WRNN_CALL_EOP (-100) /* unknown opcode */
 

@@ -412,7 +412,8 @@ int wrnn_conv_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const i
  * int->float conversion (round to nearest), one multiply and one add, each IEEE single rounded, in that order on
  * both paths (no fused multiply-add: build with -ffp-contract=off), so Helium and scalar give the same bits. */
 static void gemm_s8_f32(const int8_t *a, int32_t a_stride, int32_t m, const int8_t *w, int32_t n, int32_t k,
-                        const int32_t *folded, const float *scale, const float *bias, float *out, int32_t out_stride) {
+                        const int32_t *folded, const int32_t *row_add, const float *scale, const float *bias,
+                        float *out, int32_t out_stride) {
 #ifdef WRNN_MVE
   for (int32_t o = 0; o < n; o += 4) {
     const int32_t live = n - o < 4 ? n - o : 4;
@@ -430,9 +431,16 @@ static void gemm_s8_f32(const int8_t *a, int32_t a_stride, int32_t m, const int8
       dot4_chunk(a + (int64_t)p0 * a_stride, a_stride, np, k, w0, w1, w2, w3, sums);
       float *op = out + (int64_t)p0 * out_stride + o;
       const int32_t *sp = sums;
-      for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
-        const float32x4_t f = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp), fb)), sc), bs);
-        vstrwq_p_f32(op, f, opred);
+      if (row_add) { /* a per-pixel term too (activation x activation: -b_zp * sum of the A row) */
+        for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
+          const int32x4_t acc = vaddq_n_s32(vaddq_s32(vldrwq_s32(sp), fb), row_add[p0 + p]);
+          vstrwq_p_f32(op, vaddq_f32(vmulq_f32(vcvtq_f32_s32(acc), sc), bs), opred);
+        }
+      } else {
+        for (int32_t p = 0; p < np; ++p, sp += 4, op += out_stride) {
+          const float32x4_t f = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(vldrwq_s32(sp), fb)), sc), bs);
+          vstrwq_p_f32(op, f, opred);
+        }
       }
     }
   }
@@ -441,7 +449,7 @@ static void gemm_s8_f32(const int8_t *a, int32_t a_stride, int32_t m, const int8
     const int8_t *wr = w + (int64_t)o * k;
     for (int32_t p = 0; p < m; ++p) {
       const int8_t *ar = a + (int64_t)p * a_stride;
-      int32_t acc = folded[o];
+      int32_t acc = row_add ? wadd(folded[o], row_add[p]) : folded[o];
       for (int32_t i = 0; i < k; ++i) acc = wadd(acc, ar[i] * wr[i]);
       volatile float prod = (float)acc * scale[o]; /* two roundings, as the vector path */
       out[(int64_t)p * out_stride + o] = prod + (bias ? bias[o] : 0.0f);
@@ -459,7 +467,7 @@ int wrnn_conv1x1_s8_f32(const int8_t *in, int32_t pixels, int32_t in_c, const in
   if (!check_zp(in_zp)) return WRNN_EQUANT;
   int32_t *folded = (int32_t *)scratch;
   for (int32_t o = 0; o < out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * in_c, in_c, in_zp);
-  gemm_s8_f32(in, in_c, pixels, w, out_c, in_c, folded, scale, bias, out, out_c);
+  gemm_s8_f32(in, in_c, pixels, w, out_c, in_c, folded, NULL, scale, bias, out, out_c);
   return WRNN_OK;
 }
 
@@ -477,7 +485,30 @@ int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const flo
     const int32_t np = total - p0 < ncols ? total - p0 : ncols;
     for (int32_t j = 0; j < np; ++j)
       im2col_pixel(in, g, (p0 + j) / g->out_w, (p0 + j) % g->out_w, (int8_t)in_zp, cols + j * k);
-    gemm_s8_f32(cols, k, np, w, g->out_c, k, folded, scale, bias, out + (int64_t)p0 * g->out_c, g->out_c);
+    gemm_s8_f32(cols, k, np, w, g->out_c, k, folded, NULL, scale, bias, out + (int64_t)p0 * g->out_c, g->out_c);
+  }
+  return WRNN_OK;
+}
+
+int32_t wrnn_matmul_s8s8_f32_scratch_bytes(int32_t m, int32_t n) {
+  if (m <= 0 || n <= 0 || (int64_t)m + 2 * (int64_t)n > INT32_MAX / 4) return WRNN_EDIM;
+  return 4 * (m + 2 * n);
+}
+
+int wrnn_matmul_s8s8_f32(const int8_t *a, const int8_t *b, int32_t batch, int32_t m, int32_t k, int32_t n,
+                         int32_t a_zp, int32_t b_zp, float scale, void *scratch, float *out) {
+  if (!a || !b || !scratch || !out) return WRNN_ENULL;
+  if (batch <= 0 || m <= 0 || k <= 0 || n <= 0 || wrnn_matmul_s8s8_f32_scratch_bytes(m, n) < 0) return WRNN_EDIM;
+  if (!check_zp(a_zp) || !check_zp(b_zp)) return WRNN_EQUANT;
+  /* the zero points as in wrnn_matmul_s8s8: a column term (with the constant) and a row term, both wrapping */
+  int32_t *folded = (int32_t *)scratch, *row_add = folded + n;
+  float *scales = (float *)(row_add + m);
+  const int32_t konst = wmul(wmul(k, a_zp), b_zp);
+  for (int32_t j = 0; j < n; ++j) scales[j] = scale;
+  for (int32_t h = 0; h < batch; ++h, a += (int64_t)m * k, b += (int64_t)n * k, out += (int64_t)m * n) {
+    for (int32_t j = 0; j < n; ++j) folded[j] = wadd(konst, wmul(-a_zp, row_sum(b + (int64_t)j * k, k)));
+    for (int32_t i = 0; i < m; ++i) row_add[i] = wmul(-b_zp, row_sum(a + (int64_t)i * k, k));
+    gemm_s8_f32(a, k, m, b, n, k, folded, row_add, scales, NULL, out, n);
   }
   return WRNN_OK;
 }

@@ -193,6 +193,15 @@ int wrnn_matmul_s8s8(const int8_t *a, const int8_t *b, int32_t m, int32_t k, int
                      int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max, void *scratch,
                      int8_t *out);
 
+/* Activation x activation with a float output (attention's Q.K^T in a QDQ graph: DQ(Q) @ DQ(K)^T -> softmax):
+ * per batch h, out[h][i][j] = (float)(sum_k (a[h][i][k] - a_zp) * (b[h][j][k] - b_zp)) * scale, the int32 sum
+ * wrapping, then one conversion and one multiply, each rounded to float32 (scale = a_scale * b_scale, rounded once
+ * by the compiler). a [batch][M][K], b [batch][N][K], out [batch][M][N] float. The integer core of the GEMM.
+ * scratch: wrnn_matmul_s8s8_f32_scratch_bytes(m, n) = 4 * (M + 2N) bytes, 4-byte aligned. */
+int32_t wrnn_matmul_s8s8_f32_scratch_bytes(int32_t m, int32_t n);
+int wrnn_matmul_s8s8_f32(const int8_t *a, const int8_t *b, int32_t batch, int32_t m, int32_t k, int32_t n,
+                         int32_t a_zp, int32_t b_zp, float scale, void *scratch, float *out);
+
 #ifdef __cplusplus
 }
 #endif
