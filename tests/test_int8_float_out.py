@@ -54,8 +54,8 @@ class G:
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _build(model, shape, tmp, fuse_gelu=True):
-    off = offload.Offloader(fuse_gelu=fuse_gelu)
+def _build(model, shape, tmp, fuse_gelu=True, quantize=True):
+    off = offload.Offloader(fuse_gelu=fuse_gelu, quantize=quantize)
     mod = frontend.import_relax(model, shape, "tiny", offloader=off)
     lowered = plan.lower_memory(mod)
     planned = plan.extract(lowered, externs=set(off.layers))
@@ -312,7 +312,8 @@ def test_device_equals_host_on_float_output_chain(tmp_path):
 
     off, _, run = _build(_chain_model(), [1, 3, 8, 10], tmp_path)
     assert sorted(layer.op for layer in off.layers.values()) == \
-        ["conv", "conv1x1_f32", "conv1x1_f32", "conv1x1_gelu", "conv_f32", "dwconv_f32", "dwconv_f32", "gelu"]
+        ["conv", "conv1x1_f32", "conv1x1_f32", "conv1x1_gelu", "conv_f32", "dwconv_f32", "dwconv_f32", "gelu",
+         "quantize_f32", "quantize_f32", "quantize_f32"]  # the quantizes of three kernels' float outputs
     xs = RNG.uniform(-3, 3, (3, 1, 3, 8, 10)).astype(np.float32)
     host = run.probs(xs[:, 0])
     elf = tmp_path / "elf" / "app.elf"
@@ -364,3 +365,37 @@ def test_attention_scores_run_on_the_integer_matmul(tmp_path, softmax):
     else:
         want = R.matmul_f32(qi[0], qi[0], z, z, np.float32(s) * np.float32(s))
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_quantize_kernel_equals_the_tvm_loops(tmp_path):
+    """A residual block as NNCF leaves it in ppocrv6_small (two float-output 1x1 convs summed, the sum quantized per
+    channel for a depthwise conv whose float output goes through a ReLU and a per-tensor quantize to the next 1x1): the
+    quantizes of the sum and of the ReLU'd kernel output become wrnn_quantize_f32 (no new float tensor: the arena does not grow; the
+    model input's stays fused with its transpose), and the output is bit for bit the build that leaves them to TVM."""
+    s, z = np.float32(0.04), -3
+    g = G()
+
+    def f32_conv(x, co, ci):
+        return g.node("Conv", [x, g.wdq(_w(co, ci, 1, 1), RNG.uniform(0.002, 0.01, co).astype(np.float32)),
+                               g.const(RNG.uniform(-1, 1, co).astype(np.float32))], kernel_shape=[1, 1])
+
+    c0 = f32_conv(g.qdq("x", s, z), 8, 8)
+    c1 = f32_conv(g.qdq(c0, np.float32(0.03), 5), 8, 8)
+    res = g.node("Add", [c1, c0])
+    qs, qz = RNG.uniform(0.01, 0.05, 8).astype(np.float32), RNG.integers(-20, 20, 8).astype(np.int8)
+    d = g.node("Conv", [g.qdq(res, qs, qz), g.wdq(_w(8, 1, 3, 3), RNG.uniform(0.005, 0.02, 8).astype(np.float32)),
+                        g.const(RNG.uniform(-1, 1, 8).astype(np.float32))], kernel_shape=[3, 3], group=8,
+               pads=[1, 1, 1, 1])
+    y = f32_conv(g.qdq(g.node("Relu", [d]), np.float32(0.05), -9), 5, 8)
+    model = g.model(y, [1, 8, 6, 10], [1, 5, 6, 10])
+    off, planned, run = _build(model, [1, 8, 6, 10], tmp_path / "kernel")
+    ref_off, ref_planned, ref_run = _build(model, [1, 8, 6, 10], tmp_path / "tvm", quantize=False)
+    quant = [layer for layer in off.layers.values() if layer.op == "quantize_f32"]
+    assert sorted((layer.extra["inputs"], layer.extra["relu"]) for layer in quant) == [(1, True), (2, False)]
+    assert sorted(layer.op for layer in ref_off.layers.values()) == ["conv1x1"] + ["conv1x1_f32"] * 3 + ["dwconv_f32"]
+    assert [n for n, _ in planned.calls if n not in planned.externs and "quantize" in n] == ["fused_quantize_transpose"]
+    assert planned.arena_bytes <= ref_planned.arena_bytes
+    x = np.concatenate([_grid_input((1, 8, 6, 10), s, z)[0] for _ in range(3)]) + RNG.normal(0, 0.01, (3, 8, 6, 10))
+    x = x.astype(np.float32)[:, None]
+    got, ref = run.probs(x), ref_run.probs(x)
+    assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))

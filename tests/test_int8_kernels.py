@@ -248,6 +248,29 @@ def matmul_f32_cases(rng, n_cases, lib):
     return out
 
 
+def quantize_f32_cases(rng, n_cases, lib):
+    """Per-channel quantize of a float tensor or of a residual sum: channel tails, levels across the whole int8
+    range and beyond it (saturation), values on exact .5 ties of the quotient, +-0, +-inf, NaN, huge values. The
+    reference divides (numpy float32): the kernel's divide-free quotient must give the same int8 everywhere."""
+    out = []
+    for i in range(n_cases):
+        p, c = int(rng.choice([1, 2, 7, 40])), int(rng.choice(CHANNELS + [4, 96]))
+        scale = rng.uniform(1e-3, 0.5, c).astype(np.float32)
+        zp = rng.integers(-128, 128, c).astype(np.float32)
+        levels = rng.uniform(-300, 300, (p, c)).astype(np.float32)
+        a = (levels * scale).astype(np.float32)
+        ties = ((np.floor(levels) + np.float32(0.5)) * scale).astype(np.float32)  # x / s on (or next to) a .5 tie
+        a = np.where(rng.random((p, c)) < 0.3, ties, a).astype(np.float32)
+        special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 3e38, -3e38, 1e-40], np.float32)
+        a.ravel()[: min(a.size, special.size)] = special[: min(a.size, special.size)]
+        b = None if i % 2 else rng.uniform(-20, 20, (p, c)).astype(np.float32)
+        relu = b is None and i % 4 == 1
+        kind = "sum" if b is not None else "relu" if relu else "plain"
+        out.append((f"quantize_f32{i} {p}x{c} {kind}", H.quantize_f32_call(a, b, scale, zp, relu),
+                    R.quantize_f32(a, b, scale, zp, relu)))
+    return out
+
+
 def edge_accumulators():
     """Accumulator/multiplier/shift triples at the rounding and saturation edges."""
     acc, mult, shift = [], [], []
@@ -329,7 +352,8 @@ def gelu_cases(rng, n_cases, lib):
 KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases, "conv": conv_cases,
            "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases,
            "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases, "gelu": gelu_cases,
-           "dwconv_f32": dwconv_f32_cases, "matmul_f32": matmul_f32_cases}
+           "dwconv_f32": dwconv_f32_cases, "matmul_f32": matmul_f32_cases,
+           "quantize_f32": quantize_f32_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself
@@ -480,6 +504,37 @@ def test_matmul_f32_rejects_bad_arguments(lib):
     call.bufs[2] = None  # no scale
     assert lib.run(call)[0] == -1
     assert lib.scratch_bytes("matmul_f32", [4, 5]) == 4 * (4 + 2 * 5)
+
+
+def test_quantize_f32_without_a_divide_equals_division(lib):
+    """wrnn_quantize_f32 computes x / s with two fused multiply-adds: on a million random (x, s) whose quotient lies
+    where the int8 rounding is decided, its levels equal those of a true division; and the comparison can fail
+    (the plain x * (1 / s) it corrects differs at ties)."""
+    rng = np.random.default_rng(11)
+    c = 1000
+    s = (rng.uniform(1, 2, c) * np.float32(2.0) ** rng.integers(-12, 2, c)).astype(np.float32)
+    zp = np.zeros(c, np.float32)
+    q = rng.integers(-150, 150, (1000, c)) + np.where(rng.random((1000, c)) < 0.5, 0.5, rng.random((1000, c)))
+    x = (q * s).astype(np.float32)
+    rc, got = lib.run(H.quantize_f32_call(x, None, s, zp))
+    assert rc == 0 and np.array_equal(got, R.quantize_f32(x, None, s, zp))
+    naive = np.clip(np.rint(x * (np.float32(1) / s)), -128, 127).astype(np.int8)
+    assert not np.array_equal(naive, got)
+
+
+def test_quantize_f32_rejects_bad_arguments(lib):
+    a = np.ones((2, 3), np.float32)
+    assert lib.run(H.quantize_f32_call(a, None, [0.1] * 3, [0] * 3))[0] == 0
+    for scale, zp in (([0.1, 0.0, 0.1], [0] * 3), ([0.1] * 3, [0, 128, 0]), ([0.1] * 3, [0, 0.5, 0]),
+                      ([0.1, np.nan, 0.1], [0] * 3)):
+        assert lib.run(H.quantize_f32_call(a, None, scale, zp))[0] == -3, (scale, zp)
+    call = H.quantize_f32_call(a, None, [0.1] * 3, [0] * 3)
+    call.bufs[0] = None
+    assert lib.run(call)[0] == -1
+    call = H.quantize_f32_call(a, None, [0.1] * 3, [0] * 3)
+    call.args[1] = 0
+    assert lib.run(call)[0] == -2
+    assert lib.run(H.quantize_f32_call(a, a, [0.1] * 3, [0] * 3, relu=True))[0] == -2  # relu of a sum: not a case
 
 
 def test_gelu_kernel_rejects_a_bad_table(lib):

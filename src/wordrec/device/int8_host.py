@@ -24,7 +24,7 @@ from wordrec.errors import ConfigError, DataError
 OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool": 5, "lut": 6, "mul": 7,
        "add": 8, "conv_scratch": 9, "dwconv_scratch": 10, "matmul": 11, "matmul_scratch": 12,
        "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15, "gelu": 16,
-       "matmul_f32": 17, "matmul_f32_scratch": 18}
+       "matmul_f32": 17, "matmul_f32_scratch": 18, "quantize_f32": 19}
 HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
 
 
@@ -60,7 +60,8 @@ def build_host(build_dir: Path, extra_cflags: list[str] | None = None) -> Path:
         return so
     build_dir.mkdir(parents=True, exist_ok=True)
     tmp = so.with_name(f".{so.name}.{os.getpid()}.tmp")
-    cmd = [cc, *flags, "-I", str(kernels_dir()), "-I", str(harness_dir()), "-o", str(tmp), *map(str, sources())]
+    cmd = [cc, *flags, "-I", str(kernels_dir()), "-I", str(harness_dir()), "-o", str(tmp), *map(str, sources()),
+           "-lm"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise DataError(f"building {so.name} from {kernels_dir()} failed:\n{res.stderr[-2000:]}")
@@ -222,6 +223,19 @@ def matmul_f32_call(a, b, a_zp, b_zp, scale, lib: HostLib) -> Call:
     scratch = _scratch(lib.scratch_bytes("matmul_f32", [m, n]), "matmul_f32")
     return Call("matmul_f32", [batch, m, k, n, a_zp, b_zp],
                 [a, b, np.asarray([scale], np.float32), scratch, None], (batch, m, n, 4))
+
+
+def quantize_f32_call(a, b, scale, zp, relu: bool = False) -> Call:
+    """wrnn_quantize_f32: float32 a (+ b, or b None; or relu(a)) [..., C] -> int8, per channel (last axis)
+    scale/zp [C]."""
+    a = np.ascontiguousarray(a, np.float32)
+    c = a.shape[-1]
+    scale = np.ascontiguousarray(np.broadcast_to(np.asarray(scale, np.float32), (c,)))
+    with np.errstate(divide="ignore"):  # a zero scale is for the kernel to refuse
+        recip = np.float32(1) / scale
+    return Call("quantize_f32", [a.size // c, c, int(relu)],
+                [a, None if b is None else np.ascontiguousarray(b, np.float32), scale, recip,
+                 np.ascontiguousarray(np.broadcast_to(np.asarray(zp, np.float32), (c,))), None], a.shape)
 
 
 def gelu_call(x, gelu_table) -> Call:

@@ -211,6 +211,18 @@ def matmul_f32(a, b, a_zp, b_zp, scale) -> np.ndarray:
     acc = np.einsum("bik,bjk->bij", np.asarray(a, np.int64) - a_zp, np.asarray(b, np.int64) - b_zp)
     return wrap32(acc).astype(np.float32) * np.float32(scale)
 
+
+def quantize_f32(a, b, scale, zp, relu: bool = False) -> np.ndarray:
+    """The graph's QuantizeLinear of a (+ b, or of relu(a)) per channel (last axis) as TVM legalizes it, which
+    wrnn_quantize_f32 reproduces: clamp(rint(x / scale) + zp) in float32, the clamp min-then-max (NaN -> 127)."""
+    x = np.asarray(a, np.float32) + (np.float32(0) if b is None else np.asarray(b, np.float32))
+    if relu:
+        x = np.where(x > 0, x, np.float32(0))  # NaN -> 0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        v = np.rint(x / np.asarray(scale, np.float32)) + np.asarray(zp, np.float32)
+    v = np.where(v < np.float32(127), v, np.float32(127))
+    return np.where(v > np.float32(-128), v, np.float32(-128)).astype(np.int8)
+
 # ------------------------------------------------------------------ GELU + quantize by step table
 #
 # Q(GELU(x)) is a step function of the float input x with at most 256 levels. wrnn_gelu_s8 looks the level up

@@ -165,10 +165,11 @@ def _gelu_table(layer: Layer, erf_div: float, out_scale: float, out_zp: float) -
 class Offloader:
     """Holds the layer specs created while rewriting one module (emit needs them by extern name)."""
 
-    def __init__(self, fuse_gelu: bool = True):
+    def __init__(self, fuse_gelu: bool = True, quantize: bool = True):
         self.layers: dict[str, Layer] = {}
         self.skipped: list[str] = []  # quantized convs left float, with the reason
         self.fuse_gelu = fuse_gelu  # False: the unfused conv1x1_f32 + gelu calls (the fused kernel's reference)
+        self.quantize = quantize  # False: per-channel quantizes stay TVM C (wrnn_quantize_f32's reference)
         self._count = 0
 
     def _name(self) -> str:
@@ -240,6 +241,11 @@ class Offloader:
         inner = is_op("relax.permute_dims")(v)
         pair = is_op("relax.permute_dims")(inner)
         func = rewrite_call(pair, lambda call, m: self._cancel(call, m[inner], m[v]), func)
+        # 4. quantize(a + b) / quantize(relu(a)) / quantize(a), channel last, of float tensors the plan holds anyway
+        # (a kernel's float output, or a value something else reads too) -> wrnn_quantize_f32: TVM's C loops took
+        # 17-23 instructions per element (a divide each), the kernel ~5; nothing new is stored
+        if self.quantize:
+            func = self._quantize_pass(func)
         mod["main"] = func
         return mod
 
@@ -584,6 +590,69 @@ class Offloader:
                   relax.TensorType((max(layer.scratch_bytes, 4),), "int8")]
         res = relax.call_dps_packed(relax.ExternFunc(name), [x, *consts], out_ty)
         return relax.TupleGetItem(res, 0)
+
+    def _quantize_pass(self, func):
+        from tvm import relax
+        from tvm.relax.analysis import get_var2val, udchain
+        from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+        v2v = get_var2val(func)
+        users: dict = {}
+        for block in func.body.blocks:
+            if isinstance(block, relax.DataflowBlock):
+                for var, uses in udchain(block).items():
+                    users[var] = list(uses)
+        params = set(func.params)
+        var_of = {val: var for var, val in v2v.items()}  # DPL may hand over a bound value instead of its var
+
+        def held(e) -> bool:
+            """e is a tensor the memory plan stores whatever happens here: a kernel's output or a value that
+            something else reads too (so quantizing it by a kernel adds no float tensor). The model input stays
+            with TVM, whose loop fuses its quantize with the NCHW -> NHWC transpose."""
+            var = e if isinstance(e, relax.Var) else var_of.get(e)
+            if var is None or var in params:
+                return False
+            val = v2v.get(var)
+            if isinstance(val, relax.TupleGetItem) and isinstance(val.tuple_value, relax.Var):
+                src = v2v.get(val.tuple_value)
+                if isinstance(src, relax.Call) and getattr(src.op, "name", "") == "relax.call_dps_packed":
+                    return True
+            return len(users.get(var) or []) >= 2
+
+        a, b, s, z, x = (wildcard() for _ in range(5))
+
+        def rewrite(call, m, two: bool, relu: bool = False):
+            ins = [m[a], m[b]] if two else [m[x]]
+            if not all(held(v) for v in ins):
+                return call
+            ins = [v if isinstance(v, relax.Var) else var_of[v] for v in ins]
+            shape = [int(v) for v in call.ty.shape]
+            if str(call.ty.dtype) != "int8" or any(str(v.ty.dtype) != "float32" or [int(d) for d in v.ty.shape]
+                                                   != shape for v in ins):
+                return call
+            c = shape[-1]
+            axis = int(call.attrs.axis)
+            sc, zp = _const(m[s]), _const(m[z])
+            if sc is None or zp is None or sc.size not in (1, c) or zp.size not in (1, c) \
+                    or (sc.size == c != 1 and axis not in (len(shape) - 1, -1)) or not np.all(sc > 0):
+                return call
+            sc = np.ascontiguousarray(np.broadcast_to(sc.astype(np.float32).reshape(-1), (c,)))
+            zf = np.ascontiguousarray(np.broadcast_to(zp.astype(np.float32).reshape(-1), (c,)))
+            name = self._name()
+            layer = Layer(name, "quantize_f32", dict(n=int(np.prod(shape[:-1])), c=c, k_h=1, k_w=1), 0, 0,
+                          -128, 127, macs=0)
+            layer.extra.update(inputs=len(ins), relu=relu)
+            self.layers[name] = layer
+            consts = [relax.const(sc), relax.const((np.float32(1) / sc).astype(np.float32)), relax.const(zf)]
+            res = relax.call_dps_packed(relax.ExternFunc(name), [*ins, *consts],
+                                        [relax.TensorType(tuple(shape), "int8"), relax.TensorType((4,), "int8")])
+            return relax.TupleGetItem(res, 0)
+
+        func = rewrite_call(is_op("relax.quantize")(is_op("relax.add")(a, b), s, z),
+                            lambda call, m: rewrite(call, m, True), func)
+        func = rewrite_call(is_op("relax.quantize")(is_op("relax.nn.relu")(x), s, z),
+                            lambda call, m: rewrite(call, m, False, relu=True), func)
+        return rewrite_call(is_op("relax.quantize")(x, s, z), lambda call, m: rewrite(call, m, False), func)
 
     def _matmul_f32(self, call, m, p):
         """matmul(DQ(a[.., M, K]), permute_dims(DQ(b[.., N, K]), last two swapped)), both non-constant per-tensor

@@ -67,6 +67,8 @@ int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
                   : WRNN_ENULL;
     case WRNN_OP_MATMUL_F32_SCRATCH: /* m, n -> bytes */
       return wrnn_matmul_s8s8_f32_scratch_bytes(a[0], a[1]);
+    case WRNN_OP_QUANTIZE_F32: /* pixels, c, relu | a, b (or NULL), scale, recip, zp (float per channel), out */
+      return wrnn_quantize_f32(b[0], b[1], a[2], a[0], a[1], b[2], b[3], b[4], b[5]);
     case WRNN_OP_DWCONV_F32: { /* geom[12] | in, w, in_zp (int32 per channel), scale, bias, out (float) */
       const wrnn_geom g = geom(a);
       return wrnn_dwconv_s8_f32(b[0], b[1], b[2], b[3], b[4], &g, b[5]);

@@ -23,6 +23,7 @@ enum {
   WRNN_OP_GELU = 16,
   WRNN_OP_MATMUL_F32 = 17,
   WRNN_OP_MATMUL_F32_SCRATCH = 18,
+  WRNN_OP_QUANTIZE_F32 = 19,
 };
 #define WRNN_CALL_EOP (-100) /* unknown opcode */
 

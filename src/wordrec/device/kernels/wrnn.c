@@ -909,6 +909,77 @@ int wrnn_gelu_s8(const float *x, int32_t n, const int32_t *table, int8_t *out) {
   return WRNN_OK;
 }
 
+/* Per-channel quantize of a float tensor, or of the sum of two (the graph's QuantizeLinear, as TVM legalizes it:
+ * clamp(rint(x / s) + zp) with the + zp and the clamp in float, min before max, so NaN -> 127). Helium has no
+ * divide: y = x * r (r = 1 / s rounded) clamped to +-1024, then q = y + fma(-y, s, x) * r by two fused
+ * multiply-adds, the remainder being exact; the same on the scalar path (fmaf). */
+#ifdef WRNN_MVE
+static inline __attribute__((always_inline)) int32x4_t quant_vec(float32x4_t x, float32x4_t s, float32x4_t r,
+                                                                 float32x4_t z) {
+  float32x4_t y = vminnmq_f32(vmaxnmq_f32(vmulq_f32(x, r), vdupq_n_f32(-1024.0f)), vdupq_n_f32(1024.0f));
+  y = vfmaq_f32(y, vfmsq_f32(x, y, s), r);
+  const float32x4_t v = vaddq_f32(vrndnq_f32(y), z);
+  return vcvtq_s32_f32(vmaxnmq_f32(vminnmq_f32(v, vdupq_n_f32(127.0f)), vdupq_n_f32(-128.0f)));
+}
+#else
+static inline int8_t quant1(float x, float s, float r, float z) {
+  float y = x * r;
+  y = y > -1024.0f ? y : -1024.0f; /* NaN -> -1024, as VMAXNM */
+  y = y < 1024.0f ? y : 1024.0f;
+  float v = nearbyintf(fmaf(fmaf(-y, s, x), r, y)) + z;
+  v = v < 127.0f ? v : 127.0f; /* NaN -> 127 */
+  v = v > -128.0f ? v : -128.0f;
+  return (int8_t)v;
+}
+#endif
+
+#ifdef WRNN_MVE
+/* One block of 4 channels down all pixels (the block's scale, 1 / scale and zero point stay in registers); sum and
+ * relu are compile-time flags so each variant's pixel loop has no branch. */
+static inline __attribute__((always_inline)) void quant_block(const float *a, const float *b, int32_t pixels,
+                                                              int32_t c, float32x4_t s, float32x4_t r, float32x4_t z,
+                                                              mve_pred16_t pr, int8_t *out, const int sum,
+                                                              const int relu) {
+  for (int32_t p = 0; p < pixels; ++p, a += c, b += sum ? c : 0, out += c) {
+    float32x4_t x = vldrwq_z_f32(a, pr);
+    if (sum) x = vaddq_f32(x, vldrwq_z_f32(b, pr));
+    if (relu) x = vmaxnmq_f32(x, vdupq_n_f32(0.0f));
+    vstrbq_p_s32(out, quant_vec(x, s, r, z), pr);
+  }
+}
+#endif
+
+int wrnn_quantize_f32(const float *a, const float *b, int32_t relu, int32_t pixels, int32_t c, const float *scale,
+                      const float *recip, const float *zp, int8_t *out) {
+  if (!a || !scale || !recip || !zp || !out) return WRNN_ENULL;
+  if (pixels <= 0 || c <= 0 || (int64_t)pixels * c > INT32_MAX || (relu && b)) return WRNN_EDIM;
+  for (int32_t i = 0; i < c; ++i)
+    if (!(scale[i] > 0.0f) || !(zp[i] >= -128.0f && zp[i] <= 127.0f) || zp[i] != (float)(int32_t)zp[i])
+      return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  for (int32_t c0 = 0; c0 < c; c0 += 4) {
+    const mve_pred16_t pr = vctp32q(c - c0);
+    const float32x4_t s = vldrwq_z_f32(scale + c0, pr), r = vldrwq_z_f32(recip + c0, pr);
+    const float32x4_t z = vldrwq_z_f32(zp + c0, pr);
+    if (b)
+      quant_block(a + c0, b + c0, pixels, c, s, r, z, pr, out + c0, 1, 0);
+    else if (relu)
+      quant_block(a + c0, NULL, pixels, c, s, r, z, pr, out + c0, 0, 1);
+    else
+      quant_block(a + c0, NULL, pixels, c, s, r, z, pr, out + c0, 0, 0);
+  }
+#else
+  for (int32_t p = 0; p < pixels; ++p)
+    for (int32_t ch = 0; ch < c; ++ch) {
+      const int64_t i = (int64_t)p * c + ch;
+      float x = b ? a[i] + b[i] : a[i];
+      if (relu) x = x > 0.0f ? x : 0.0f; /* NaN -> 0, as VMAXNM */
+      out[i] = quant1(x, scale[ch], recip[ch], zp[ch]);
+    }
+#endif
+  return WRNN_OK;
+}
+
 /* 1x1 conv (int8 in, float epilogue) fused with GELU + quantize: gemm_s8_f32's integer core and float epilogue,
  * then the table lookup of wrnn_gelu_s8 on the float value while it is still in a register, so the float tensor
  * between the two (pixels x out_c x 4 bytes) never exists. The float value is the same IEEE single as the one

@@ -128,6 +128,17 @@ int wrnn_conv_s8_f32(const int8_t *in, const int8_t *w, int32_t in_zp, const flo
 int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
                        const wrnn_geom *g, float *out);
 
+/* Per-channel quantize of a float tensor, or of the sum of two (a residual add feeding a quantized conv), channel
+ * last: out[p][c] = clamp(rint(x / scale[c]) + zp[c], -128, 127) with x = a[p][c] (+ b[p][c]), the + zp and the
+ * clamp in float (min first: NaN -> 127), rint ties to even: the graph's QuantizeLinear as TVM's C legalizes it.
+ * The quotient without a divide (Helium has none): y = clamp(x * recip[c], +-1024), then y + fma(-y, s, x) *
+ * recip[c] by two fused multiply-adds; recip[c] = 1 / scale[c] rounded to float. That is x / s correctly rounded
+ * wherever it matters (identical on 1.4e8 random pairs with normal x and |x / s| <= 4096; beyond, the clamp
+ * decides). b may be NULL; relu != 0 takes max(x, 0) first (NaN -> 0; only without b, else WRNN_EDIM). zp[c]
+ * integral in [-128, 127], scale[c] > 0, else WRNN_EQUANT. Helium: one 4-channel block down all pixels. */
+int wrnn_quantize_f32(const float *a, const float *b, int32_t relu, int32_t pixels, int32_t c, const float *scale,
+                      const float *recip, const float *zp, int8_t *out);
+
 /* GELU then quantize, n floats -> int8, by step table: the QDQ graph's Q(x * (erf(x / c) + 1)) is a step
  * function of x with at most 256 levels, so the level is looked up instead of computed. Table (int32 words,
  * built at compile time by wordrec.device.int8_ref.gelu_table from the graph's c, output scale and zero point):
