@@ -76,6 +76,18 @@ def compiled(tiny, tmp_path_factory) -> Path:
     return root / "tiny"
 
 
+def test_compile_twice_gives_the_same_bytes(tiny, compiled, tmp_path):
+    """A rerun of compile on the same inputs writes the same files (the wall-clock times go to the report only),
+    so DVC sees an unchanged output and does not rerun mcu/bench on an identical build."""
+    again = tmp_path / "tiny"
+    metrics = _stage("compile").run(smoke_cfg(), {"model": tiny}, {"out": again, "report": tmp_path / "c.json"})
+    assert "seconds" in metrics and "seconds" not in json.loads((again / "meta.json").read_text())["compile"]
+    files = sorted(p.relative_to(compiled) for p in compiled.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for f in files:
+        assert (compiled / f).read_bytes() == (again / f).read_bytes(), f
+
+
 def ort(onnx_path, x):
     import onnxruntime
 
