@@ -53,10 +53,7 @@ def run(cfg, inputs, outputs):
                              parity_tol=float(c.parity_tol), parity_inputs=int(c.parity_inputs), seed=int(c.seed),
                              pad_in_arena=c.pad_in_arena, arena_target=int(c.targets.arena_bytes),
                              weights=str(c.weights), weight_target=int(c.targets.weight_bytes), check=check)
-        facts["within_targets"] = bool(facts["arena_bytes"] <= c.targets.arena_bytes
-                                       and facts["weight_bytes"] <= c.targets.weight_bytes)
-        meta.with_section("compile", model_facts(facts)).save(tmp)
-        shutil.copyfile(model_dir / "model.onnx", tmp / "model.onnx")  # the parity reference travels along
+        _finish(c, meta, facts, model_dir, tmp)
     metrics = {"name": meta.name, **facts}
     write_json(outputs["report"], metrics)
     return metrics
@@ -69,6 +66,15 @@ def model_facts(facts: dict) -> dict:
     """The compile facts that go into OUT/meta.json: all but the wall-clock times (those go to the report only;
     in the compiled directory they made every rerun a new output, so mcu and bench reran on identical builds)."""
     return {k: v for k, v in facts.items() if k not in WALL_CLOCK}
+
+
+def _finish(c, meta, facts: dict, model_dir: Path, tmp: Path) -> None:
+    """Both build kinds: the targets verdict into facts, OUT/meta.json, and the ONNX the build came from (the
+    parity reference travels along)."""
+    facts["within_targets"] = bool(facts["arena_bytes"] <= c.targets.arena_bytes
+                                   and facts["weight_bytes"] <= c.targets.weight_bytes)
+    meta.with_section("compile", model_facts(facts)).save(tmp)
+    shutil.copyfile(model_dir / "model.onnx", tmp / "model.onnx")
 
 
 def run_int8(c, inputs, outputs):
@@ -85,10 +91,7 @@ def run_int8(c, inputs, outputs):
         facts = compile_qdq(model_dir / "model.onnx", list(meta.input.shape(1)), tmp, threads=int(c.threads),
                             check=check)
         facts["check_set"] = where
-        facts["within_targets"] = bool(facts["arena_bytes"] <= c.targets.arena_bytes
-                                       and facts["weight_bytes"] <= c.targets.weight_bytes)
-        meta.with_section("compile", model_facts(facts)).save(tmp)
-        shutil.copyfile(model_dir / "model.onnx", tmp / "model.onnx")
+        _finish(c, meta, facts, model_dir, tmp)
     metrics = {"name": meta.name, **facts}
     write_json(outputs["report"], metrics)
     return metrics

@@ -66,7 +66,8 @@ def profile(compiled: Path, facts: dict, xs, c, cflags) -> list[dict]:
     for k in range(calls):
         L = layers.get(k)
         macs = L["macs"] if L else ""
-        op = (f"int8 {L['op']} {L['geom']['k_h']}x{L['geom']['k_w']}" if L else "float TIR")
+        window = f" {L['geom']['k_h']}x{L['geom']['k_w']}" if L and "k_h" in L["geom"] else ""  # convs only
+        op = f"int8 {L['op']}{window}" if L else "float TIR"
         tir = facts.get("call_names", [f"tir_{k}"] * calls)[k]
         rows.append({"call": k, "layer": L["layer"] if L else tir, "op": op, "macs": macs,
                      "instructions": int(round(per_call[k])),
@@ -80,7 +81,8 @@ def _per_kind(rows: list[dict]) -> dict:
         if r["macs"] != "":
             m, i = kinds.get(r["op"], (0, 0))
             kinds[r["op"]] = (m + r["macs"], i + r["instructions"])
-    out = {"macs_per_insn_by_op": {k: round(m / i, 3) for k, (m, i) in kinds.items()}} if kinds else {}
+    by_op = {k: round(m / i, 3) for k, (m, i) in kinds.items() if m}  # quantize/GELU kernels do no MACs
+    out = {"macs_per_insn_by_op": by_op} if by_op else {}
     if rows:
         out["profiled_insns_int8"] = sum(i for _, i in kinds.values())
         out["profiled_insns_float"] = sum(r["instructions"] for r in rows if r["macs"] == "")

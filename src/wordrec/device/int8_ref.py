@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from wordrec.errors import ConfigError
+from wordrec.errors import ConfigError, DataError
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -204,7 +204,6 @@ def matmul(a, b, a_zp, b_zp, mult, shift, out_zp, act_min, act_max) -> np.ndarra
     return requant(acc, mult, shift, out_zp, act_min, act_max)
 
 
-
 def matmul_f32(a, b, a_zp, b_zp, scale) -> np.ndarray:
     """a [B][M][K] x b [B][N][K] -> float32 [B][M][N]: (float32)(wrapping int32 sum of (a - a_zp)(b - b_zp)) * scale,
     each step rounded to float32 (wrnn_matmul_s8s8_f32)."""
@@ -222,6 +221,7 @@ def quantize_f32(a, b, scale, zp, relu: bool = False) -> np.ndarray:
         v = np.rint(x / np.asarray(scale, np.float32)) + np.asarray(zp, np.float32)
     v = np.where(v < np.float32(127), v, np.float32(127))
     return np.where(v > np.float32(-128), v, np.float32(-128)).astype(np.int8)
+
 
 # ------------------------------------------------------------------ GELU + quantize by step table
 #
@@ -299,8 +299,6 @@ def gelu_table(erf_div: float, out_scale: float, out_zp: int, width: float = 0.8
     x (erf(x / c) + 1) is below 2.49 for any c); bins from where the level leaves out_zp on the left to where it
     saturates at 127 on the right. Raises DataError if a bin would hold two steps (the bins' float32 edges are found
     exactly, so this is a proof, not a sample)."""
-    from wordrec.errors import DataError
-
     c, s = float(np.float32(erf_div)), float(np.float32(out_scale))
     if not (c > 0 and s > 0 and math.isfinite(c) and math.isfinite(s)) or not -128 <= int(out_zp) <= 127:
         raise ConfigError(f"gelu_table: erf divisor {erf_div} and output scale {out_scale} must be finite and > 0, "

@@ -179,12 +179,11 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
                  f"{g['m']}, {g['k']}, {g['n']}, {layer.in_zp}, {layer.extra['b_zp']}, "
                  f"{float(np.float32(layer.extra['scale'])).hex()}f, {scratch}, (float*){out});"]
     elif layer.op == "quantize_f32":  # args: input(s) (float; one or two), scale, 1 / scale, zero points, output, scratch
-        ins, (sc, rc_, zp, out, _) = args[:-5], args[-5:]
+        ins, (sc, inv, zp, out, _) = args[:-5], (f"t_{v}.data" for v in args[-5:])
         a = f"(const float*)t_{ins[0]}.data"
         b = f"(const float*)t_{ins[1]}.data" if len(ins) == 2 else "NULL"
-        lines = ["  {", f"    int rc = wrnn_quantize_f32({a}, {b}, {int(layer.extra.get('relu', False))}, {g['n']}, "
-                 f"{g['c']}, (const float*)t_{sc}.data, "
-                 f"(const float*)t_{rc_}.data, (const float*)t_{zp}.data, (int8_t*)t_{out}.data);"]
+        lines = ["  {", f"    int rc = wrnn_quantize_f32({a}, {b}, {int(layer.extra['relu'])}, {g['n']}, {g['c']}, "
+                 f"(const float*){sc}, (const float*){inv}, (const float*){zp}, (int8_t*){out});"]
     elif layer.op == "gelu":  # args: input (float), GELU table, output, scratch (unused)
         x, tab, out, _ = (f"t_{a}.data" for a in args)
         lines = ["  {", f"    int rc = wrnn_gelu_s8((const float*){x}, {g['n']}, (const int32_t*){tab}, "

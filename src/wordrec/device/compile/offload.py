@@ -493,7 +493,7 @@ class Offloader:
                         return fused
                     name = self._name()
                     n = int(np.prod(shape))
-                    layer = Layer(name, "gelu", dict(n=n, k_h=1, k_w=1), 0, int(zp), -128, 127, macs=0)
+                    layer = Layer(name, "gelu", dict(n=n), 0, int(zp), -128, 127, macs=0)
                     table = _gelu_table(layer, c, sc, zp)
                     self.layers[name] = layer
                     res = relax.call_dps_packed(relax.ExternFunc(name), [x, relax.const(table)],
@@ -639,7 +639,7 @@ class Offloader:
             sc = np.ascontiguousarray(np.broadcast_to(sc.astype(np.float32).reshape(-1), (c,)))
             zf = np.ascontiguousarray(np.broadcast_to(zp.astype(np.float32).reshape(-1), (c,)))
             name = self._name()
-            layer = Layer(name, "quantize_f32", dict(n=int(np.prod(shape[:-1])), c=c, k_h=1, k_w=1), 0, 0,
+            layer = Layer(name, "quantize_f32", dict(n=int(np.prod(shape[:-1])), c=c), 0, 0,
                           -128, 127, macs=0)
             layer.extra.update(inputs=len(ins), relu=relu)
             self.layers[name] = layer
@@ -680,7 +680,7 @@ class Offloader:
             return call
         batch, (mm, k), n = int(np.prod(a_s[:-2])), a_s[-2:], b_s[-2]
         name = self._name()
-        geom = dict(batch=batch, m=mm, k=k, n=n, k_h=1, k_w=1)
+        geom = dict(batch=batch, m=mm, k=k, n=n)
         layer = Layer(name, "matmul_f32", geom, int(za), 0, -128, 127, macs=batch * mm * k * n,
                       scratch_bytes=4 * (mm + 2 * n))
         layer.extra.update(b_zp=int(zb), scale=float(np.float32(sa) * np.float32(sb)), kind="attention")

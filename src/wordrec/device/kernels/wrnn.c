@@ -328,6 +328,15 @@ int wrnn_fc_s8(const int8_t *in, int32_t m, int32_t k, const int8_t *w, int32_t 
   return WRNN_OK;
 }
 
+/* Activation x activation: sum (a - az)(b - bz) = sum ab - az sum_k b[j] - bz sum_k a[i] + k az bz, i.e. a column
+ * term (B's rows, like a conv's folded bias, with the constant) and a row term (A's rows), both wrapping. */
+static void zp_terms(const int8_t *a, const int8_t *b, int32_t m, int32_t k, int32_t n, int32_t a_zp, int32_t b_zp,
+                     int32_t *folded, int32_t *row_add) {
+  const int32_t konst = wmul(wmul(k, a_zp), b_zp);
+  for (int32_t j = 0; j < n; ++j) folded[j] = wadd(konst, wmul(-a_zp, row_sum(b + (int64_t)j * k, k)));
+  for (int32_t i = 0; i < m; ++i) row_add[i] = wmul(-b_zp, row_sum(a + (int64_t)i * k, k));
+}
+
 int32_t wrnn_matmul_s8s8_scratch_bytes(int32_t m, int32_t n) {
   if (m <= 0 || n <= 0 || (int64_t)m + 3 * (int64_t)n > INT32_MAX / 4) return WRNN_EDIM;
   return 4 * (m + 3 * n);
@@ -341,16 +350,12 @@ int wrnn_matmul_s8s8(const int8_t *a, const int8_t *b, int32_t m, int32_t k, int
   if (!check_zp(a_zp) || !check_zp(b_zp) || !check_zp(out_zp) || !check_clamp(act_min, act_max) ||
       !check_shifts(&shift, 1))
     return WRNN_EQUANT;
-  /* sum (a - az)(b - bz) = sum ab - az sum_k b[j] - bz sum_k a[i] + k az bz: a column term (B's rows, like a
-   * conv's folded bias, with the constant) and a row term (A's rows), both wrapping */
   int32_t *folded = (int32_t *)scratch, *row_add = folded + n, *mults = row_add + m, *shifts = mults + n;
-  const int32_t konst = wmul(wmul(k, a_zp), b_zp);
+  zp_terms(a, b, m, k, n, a_zp, b_zp, folded, row_add);
   for (int32_t j = 0; j < n; ++j) {
-    folded[j] = wadd(konst, wmul(-a_zp, row_sum(b + (int64_t)j * k, k)));
     mults[j] = mult;
     shifts[j] = shift;
   }
-  for (int32_t i = 0; i < m; ++i) row_add[i] = wmul(-b_zp, row_sum(a + (int64_t)i * k, k));
   const wrnn_quant q = {a_zp, out_zp, act_min, act_max};
   gemm_s8(a, k, m, b, n, k, folded, row_add, 0, mults, shifts, &q, out, n);
   return WRNN_OK;
@@ -500,14 +505,11 @@ int wrnn_matmul_s8s8_f32(const int8_t *a, const int8_t *b, int32_t batch, int32_
   if (!a || !b || !scratch || !out) return WRNN_ENULL;
   if (batch <= 0 || m <= 0 || k <= 0 || n <= 0 || wrnn_matmul_s8s8_f32_scratch_bytes(m, n) < 0) return WRNN_EDIM;
   if (!check_zp(a_zp) || !check_zp(b_zp)) return WRNN_EQUANT;
-  /* the zero points as in wrnn_matmul_s8s8: a column term (with the constant) and a row term, both wrapping */
   int32_t *folded = (int32_t *)scratch, *row_add = folded + n;
-  float *scales = (float *)(row_add + m);
-  const int32_t konst = wmul(wmul(k, a_zp), b_zp);
+  float *scales = (float *)(row_add + m); /* the GEMM epilogue takes a scale per column */
   for (int32_t j = 0; j < n; ++j) scales[j] = scale;
   for (int32_t h = 0; h < batch; ++h, a += (int64_t)m * k, b += (int64_t)n * k, out += (int64_t)m * n) {
-    for (int32_t j = 0; j < n; ++j) folded[j] = wadd(konst, wmul(-a_zp, row_sum(b + (int64_t)j * k, k)));
-    for (int32_t i = 0; i < m; ++i) row_add[i] = wmul(-b_zp, row_sum(a + (int64_t)i * k, k));
+    zp_terms(a, b, m, k, n, a_zp, b_zp, folded, row_add);
     gemm_s8_f32(a, k, m, b, n, k, folded, row_add, scales, NULL, out, n);
   }
   return WRNN_OK;
