@@ -271,6 +271,79 @@ def quantize_f32_cases(rng, n_cases, lib):
     return out
 
 
+def _q_params(rng, c: int, spread: float):
+    """Per-channel output quantization for float values of about +-spread: scale, zero point (float32 [C])."""
+    return ((rng.uniform(0.5, 2.0, c) * spread / 100).astype(np.float32),
+            rng.integers(-128, 128, c).astype(np.float32))
+
+
+def conv1x1_q8_cases(rng, n_cases, lib):
+    """wrnn_conv1x1_s8_q8 against numpy: the 1x1 conv's float value ((float)acc * scale, then + bias, two
+    roundings) quantized per channel by int8_ref.quantize_f32, relu or not; pixel counts around the band size
+    (WRNN_BAND_FLOATS / out_c pixels), channel tails, no bias."""
+    out = []
+    for i in range(n_cases):
+        n = int(rng.choice(CHANNELS + [96, 384]))
+        band = max(1, 8192 // n)
+        p = int(rng.choice([1, 3, band - 1, band, band + 1, 2 * band + 5]))
+        k = int(rng.choice(CHANNELS))
+        x, w = _i8(rng, max(p, 1), k), _i8(rng, n, k)
+        in_zp = int(rng.integers(-128, 128))
+        scale = (rng.uniform(0.5, 1.5, n) / (64 * 128 * math.sqrt(k))).astype(np.float32)
+        bias = None if i % 4 == 0 else rng.uniform(-1, 1, n).astype(np.float32)
+        acc = (x.astype(np.int64) - in_zp) @ w.astype(np.int64).T
+        f = (acc.astype(np.float32) * scale).astype(np.float32)
+        f = (f + bias).astype(np.float32) if bias is not None else f
+        qs, qz = _q_params(rng, n, 1.0)
+        relu = i % 2 == 1
+        out.append((f"conv1x1_q8{i} p{p} k{k} n{n} relu{int(relu)}",
+                    H.conv1x1_q8_call(x, w, in_zp, scale, bias, qs, qz, relu, lib),
+                    R.quantize_f32(f, None, qs, qz, relu)))
+    return out
+
+
+def dwconv_q8_cases(rng, n_cases, lib):
+    """wrnn_dwconv_s8_q8 (one output row at a time) against int8_ref.quantize_f32 of int8_ref.dwconv_f32: the
+    windows of dwconv_f32_cases, so rows cut by the top and bottom padding and strided rows come up."""
+    out = []
+    for i in range(n_cases):
+        kh, kw = int(rng.choice([1, 3, 5])), int(rng.choice([1, 3, 3, 7]))
+        s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        p = (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
+        h, wd = int(rng.integers(max(1, kh - 2 * p[0]), kh + 6)), int(rng.integers(max(1, kw - 2 * p[1]), 30))
+        c = int(rng.choice(CHANNELS + [4, 12, 96]))
+        oh, ow = H.conv_out_dim(h, kh, s[0], p[0], p[0]), H.conv_out_dim(wd, kw, s[1], p[1], p[1])
+        x, w = _i8(rng, h, wd, c), _i8(rng, kh, kw, c)
+        zp = rng.integers(-128, 128, c)
+        scale = (rng.random(c) * 2e-3 - 5e-4).astype(np.float32)
+        b = rng.standard_normal(c).astype(np.float32) if i % 3 else None
+        qs, qz = _q_params(rng, c, 5.0)
+        relu = i % 2 == 0
+        f = R.dwconv_f32(x, w, zp, scale, b, s, p, (oh, ow))
+        out.append((f"dwconv_q8{i} {h}x{wd}x{c} k{kh}x{kw} s{s} p{p} relu{int(relu)}",
+                    H.dwconv_q8_call(x, w, zp, scale, b, s, p, (oh, ow), qs, qz, relu, lib),
+                    R.quantize_f32(f, None, qs, qz, relu)))
+    return out
+
+
+def mean_f32_cases(rng, n_cases, lib):
+    """wrnn_mean_s8_f32 against int8_ref.mean_f32: whole-map means (SE) and tiling windows (average pool), channel
+    tails, zero points at both ends."""
+    out = []
+    for i in range(n_cases):
+        kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        oh, ow = int(rng.integers(1, 4)), int(rng.integers(1, 6))
+        if i % 3 == 0:  # one window over the whole map
+            kh, kw, oh, ow = int(rng.integers(1, 13)), int(rng.integers(1, 81)), 1, 1
+        c = int(rng.choice(CHANNELS + [4, 96]))
+        x = _i8(rng, oh * kh, ow * kw, c)
+        zp = int(rng.choice([-128, 127, 0, int(rng.integers(-128, 128))]))
+        scale = np.float32(rng.uniform(1e-3, 0.5))
+        out.append((f"mean_f32{i} {oh * kh}x{ow * kw}x{c} k{kh}x{kw} zp{zp}", H.mean_f32_call(x, (kh, kw), scale, zp),
+                    _f32_bytes(R.mean_f32(x, (kh, kw), scale, zp))))
+    return out
+
+
 def edge_accumulators():
     """Accumulator/multiplier/shift triples at the rounding and saturation edges."""
     acc, mult, shift = [], [], []
@@ -353,7 +426,8 @@ KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases
            "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases,
            "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases, "gelu": gelu_cases,
            "dwconv_f32": dwconv_f32_cases, "matmul_f32": matmul_f32_cases,
-           "quantize_f32": quantize_f32_cases}
+           "quantize_f32": quantize_f32_cases, "conv1x1_q8": conv1x1_q8_cases, "dwconv_q8": dwconv_q8_cases,
+           "mean_f32": mean_f32_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself

@@ -24,7 +24,8 @@ from wordrec.errors import ConfigError, DataError
 OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool": 5, "lut": 6, "mul": 7,
        "add": 8, "conv_scratch": 9, "dwconv_scratch": 10, "matmul": 11, "matmul_scratch": 12,
        "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15, "gelu": 16,
-       "matmul_f32": 17, "matmul_f32_scratch": 18, "quantize_f32": 19}
+       "matmul_f32": 17, "matmul_f32_scratch": 18, "quantize_f32": 19, "conv1x1_q8": 20, "dwconv_q8": 21,
+       "conv1x1_q8_scratch": 22, "dwconv_q8_scratch": 23, "mean_f32": 24}
 HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
 
 
@@ -230,12 +231,51 @@ def quantize_f32_call(a, b, scale, zp, relu: bool = False) -> Call:
     scale/zp [C]."""
     a = np.ascontiguousarray(a, np.float32)
     c = a.shape[-1]
+    return Call("quantize_f32", [a.size // c, c, int(relu)],
+                [a, None if b is None else np.ascontiguousarray(b, np.float32), *_quant_bufs(scale, zp, c), None],
+                a.shape)
+
+
+def _quant_bufs(scale, zp, c: int) -> list[np.ndarray]:
+    """Per-channel scale, 1 / scale and zero point (float32 [C]) as wrnn_quantize_f32 takes them."""
     scale = np.ascontiguousarray(np.broadcast_to(np.asarray(scale, np.float32), (c,)))
     with np.errstate(divide="ignore"):  # a zero scale is for the kernel to refuse
         recip = np.float32(1) / scale
-    return Call("quantize_f32", [a.size // c, c, int(relu)],
-                [a, None if b is None else np.ascontiguousarray(b, np.float32), scale, recip,
-                 np.ascontiguousarray(np.broadcast_to(np.asarray(zp, np.float32), (c,))), None], a.shape)
+    return [scale, recip, np.ascontiguousarray(np.broadcast_to(np.asarray(zp, np.float32), (c,)))]
+
+
+def conv1x1_q8_call(x, w, in_zp, scale, bias, q_scale, q_zp, relu: bool, lib: HostLib) -> Call:
+    """wrnn_conv1x1_s8_q8: the float-output 1x1 conv of x [..., K] (w [N][K], scale/bias float32 [N], bias may be
+    None) quantized per channel (q_scale, q_zp [N]; relu first if asked) band by band -> int8 [..., N]."""
+    x = _i8(x)
+    k = x.shape[-1]
+    p, n = x.size // k, w.shape[0]
+    scratch = _scratch(lib.scratch_bytes("conv1x1_q8", [p, n]), "conv1x1_q8")
+    return Call("conv1x1_q8", [p, k, n, in_zp, int(relu)],
+                [x, _i8(np.asarray(w).reshape(n, k)), np.ascontiguousarray(scale, np.float32),
+                 None if bias is None else np.ascontiguousarray(bias, np.float32), *_quant_bufs(q_scale, q_zp, n),
+                 scratch, None], (*x.shape[:-1], n))
+
+
+def dwconv_q8_call(x, w, in_zp, scale, bias, stride, pad, out_hw, q_scale, q_zp, relu: bool, lib: HostLib) -> Call:
+    """wrnn_dwconv_s8_q8: wrnn_dwconv_s8_f32's arguments (see dwconv_f32_call) plus the per-channel quantize
+    (q_scale, q_zp [C], relu first if asked), row by row -> int8 [out_h][out_w][C]."""
+    kh, kw, c = w.shape
+    g = geom(x.shape, out_hw, c, (kh, kw), stride, pad)
+    scratch = _scratch(lib.scratch_bytes("dwconv_q8", g), "dwconv_q8")
+    f32 = (lambda a: None if a is None else np.ascontiguousarray(a, np.float32))
+    return Call("dwconv_q8", g + [int(relu)], [_i8(x), _i8(w), _i32(in_zp), f32(scale), f32(bias),
+                                               *_quant_bufs(q_scale, q_zp, c), scratch, None], (*out_hw, c))
+
+
+def mean_f32_call(x, k, scale, zp) -> Call:
+    """wrnn_mean_s8_f32: x [H][W][C] int8, windows k = (kh, kw) tiling it -> float [H / kh][W / kw][C]. The output
+    travels as bytes: out_shape (..., C, 4) int8; `.view(np.float32)[..., 0]` reads it."""
+    x = _i8(x)
+    h, w, c = x.shape
+    out_hw = (h // k[0], w // k[1])
+    return Call("mean_f32", geom(x.shape, out_hw, c, k, k, (0, 0)) + [zp],
+                [x, np.asarray([scale], np.float32), None], (*out_hw, c, 4))
 
 
 def gelu_call(x, gelu_table) -> Call:

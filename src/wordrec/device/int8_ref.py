@@ -211,6 +211,20 @@ def matmul_f32(a, b, a_zp, b_zp, scale) -> np.ndarray:
     return wrap32(acc).astype(np.float32) * np.float32(scale)
 
 
+def mean_f32(x, k, scale: float, zp: int) -> np.ndarray:
+    """wrnn_mean_s8_f32: x [H][W][C] int8 over windows k = (kh, kw) that tile it: float32 sum, rows then columns,
+    of (x - zp) * scale (each rounded), divided by kh * kw."""
+    h, w, c = x.shape
+    kh, kw = k
+    t = x.astype(np.int32).reshape(h // kh, kh, w // kw, kw, c)
+    acc = np.zeros((h // kh, w // kw, c), np.float32)
+    for ky in range(kh):
+        for kx in range(kw):
+            acc = (acc + ((t[:, ky, :, kx] - zp).astype(np.float32) * np.float32(scale)).astype(np.float32))
+            acc = acc.astype(np.float32)
+    return (acc / np.float32(kh * kw)).astype(np.float32)
+
+
 def quantize_f32(a, b, scale, zp, relu: bool = False) -> np.ndarray:
     """The graph's QuantizeLinear of a (+ b, or of relu(a)) per channel (last axis) as TVM legalizes it, which
     wrnn_quantize_f32 reproduces: clamp(rint(x / scale) + zp) in float32, the clamp min-then-max (NaN -> 127)."""

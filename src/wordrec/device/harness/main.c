@@ -10,7 +10,7 @@
 
 #define MAGIC 0x434e5257u /* "WRNC" */
 #define MAX_ARGS 32
-#define MAX_BUFS 8
+#define MAX_BUFS 12
 #ifndef POOL_BYTES
 #define POOL_BYTES (3u * 1024u * 1024u)
 #endif

@@ -73,6 +73,23 @@ int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
       const wrnn_geom g = geom(a);
       return wrnn_dwconv_s8_f32(b[0], b[1], b[2], b[3], b[4], &g, b[5]);
     }
+    case WRNN_OP_CONV1X1_Q8: /* pixels, in_c, out_c, in_zp, relu | in, w, scale, bias, q_scale, q_recip, q_zp,
+                                scratch, out */
+      return wrnn_conv1x1_s8_q8(b[0], a[0], a[1], b[1], a[2], a[3], b[2], b[3], a[4], b[4], b[5], b[6], b[7], b[8]);
+    case WRNN_OP_DWCONV_Q8: { /* geom[12], relu | in, w, in_zp, scale, bias, q_scale, q_recip, q_zp, scratch, out */
+      const wrnn_geom g = geom(a);
+      return wrnn_dwconv_s8_q8(b[0], b[1], b[2], b[3], b[4], &g, a[12], b[5], b[6], b[7], b[8], b[9]);
+    }
+    case WRNN_OP_CONV1X1_Q8_SCRATCH: /* pixels, out_c -> bytes */
+      return wrnn_conv1x1_s8_q8_scratch_bytes(a[0], a[1]);
+    case WRNN_OP_DWCONV_Q8_SCRATCH: { /* geom[12] -> bytes */
+      const wrnn_geom g = geom(a);
+      return wrnn_dwconv_s8_q8_scratch_bytes(&g);
+    }
+    case WRNN_OP_MEAN_F32: { /* geom[12], zp | in, scale (one float), out (float) */
+      const wrnn_geom g = geom(a);
+      return b[1] ? wrnn_mean_s8_f32(b[0], &g, *(const float *)b[1], a[12], b[2]) : WRNN_ENULL;
+    }
     default:
       return WRNN_CALL_EOP;
   }

@@ -982,6 +982,103 @@ int wrnn_quantize_f32(const float *a, const float *b, int32_t relu, int32_t pixe
   return WRNN_OK;
 }
 
+/* Float-output kernels quantized band by band (wrnn.h): the bands are the same functions on sub-problems that
+ * compute every output value exactly as the whole call does (pixel bands of the 1x1 GEMM; single output rows of
+ * the depthwise conv, its input cut to the rows that row reads, so each window sees the same taps). */
+static int32_t band_pixels(int32_t pixels, int32_t out_c) {
+  const int32_t p = WRNN_BAND_FLOATS / out_c;
+  return p < 1 ? 1 : (p > pixels ? pixels : p);
+}
+
+int32_t wrnn_conv1x1_s8_q8_scratch_bytes(int32_t pixels, int32_t out_c) {
+  if (pixels <= 0 || out_c <= 0 || out_c > INT32_MAX / 8 - WRNN_BAND_FLOATS) return WRNN_EDIM;
+  return 4 * out_c + 4 * band_pixels(pixels, out_c) * out_c;
+}
+
+int wrnn_conv1x1_s8_q8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c, int32_t in_zp,
+                       const float *scale, const float *bias, int32_t relu, const float *q_scale,
+                       const float *q_recip, const float *q_zp, void *scratch, int8_t *out) {
+  if (!in || !w || !scale || !q_scale || !q_recip || !q_zp || !scratch || !out) return WRNN_ENULL;
+  if (pixels <= 0 || in_c <= 0 || wrnn_conv1x1_s8_q8_scratch_bytes(pixels, out_c) < 0) return WRNN_EDIM;
+  if (!check_zp(in_zp)) return WRNN_EQUANT;
+  int32_t *folded = (int32_t *)scratch;
+  float *band = (float *)(folded + out_c);
+  for (int32_t o = 0; o < out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * in_c, in_c, in_zp);
+  const int32_t step = band_pixels(pixels, out_c);
+  for (int32_t p0 = 0; p0 < pixels; p0 += step) {
+    const int32_t np = pixels - p0 < step ? pixels - p0 : step;
+    gemm_s8_f32(in + (int64_t)p0 * in_c, in_c, np, w, out_c, in_c, folded, NULL, scale, bias, band, out_c);
+    const int rc = wrnn_quantize_f32(band, NULL, relu, np, out_c, q_scale, q_recip, q_zp, out + (int64_t)p0 * out_c);
+    if (rc != WRNN_OK) return rc;
+  }
+  return WRNN_OK;
+}
+
+int32_t wrnn_dwconv_s8_q8_scratch_bytes(const wrnn_geom *g) {
+  if (!g || !check_geom(g) || (int64_t)g->out_w * g->out_c > INT32_MAX / 4) return WRNN_EDIM;
+  return 4 * g->out_w * g->out_c;
+}
+
+int wrnn_dwconv_s8_q8(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
+                      const wrnn_geom *g, int32_t relu, const float *q_scale, const float *q_recip,
+                      const float *q_zp, void *scratch, int8_t *out) {
+  if (!in || !w || !in_zp || !scale || !g || !q_scale || !q_recip || !q_zp || !scratch || !out) return WRNN_ENULL;
+  if (wrnn_dwconv_s8_q8_scratch_bytes(g) < 0 || g->out_c != g->in_c) return WRNN_EDIM;
+  const int32_t row = g->in_w * g->in_c, orow = g->out_w * g->out_c;
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
+    const int32_t lo = y0 < 0 ? 0 : y0, hi = y0 + g->k_h > g->in_h ? g->in_h : y0 + g->k_h;
+    wrnn_geom b = *g;
+    b.in_h = hi - lo, b.out_h = 1, b.pad_top = lo - y0;
+    int rc = wrnn_dwconv_s8_f32(in + (int64_t)lo * row, w, in_zp, scale, bias, &b, (float *)scratch);
+    if (rc == WRNN_OK)
+      rc = wrnn_quantize_f32((const float *)scratch, NULL, relu, g->out_w, g->out_c, q_scale, q_recip, q_zp,
+                             out + (int64_t)oy * orow);
+    if (rc != WRNN_OK) return rc;
+  }
+  return WRNN_OK;
+}
+
+int wrnn_mean_s8_f32(const int8_t *in, const wrnn_geom *g, float scale, int32_t zp, float *out) {
+  if (!in || !g || !out) return WRNN_ENULL;
+  if (!check_geom(g) || g->stride_h != g->k_h || g->stride_w != g->k_w || g->pad_top || g->pad_left ||
+      (int64_t)g->out_h * g->k_h != g->in_h || (int64_t)g->out_w * g->k_w != g->in_w || g->out_c != g->in_c)
+    return WRNN_EDIM;
+  if (!check_zp(zp) || !(scale > 0.0f)) return WRNN_EQUANT;
+  const int32_t c = g->in_c, row = g->in_w * c;
+  const float n = (float)(g->k_h * g->k_w);
+  for (int32_t oy = 0; oy < g->out_h; ++oy)
+    for (int32_t ox = 0; ox < g->out_w; ++ox) {
+      const int8_t *win = in + (int64_t)oy * g->k_h * row + (int64_t)ox * g->k_w * c;
+      float *o = out + ((int64_t)oy * g->out_w + ox) * c;
+#ifdef WRNN_MVE
+      for (int32_t c0 = 0; c0 < c; c0 += 4) {
+        const mve_pred16_t pr = vctp32q(c - c0);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (int32_t ky = 0; ky < g->k_h; ++ky)
+          for (int32_t kx = 0; kx < g->k_w; ++kx) {
+            const int32x4_t v = vsubq_n_s32(vldrbq_z_s32(win + ky * row + kx * c + c0, pr), zp);
+            acc = vaddq_f32(acc, vmulq_n_f32(vcvtq_f32_s32(v), scale));
+          }
+        float a[4];
+        vst1q_f32(a, acc);
+        for (int32_t j = 0; j < 4 && c0 + j < c; ++j) o[c0 + j] = a[j] / n; /* MVE has no vector divide */
+      }
+#else
+      for (int32_t ch = 0; ch < c; ++ch) {
+        float acc = 0.0f;
+        for (int32_t ky = 0; ky < g->k_h; ++ky)
+          for (int32_t kx = 0; kx < g->k_w; ++kx) {
+            volatile float v = (float)(win[ky * row + kx * c + ch] - zp) * scale; /* no FMA, as the vector path */
+            acc += v;
+          }
+        o[ch] = acc / n;
+      }
+#endif
+    }
+  return WRNN_OK;
+}
+
 /* 1x1 conv (int8 in, float epilogue) fused with GELU + quantize: gemm_s8_f32's integer core and float epilogue,
  * then the table lookup of wrnn_gelu_s8 on the float value while it is still in a register, so the float tensor
  * between the two (pixels x out_c x 4 bytes) never exists. The float value is the same IEEE single as the one

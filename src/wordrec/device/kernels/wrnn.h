@@ -139,6 +139,28 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
 int wrnn_quantize_f32(const float *a, const float *b, int32_t relu, int32_t pixels, int32_t c, const float *scale,
                       const float *recip, const float *zp, int8_t *out);
 
+/* A float-output kernel whose result is quantized at once, in bands, so the float tensor between the two calls
+ * (4 bytes per value) never exists: each band of the float output goes to scratch, then through the
+ * wrnn_quantize_f32 arithmetic (relu optional) into out. Bit for bit the two calls' int8 output (the same
+ * functions on the same values). conv1x1: bands of WRNN_BAND_FLOATS / out_c pixels; depthwise: one output row.
+ * scratch: the _scratch_bytes functions (4-byte aligned). Errors as the two calls'. */
+#define WRNN_BAND_FLOATS 8192 /* 32 KB of float band: the 1x1 band fits beside ppocrv6_small's 384 KB arena */
+int32_t wrnn_conv1x1_s8_q8_scratch_bytes(int32_t pixels, int32_t out_c);
+int wrnn_conv1x1_s8_q8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c, int32_t in_zp,
+                       const float *scale, const float *bias, int32_t relu, const float *q_scale,
+                       const float *q_recip, const float *q_zp, void *scratch, int8_t *out);
+int32_t wrnn_dwconv_s8_q8_scratch_bytes(const wrnn_geom *g);
+int wrnn_dwconv_s8_q8(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
+                      const wrnn_geom *g, int32_t relu, const float *q_scale, const float *q_recip,
+                      const float *q_zp, void *scratch, int8_t *out);
+
+/* Mean of the dequantized values over windows that tile the input exactly (stride = window, no padding,
+ * out_h * k_h == in_h, out_w * k_w == in_w, out_c == in_c): an SE block's spatial mean (one window = the map) or a
+ * non-overlapping average pool, read from the int8 map instead of a float copy of it. NHWC in, NHWC float out:
+ * out[oy][ox][c] = (sum over the window, rows then columns, of (float)(x - zp) * scale) / (k_h * k_w), each
+ * product and sum rounded to float32 (no FMA), one division at the end. No scratch. */
+int wrnn_mean_s8_f32(const int8_t *in, const wrnn_geom *g, float scale, int32_t zp, float *out);
+
 /* GELU then quantize, n floats -> int8, by step table: the QDQ graph's Q(x * (erf(x / c) + 1)) is a step
  * function of x with at most 256 levels, so the level is looked up instead of computed. Table (int32 words,
  * built at compile time by wordrec.device.int8_ref.gelu_table from the graph's c, output scale and zero point):
