@@ -173,6 +173,33 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
         lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
                  f"    int rc = wrnn_dwconv_s8_f32((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
                  f"(const float*){sc}, (const float*){bs}, &g, (float*){out});"]
+    elif layer.op in ("conv1x1_q8", "dwconv_q8"):  # args: the float-output call's, scale, 1 / scale, zp, out, scratch
+        *ins, qs, qr, qz, out, scratch = (f"t_{a}.data" for a in args)
+        quant = (f"{int(layer.extra['relu'])}, (const float*){qs}, (const float*){qr}, (const float*){qz}, "
+                 f"{scratch}, (int8_t*){out}")
+        if layer.op == "conv1x1_q8":
+            x, w, sc, bs = ins
+            lines = ["  {", f"    if (wrnn_conv1x1_s8_q8_scratch_bytes({g['in_h'] * g['in_w']}, {g['out_c']}) > "
+                     f"{layer.scratch_bytes}) {{ set_error(\"{n}: scratch\"); return {k + 1}; }}",
+                     f"    int rc = wrnn_conv1x1_s8_q8((const int8_t*){x}, {g['in_h'] * g['in_w']}, {g['in_c']}, "
+                     f"(const int8_t*){w}, {g['out_c']}, {layer.in_zp}, (const float*){sc}, (const float*){bs}, "
+                     f"{quant});"]
+        else:
+            x, w, zp, sc, bs = ins
+            fields = ", ".join(str(g[f]) for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
+                                                      "stride_h", "stride_w", "pad_top", "pad_left"))
+            lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
+                     f"    if (wrnn_dwconv_s8_q8_scratch_bytes(&g) > {layer.scratch_bytes}) {{ "
+                     f"set_error(\"{n}: scratch\"); return {k + 1}; }}",
+                     f"    int rc = wrnn_dwconv_s8_q8((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
+                     f"(const float*){sc}, (const float*){bs}, &g, {quant});"]
+    elif layer.op == "mean_f32":  # args: input (int8 NHWC), output (float), scratch (unused)
+        x, out, _ = (f"t_{a}.data" for a in args)
+        fields = ", ".join(str(g[f]) for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
+                                                  "stride_h", "stride_w", "pad_top", "pad_left"))
+        lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
+                 f"    int rc = wrnn_mean_s8_f32((const int8_t*){x}, &g, "
+                 f"{float(np.float32(layer.extra['scale'])).hex()}f, {layer.in_zp}, (float*){out});"]
     elif layer.op == "matmul_f32":  # args: a, b (int8 activations), output (float), scratch
         a, b, out, scratch = (f"t_{v}.data" for v in args)
         lines = ["  {", f"    int rc = wrnn_matmul_s8s8_f32((const int8_t*){a}, (const int8_t*){b}, {g['batch']}, "

@@ -241,6 +241,10 @@ class Offloader:
         inner = is_op("relax.permute_dims")(v)
         pair = is_op("relax.permute_dims")(inner)
         func = rewrite_call(pair, lambda call, m: self._cancel(call, m[inner], m[v]), func)
+        # 3b. reductions that read an int8 tensor through its dequantize (an SE block's spatial mean; the average
+        # pool before the neck) read it there, in the reduction's own loop, instead of through a float copy of the
+        # whole map (module doc of this pass: _int8_reductions)
+        func = self._int8_reductions(func)
         # 4. quantize(a + b) / quantize(relu(a)) / quantize(a), channel last, of float tensors the plan holds anyway
         # (a kernel's float output, or a value something else reads too) -> wrnn_quantize_f32: TVM's C loops took
         # 17-23 instructions per element (a divide each), the kernel ~5; nothing new is stored
@@ -638,13 +642,16 @@ class Offloader:
                 return call
             sc = np.ascontiguousarray(np.broadcast_to(sc.astype(np.float32).reshape(-1), (c,)))
             zf = np.ascontiguousarray(np.broadcast_to(zp.astype(np.float32).reshape(-1), (c,)))
+            qconsts = [relax.const(sc), relax.const((np.float32(1) / sc).astype(np.float32)), relax.const(zf)]
+            fused = None if two else self._fuse_quantize(call, ins[0], relu, qconsts, v2v, users, var_of)
+            if fused is not None:
+                return fused
             name = self._name()
             layer = Layer(name, "quantize_f32", dict(n=int(np.prod(shape[:-1])), c=c), 0, 0,
                           -128, 127, macs=0)
             layer.extra.update(inputs=len(ins), relu=relu)
             self.layers[name] = layer
-            consts = [relax.const(sc), relax.const((np.float32(1) / sc).astype(np.float32)), relax.const(zf)]
-            res = relax.call_dps_packed(relax.ExternFunc(name), [*ins, *consts],
+            res = relax.call_dps_packed(relax.ExternFunc(name), [*ins, *qconsts],
                                         [relax.TensorType(tuple(shape), "int8"), relax.TensorType((4,), "int8")])
             return relax.TupleGetItem(res, 0)
 
@@ -653,6 +660,106 @@ class Offloader:
         func = rewrite_call(is_op("relax.quantize")(is_op("relax.nn.relu")(x), s, z),
                             lambda call, m: rewrite(call, m, False, relu=True), func)
         return rewrite_call(is_op("relax.quantize")(x, s, z), lambda call, m: rewrite(call, m, False), func)
+
+    def _int8_reductions(self, func):
+        """Means of a dequantized int8 map -> wrnn_mean_s8_f32, which reads the int8 map itself: an SE block's
+        spatial mean (mean(DQ(x)) over H, W of an NHWC map) and an average pool over windows that tile the map
+        (stride = size, no padding; avg_pool2d(permute_dims(DQ(x))) of an NHWC map, or of an NCHW one). Left to
+        TVM, the dequantized map is stored in float: the SE's multiply reads the same dequantize, and an average
+        pool cannot absorb its input's elementwise chain, so TVM fuses the dequantize into the producer's kernel
+        (ppocrv6_small: 368 KB of float per SE block and before the neck)."""
+        from tvm import relax
+        from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+        x, s, z = wildcard(), wildcard(), wildcard()
+        dq = is_op("relax.dequantize")(x, s, z)
+
+        def extern(x_nhwc, k, sc, zp, where):
+            _, h, w, c = (int(d) for d in x_nhwc.ty.shape)
+            geom = dict(in_h=h, in_w=w, in_c=c, out_h=h // k[0], out_w=w // k[1], out_c=c, k_h=k[0], k_w=k[1],
+                        stride_h=k[0], stride_w=k[1], pad_top=0, pad_left=0)
+            name = self._name()
+            layer = Layer(name, "mean_f32", geom, int(zp), 0, -128, 127, macs=0, onnx_name=where)
+            layer.extra["scale"] = float(np.float32(sc))
+            self.layers[name] = layer
+            res = relax.call_dps_packed(relax.ExternFunc(name), [x_nhwc],
+                                        [relax.TensorType((1, geom["out_h"], geom["out_w"], c), "float32"),
+                                         relax.TensorType((4,), "int8")])
+            return relax.TupleGetItem(res, 0)
+
+        def qparams(m):
+            sc, zp = _scalar(m[s]), _scalar(m[z])
+            ok = str(m[x].ty.dtype) == "int8" and len(m[x].ty.shape) == 4 and sc is not None and sc > 0 \
+                and zp is not None
+            return (sc, zp) if ok else None
+
+        def mean(call, m):
+            q = qparams(m)
+            axes = sorted(int(a) % 4 for a in call.attrs.axis) if call.attrs.axis is not None else []
+            if q is None or axes != [1, 2] or not call.attrs.keepdims or int(m[x].ty.shape[0]) != 1:
+                return call
+            _, h, w, _ = (int(d) for d in m[x].ty.shape)
+            return extern(m[x], (h, w), *q, "mean")
+
+        func = rewrite_call(is_op("relax.mean")(dq), mean, func)
+        perm = is_op("relax.permute_dims")(dq)
+
+        def pool(call, m):
+            a, q = call.attrs, qparams(m)
+            kh, kw = (int(d) for d in a.pool_size)
+            n, _, h, w = (int(d) for d in call.args[0].ty.shape)
+            if q is None or n != 1 or a.layout != "NCHW" or a.out_layout != "NCHW" or a.ceil_mode \
+                    or any(int(p) for p in a.padding) or [int(d) for d in a.strides] != [kh, kw] \
+                    or any(int(d) != 1 for d in a.dilation) or h % kh or w % kw:
+                return call
+            if perm in m:
+                if _perm(m[perm]) != NHWC_TO_NCHW:
+                    return call
+                src = m[x]
+            else:
+                src = relax.op.permute_dims(m[x], NCHW_TO_NHWC)
+            return relax.op.permute_dims(extern(src, (kh, kw), *q, "avg_pool2d"), NHWC_TO_NCHW)
+
+        return rewrite_call(is_op("relax.nn.avg_pool2d")(perm | dq), pool, func)
+
+    def _fuse_quantize(self, call, x, relu: bool, qconsts, v2v, users, var_of):
+        """quantize(x) / quantize(relu(x)) where x is the float output of a conv1x1_f32 or dwconv_f32 call that
+        nothing else reads -> one wrnn_conv1x1_s8_q8 / wrnn_dwconv_s8_q8 call writing the int8 directly (band by
+        band through scratch): the float tensor (4 bytes per value; ppocrv6_small's depthwise outputs before an SE
+        block, 368 KB each) leaves the arena plan. Else None (the separate quantize kernel)."""
+        from tvm import relax
+
+        item = v2v.get(x)
+        if not isinstance(item, relax.TupleGetItem) or item.index != 0 \
+                or not isinstance(item.tuple_value, relax.Var) or len(users.get(x) or []) != 1:
+            return None
+        if relu:
+            r = call.args[0] if isinstance(call.args[0], relax.Var) else var_of.get(call.args[0])
+            if r is None or len(users.get(r) or []) != 1:
+                return None
+        res_var = item.tuple_value
+        conv = v2v.get(res_var)
+        if not isinstance(conv, relax.Call) or getattr(conv.op, "name", "") != "relax.call_dps_packed" \
+                or not isinstance(conv.args[0], relax.ExternFunc) or len(users.get(res_var) or []) != 1:
+            return None
+        old = self.layers.get(str(conv.args[0].global_symbol))
+        inputs = v2v.get(conv.args[1], conv.args[1])
+        if old is None or old.op not in ("conv1x1_f32", "dwconv_f32") or not isinstance(inputs, relax.Tuple):
+            return None
+        g = old.geom
+        if old.op == "conv1x1_f32":
+            op, scratch = "conv1x1_q8", conv1x1_q8_scratch_bytes(g["out_h"] * g["out_w"], g["out_c"])
+        else:
+            op, scratch = "dwconv_q8", dwconv_q8_scratch_bytes(g)
+        name = self._name()
+        layer = Layer(name, op, dict(g), old.in_zp, 0, -128, 127, macs=old.macs, scratch_bytes=scratch,
+                      onnx_name=old.onnx_name, extra={**old.extra, "relu": relu})
+        del self.layers[old.name]
+        self.layers[name] = layer
+        shape = tuple(int(v) for v in call.ty.shape)
+        res = relax.call_dps_packed(relax.ExternFunc(name), [*inputs.fields, *qconsts],
+                                    [relax.TensorType(shape, "int8"), relax.TensorType((max(scratch, 4),), "int8")])
+        return relax.TupleGetItem(res, 0)
 
     def _matmul_f32(self, call, m, p):
         """matmul(DQ(a[.., M, K]), permute_dims(DQ(b[.., N, K]), last two swapped)), both non-constant per-tensor
@@ -813,6 +920,20 @@ def conv_scratch_bytes(g: dict) -> int:
     k = g["k_h"] * g["k_w"] * g["in_c"]
     cols = 32 if k <= 128 else 16 if k <= 512 else 8
     return 4 * g["out_c"] + ((cols * k + 3) & ~3)
+
+
+BAND_FLOATS = 8192  # WRNN_BAND_FLOATS (wrnn.h)
+
+
+def conv1x1_q8_scratch_bytes(pixels: int, out_c: int) -> int:
+    """wrnn_conv1x1_s8_q8_scratch_bytes: folded bias + one band of BAND_FLOATS // out_c pixels (at least 1, at most
+    all) of float output; checked against the C function by the emitted runner, like conv_scratch_bytes."""
+    return 4 * out_c + 4 * min(pixels, max(1, BAND_FLOATS // out_c)) * out_c
+
+
+def dwconv_q8_scratch_bytes(g: dict) -> int:
+    """wrnn_dwconv_s8_q8_scratch_bytes: one output row of float values."""
+    return 4 * g["out_w"] * g["out_c"]
 
 
 def check_layers(layers: dict[str, Layer]) -> None:
