@@ -83,3 +83,23 @@ def test_a_view_shares_its_tensors_bytes_and_lifetime():
     offsets, total = pack_tensors(p)
     assert plan.buffer_lifetimes(p)[1] == (0, 2) and 2 not in offsets
     assert total == 2 * 256 and offsets[3] != offsets[1] != offsets[4]  # t3 and t4 are never live together
+
+
+def test_packing_keeps_the_smallest_of_its_orders():
+    """A chain of alternating sizes, as a residual backbone's int8 maps: largest-first places both 64-byte tensors at
+    0 and pushes the 32-byte one above the 48-byte one (144 B); first-used-first packs to the 112 B live at the
+    peak, and pack_tensors keeps that."""
+    p = Plan()
+    sizes = [64, 32, 48, 64]
+    p.tensors = [Tensor("input", 0, (1,), "float32")] + [Tensor("arena", 0, (n // 4,), "float32") for n in sizes]
+    p.calls = [("k0", [0, 1]), ("k1", [1, 2]), ("k2", [2, 3]), ("k3", [3, 4])]
+    life = plan.buffer_lifetimes(p)
+    size = {b: p.tensors[b].nbytes for b in life}
+    assert plan._first_fit(sorted(life, key=lambda i: (-size[i], life[i][0])), size, life)[1] == 144
+    offsets, total = pack_tensors(p)
+    assert total == 112 == max(size[1] + size[2], size[2] + size[3], size[3] + size[4])
+    for i, t in enumerate(p.tensors):
+        if i in offsets:
+            t.offset = offsets[i]
+    p.arena_bytes = total
+    check_arena(p)
