@@ -89,7 +89,7 @@ def run_int8(c, inputs, outputs):
     out = Path(outputs["out"])
     with atomic_dir(out) as tmp:
         facts = compile_qdq(model_dir / "model.onnx", list(meta.input.shape(1)), tmp, threads=int(c.threads),
-                            check=check)
+                            check=check, stem_strips=int(c.int8_kernels.stem_strips))
         facts["check_set"] = where
         _finish(c, meta, facts, model_dir, tmp)
     metrics = {"name": meta.name, **facts}

@@ -479,7 +479,7 @@ class QuantizePretrained:
         if missing:
             raise RangeError("gate_sets", f"{sorted(missing)} not in sets {list(self.sets)}")
         allowed = {"preset", "fast_bias_correction", "model_type", "smooth_quant_matmul", "ignored_types",
-                   "float_first_conv"}
+                   "float_first_conv", "int8_residuals"}
         for model, over in self.nncf.items():
             bad = set(over) - allowed
             if bad:
@@ -567,10 +567,13 @@ class Int8Kernels:
     set: str = MISSING
     images: int = MISSING
     min_text_agreement: float = MISSING
+    stem_strips: int = MISSING  # 0 (whole) or >= 2
 
     def check(self):
         _positive(self, "images")
         _fraction(self, "min_text_agreement")
+        if self.stem_strips == 1 or self.stem_strips < 0:
+            raise RangeError("stem_strips", f"{self.stem_strips}: expected 0 (whole) or >= 2")
 
 
 @dataclass

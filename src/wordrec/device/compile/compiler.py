@@ -139,12 +139,13 @@ class QdqCheck:
 
 
 def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, check: QdqCheck,
-                pad_in_arena: bool = False) -> dict:
+                pad_in_arena: bool = False, stem_strips: int = 0) -> dict:
     """Compile a QDQ ONNX with its quantized conv blocks on the wrnn int8 kernels; write out/device (sources incl.
     wrnn.c) and out/host/native.so (the same C built for this CPU with -DWRNN_SCALAR: the device's bit-exact
     reference). Gate: the native build's decoded text agrees with onnxruntime running the same QDQ ONNX on at
-    least `check.min_agreement` of the images, else DataError."""
-    from wordrec.device.compile import native, offload
+    least `check.min_agreement` of the images, else DataError. stem_strips: run the input stem in that many
+    vertical strips (wordrec.device.compile.strips; 0: whole)."""
+    from wordrec.device.compile import native, offload, strips
     from wordrec.pipeline.metrics import score
 
     t0 = time.perf_counter()
@@ -152,8 +153,9 @@ def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, c
     if not frontend.is_qdq(model):
         raise ConfigError(f"{onnx_path}: compile.kernels=int8 needs a QDQ ONNX (QuantizeLinear/DequantizeLinear), "
                           "e.g. models/quant/<name>/onnx_qdq")
+    graph = strips.tile_stem(model, shape, stem_strips) if stem_strips else model
     off = offload.Offloader()
-    mod = frontend.import_relax(model, shape, str(onnx_path), bool(pad_in_arena), offloader=off)
+    mod = frontend.import_relax(graph, shape, str(onnx_path), bool(pad_in_arena), offloader=off)
     if not off.layers:
         raise DataError(f"{onnx_path}: no quantized conv block could be offloaded to the int8 kernels: "
                         f"{off.skipped or 'no QDQ conv found'}")
@@ -187,6 +189,7 @@ def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, c
                         f"{agree:.1%} of {len(ref)} images (< compile.int8_kernels.min_text_agreement "
                         f"{check.min_agreement})")
     total = macs.count_macs(model, shape)
+    executed = macs.count_macs(graph, shape) if graph is not model else total  # + the strips' overlaps
     int_macs = sum(layer.macs for layer in off.layers.values())
     layers = [{"layer": k, "call": [c[0] for c in planned.calls].index(k), "op": v.op, "macs": v.macs,
                "geom": v.geom} for k, v in off.layers.items()]
@@ -196,6 +199,7 @@ def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, c
         "kernels": "int8",
         "device_kernels": "integer",
         "pad_in_arena": bool(pad_in_arena),
+        "stem_strips": int(stem_strips),
         "arena_bytes": planned.arena_bytes,
         "arena_bytes_without_reuse": planned.bytes_without_reuse,
         "weight_bytes": planned.weight_bytes,
@@ -204,8 +208,9 @@ def compile_qdq(onnx_path: Path, shape: list[int], out: Path, *, threads: int, c
         "integer_calls": len(off.layers),
         "call_names": [name for name, _ in planned.calls],
         "macs": total,
+        "executed_macs": executed,
         "integer_macs": int_macs,
-        "integer_mac_share": round(int_macs / total, 4) if total else 0.0,
+        "integer_mac_share": round(int_macs / executed, 4) if executed else 0.0,
         "not_offloaded": off.skipped,
         "layers": layers,
         "probe_bytes": run.probe_bytes,
