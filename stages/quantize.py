@@ -57,6 +57,7 @@ def _quantize(backend, c, model_dir, meta: ModelMeta, onnx_path, calib, dest: Pa
         return TorchRunner(module, c.threads), TorchRunner(q, c.threads), path, path.stat().st_size
     if backend == "openvino":
         ov_nn = {**nn, "ignored_types": list(c.nncf.openvino_ignored_types) + nn.get("ignored_types", [])}
+        ov_nn.pop("int8_residuals", None)  # a QDQ-graph pass for the MCU path (nncf_ptq.to_onnx_qdq)
         path = nncf_ptq.to_openvino_int8(onnx_path, dest / "model.xml", calib, **ov_nn)
         return (OvRunner(onnx_path, c.threads, precision="f32"),
                 OvRunner(path, c.threads, precision=c.openvino_precision), path, nncf_ptq.ir_bytes(path))

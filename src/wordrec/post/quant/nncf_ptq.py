@@ -124,10 +124,12 @@ def fold_constant_nodes(model):
 
 def to_onnx_qdq(onnx_path: Path, out_path: Path, calib: np.ndarray, preset: str = "performance",
                 fast_bias_correction: bool = True, float_first_conv: bool = False, ignored_types=(),
-                model_type: str | None = None, smooth_quant_matmul: float | None = None) -> Path:
+                model_type: str | None = None, smooth_quant_matmul: float | None = None,
+                int8_residuals: bool = False) -> Path:
     """INT8 QuantizeLinear/DequantizeLinear ONNX: runs in onnxruntime and OpenVINO, and feeds the MCU path.
     Graphs below opset 13 are converted first (per-channel weight scales need it; see the module doc), and
-    constant nodes folded (`fold_constant_nodes`)."""
+    constant nodes folded (`fold_constant_nodes`). int8_residuals: then hold the residual streams in int8
+    (wordrec.post.quant.int8_residuals, calibrated on the same images)."""
     import nncf
     import onnx
 
@@ -138,6 +140,10 @@ def to_onnx_qdq(onnx_path: Path, out_path: Path, calib: np.ndarray, preset: str 
     names = first_conv(((n.name, n.op_type) for n in model.graph.node), ("Conv",)) if float_first_conv else []
     q = nncf.quantize(model, dataset, **_settings(preset, fast_bias_correction, len(calib), ignored_types, names,
                                                   model_type, smooth_quant_matmul))
+    if int8_residuals:
+        from wordrec.post.quant.int8_residuals import int8_residuals as hold_int8
+
+        q, _ = hold_int8(q, calib)
     onnx.save(q, str(out_path))
     return out_path
 
