@@ -54,6 +54,14 @@ static int check_quant(const wrnn_quant *q) {
   return check_zp(q->in_zp) && check_zp(q->out_zp) && check_clamp(q->act_min, q->act_max);
 }
 
+/* Per-channel float quantizers (wrnn_quantize_f32 and the kernels that quantize as it does): scale > 0, zero point
+ * integral in [-128, 127]. */
+static int check_q(int32_t c, const float *scale, const float *zp) {
+  for (int32_t i = 0; i < c; ++i)
+    if (!(scale[i] > 0.0f) || !(zp[i] >= -128.0f && zp[i] <= 127.0f) || zp[i] != (float)(int32_t)zp[i]) return 0;
+  return 1;
+}
+
 /* Window geometry: positive sizes and every output window overlapping the input. */
 static int check_geom(const wrnn_geom *g) {
   if (g->in_h <= 0 || g->in_w <= 0 || g->in_c <= 0 || g->out_h <= 0 || g->out_w <= 0 || g->out_c <= 0 ||
@@ -955,9 +963,7 @@ int wrnn_quantize_f32(const float *a, const float *b, int32_t relu, int32_t pixe
                       const float *recip, const float *zp, int8_t *out) {
   if (!a || !scale || !recip || !zp || !out) return WRNN_ENULL;
   if (pixels <= 0 || c <= 0 || (int64_t)pixels * c > INT32_MAX || (relu && b)) return WRNN_EDIM;
-  for (int32_t i = 0; i < c; ++i)
-    if (!(scale[i] > 0.0f) || !(zp[i] >= -128.0f && zp[i] <= 127.0f) || zp[i] != (float)(int32_t)zp[i])
-      return WRNN_EQUANT;
+  if (!check_q(c, scale, zp)) return WRNN_EQUANT;
 #ifdef WRNN_MVE
   for (int32_t c0 = 0; c0 < c; c0 += 4) {
     const mve_pred16_t pr = vctp32q(c - c0);
