@@ -32,6 +32,11 @@ def _positive(obj, *names: str, zero_ok: bool = False) -> None:
             raise RangeError(n, f"{v}: expected {'>= 0' if zero_ok else '> 0'}")
 
 
+def _strips(obj) -> None:
+    if obj.stem_strips == 1 or obj.stem_strips < 0:
+        raise RangeError("stem_strips", f"{obj.stem_strips}: expected 0 (whole) or >= 2")
+
+
 def _fraction(obj, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
@@ -572,8 +577,7 @@ class Int8Kernels:
     def check(self):
         _positive(self, "images")
         _fraction(self, "min_text_agreement")
-        if self.stem_strips == 1 or self.stem_strips < 0:
-            raise RangeError("stem_strips", f"{self.stem_strips}: expected 0 (whole) or >= 2")
+        _strips(self)
 
 
 @dataclass
@@ -624,9 +628,11 @@ class ImportedRun:
 class ImportedInt8Run:
     """mcu.imported_int8.<name>: an import's QDQ ONNX (models/quant/<name>/onnx_qdq) on the wrnn int8 kernels."""
     images: int = MISSING  # mcu.images for this model
+    stem_strips: int = MISSING  # compile.int8_kernels.stem_strips for this model
 
     def check(self):
         _positive(self, "images")
+        _strips(self)
 
 
 @dataclass
