@@ -87,8 +87,8 @@ def find_stem(model: onnx.ModelProto, stride: int, shapes: dict) -> tuple[str, s
     begin = nodes.index(q0[0]) + 1
     for end in range(begin, len(nodes)):
         n = nodes[end]
-        if n.op_type not in WINDOWED + POINTWISE:
-            break
+        if n.op_type not in WINDOWED + POINTWISE or (n.op_type == "Concat" and _attrs(n).get("axis") not in (1, -3)):
+            break  # (a concatenation along the width would move columns: only channel concatenations tile)
         if n.op_type != "QuantizeLinear" or shapes.get(n.output[0], (0,) * 4)[3] * stride != width:
             continue
         region = nodes[begin:end + 1]
@@ -120,13 +120,13 @@ def tile_stem(model: onnx.ModelProto, shape: list[int], strips: int, stride: int
     vertical strips (module doc). DataError when the graph has no such stem or the tiled graph's output is not
     bit-identical to the original's."""
     if strips < 2:
-        raise ConfigError(f"compile.stem_strips: {strips}, expected 0 (off) or >= 2")
+        raise ConfigError(f"compile.int8_kernels.stem_strips: {strips}, expected 0 (off) or >= 2")
     shapes = _shape_map(model, shape)
     start, end, region = find_stem(model, stride, shapes)
     f = _field(region, start, end)
     width, out_w = shape[3], shapes[end][3]
     if out_w < strips:
-        raise ConfigError(f"compile.stem_strips: {strips} strips of a {out_w}-column stem output")
+        raise ConfigError(f"compile.int8_kernels.stem_strips: {strips} strips of a {out_w}-column stem output")
     bounds = np.linspace(0, out_w, strips + 1).round().astype(int)
     g = model.graph
     made = [o for n in region for o in n.output]
