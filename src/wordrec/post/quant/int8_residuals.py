@@ -158,8 +158,8 @@ def int8_residuals(model: onnx.ModelProto, calib: np.ndarray) -> tuple[onnx.Mode
     # every float reader of a held tensor reads a dequantized copy of its own: a DequantizeLinear with two readers
     # would be computed once and stored in float (a compiler materializes a shared value), one per reader is fused
     # into that reader's loop
-    q_of = {t: dq.input for t, dq in reuse.items()}
-    q_of.update({t: [f"{t}__res_q", f"{t}__res_scale", f"{t}__res_zp"] for t in fresh})
+    dq_node = dict(reuse)  # the DequantizeLinear each copy repeats (its axis too, when per channel)
+    dq_node.update({t: new_nodes[t][1] for t in fresh})
     # (by output: node names may be empty)
     own = {n.output[0] for nodes in new_nodes.values() for n in nodes} | {dq.output[0] for dq in reuse.values()}
     readers: dict[str, list] = {}
@@ -167,7 +167,7 @@ def int8_residuals(model: onnx.ModelProto, calib: np.ndarray) -> tuple[onnx.Mode
         if n.op_type == "QuantizeLinear" or n.output[0] in own:
             continue
         for k, i in enumerate(n.input):
-            if i in q_of:
+            if i in dq_node:
                 readers.setdefault(i, []).append((n, k))
     extra: dict[str, list] = {}  # tensor -> DequantizeLinear copies for its second, third, ... reader
     for t, rs in readers.items():
@@ -175,15 +175,13 @@ def int8_residuals(model: onnx.ModelProto, calib: np.ndarray) -> tuple[onnx.Mode
             if r == 0 and t not in reuse:  # a reused DequantizeLinear has its reader already
                 n.input[k] = dq_of[t]
                 continue
-            name = f"{dq_of[t]}__{r}"
-            extra.setdefault(t, []).append(helper.make_node("DequantizeLinear", q_of[t], [name], name=name))
-            n.input[k] = name
-    for t, nodes in extra.items():
-        new_nodes.setdefault(t, [])
-        if t in reuse:  # the copies go right after the reused DequantizeLinear
-            new_nodes[t] = nodes
-        else:
-            new_nodes[t] = new_nodes[t] + nodes
+            copy = onnx.NodeProto()
+            copy.CopyFrom(dq_node[t])
+            copy.name = copy.output[0] = f"{dq_of[t]}__{r}"
+            extra.setdefault(t, []).append(copy)
+            n.input[k] = copy.output[0]
+    for t, nodes in extra.items():  # (a reused tensor has no new nodes but its copies)
+        new_nodes[t] = new_nodes.get(t, []) + nodes
     # insert the new nodes right after their tensor's producer (a reused quantizer's: after its DequantizeLinear),
     # so the graph stays topologically sorted
     at_of = {o: k for k, n in enumerate(out.graph.node) for o in n.output}
