@@ -125,7 +125,7 @@ def test_board_stage_copies_the_chosen_elf_and_draws_the_zoo(tmp_path):
     (tmp_path / "quantize.json").write_text(json.dumps(_qdq(crnn_lite=0.44, ppocrv6_small=0.98)))
     (tmp_path / "elf8" / "ppocrv6_small").mkdir(parents=True)
     (tmp_path / "elf8" / "ppocrv6_small" / "app.elf").write_bytes(b"\x7fELFv6int8")
-    OmegaConf.update(cfg, "mcu.imported_int8", {"ppocrv6_small": {"images": 1}}, merge=False)
+    OmegaConf.update(cfg, "mcu.imported_int8", {"ppocrv6_small": {"images": 1, "stem_strips": 0}}, merge=False)
     m = board.run(cfg, inputs, {**outputs, "out": tmp_path / "b6"})
     assert m["model"] == "ppocrv6_small_int8" and m["candidates"]["ppocrv6_small_int8"]["dev_accuracy"] == 0.98
     assert (tmp_path / "b6" / "app.elf").read_bytes() == b"\x7fELFv6int8"
