@@ -49,3 +49,44 @@ def test_a_cut_dvc_lock_keeps_its_whole_entries(tmp_path):
         kept = healed["stages"]
         assert list(kept) == list(full)[:len(kept)] and all(kept[k] == full[k] for k in kept), cut
         assert len(kept) < len(full)
+
+
+def test_a_cut_dvc_lock_is_mended_from_the_last_whole_copy(tmp_path):
+    """With the copy `python -m wordrec.pipeline.dvcstate` saves before each run, a lock cut anywhere (mid-line or on
+    a line boundary, where the rest still reads) gets back every entry; whole entries of the cut file win over the
+    copy's (they are newer); stages dvc.yaml no longer declares are not brought back."""
+    import random
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    from wordrec.pipeline.dvcstate import WHOLE_COPY, heal_lockfile, main
+
+    root = Path(__file__).parents[1]
+    text = (root / "dvc.lock").read_text()
+    full = yaml.safe_load(text)["stages"]
+    shutil.copyfile(root / "dvc.yaml", tmp_path / "dvc.yaml")
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(text)
+    assert main([str(tmp_path)]) == 0 and (tmp_path / WHOLE_COPY).read_text() == text  # the copy is saved
+    rng = random.Random(1)
+    line_ends = [i + 1 for i, c in enumerate(text) if c == "\n"]
+    for cut in [10, len(text) // 2] + [rng.randrange(len(text)) for _ in range(6)] + rng.sample(line_ends, 6):
+        lock.write_text(text[:cut])
+        msg = heal_lockfile(tmp_path)
+        healed = yaml.safe_load(lock.read_text())["stages"]
+        if msg is None:  # a line-boundary cut inside the last entry: every stage is there, DVC reruns that one
+            assert list(healed) == list(full) and text[:cut].endswith("\n"), cut
+            continue
+        assert healed == full, cut
+    # newer whole entries win over the copy's; the copy's entries of stages dvc.yaml dropped stay dropped
+    old = {k: dict(v) for k, v in full.items()}
+    first, last = list(full)[0], list(full)[-1]
+    old[first] = {**old[first], "cmd": "an older command"}
+    old["gone@x"] = old[last]
+    (tmp_path / WHOLE_COPY).write_text(yaml.safe_dump({"schema": "2.0", "stages": old}, sort_keys=False))
+    lock.write_text(text[:len(text) // 2])
+    assert "cut" in heal_lockfile(tmp_path)
+    healed = yaml.safe_load(lock.read_text())["stages"]
+    assert healed[first] == full[first] and "gone@x" not in healed and set(healed) == set(full)
