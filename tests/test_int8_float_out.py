@@ -312,10 +312,11 @@ def test_device_equals_host_on_float_output_chain(tmp_path):
     from wordrec.pipeline.config import REPO
 
     off, _, run = _build(_chain_model(), [1, 3, 8, 10], tmp_path)
-    # the 1x1 and the first depthwise quantize their float output band by band (conv1x1_q8, dwconv_q8); the 3x3's
-    # goes through wrnn_quantize_f32; the second depthwise and the FC keep float outputs
+    # the 1x1 quantizes its float output band by band (conv1x1_q8), the first depthwise in its 3x3 tiles
+    # (dwconv3x3_q8: 24 channels, one output quantizer); the 3x3's goes through wrnn_quantize_f32; the second
+    # depthwise and the FC keep float outputs
     assert sorted(layer.op for layer in off.layers.values()) == \
-        ["conv", "conv1x1_f32", "conv1x1_gelu", "conv1x1_q8", "conv_f32", "dwconv_f32", "dwconv_q8", "gelu",
+        ["conv", "conv1x1_f32", "conv1x1_gelu", "conv1x1_q8", "conv_f32", "dwconv3x3_q8", "dwconv_f32", "gelu",
          "quantize_f32"]
     xs = RNG.uniform(-3, 3, (3, 1, 3, 8, 10)).astype(np.float32)
     host = run.probs(xs[:, 0])
@@ -375,7 +376,7 @@ def test_quantize_kernel_equals_the_tvm_loops(tmp_path):
     channel for a depthwise conv whose float output goes through a ReLU and a per-tensor quantize to the next 1x1): the
     quantize of the sum becomes wrnn_quantize_f32 (no new float tensor: the arena does not grow; the model input's
     stays fused with its transpose), the ReLU + quantize of the depthwise output goes into its call
-    (wrnn_dwconv_s8_q8), and the output is bit for bit the build that leaves them to TVM."""
+    (wrnn_dwconv3x3_s8_q8), and the output is bit for bit the build that leaves them to TVM."""
     s, z = np.float32(0.04), -3
     g = G()
 
@@ -396,8 +397,9 @@ def test_quantize_kernel_equals_the_tvm_loops(tmp_path):
     ref_off, ref_planned, ref_run = _build(model, [1, 8, 6, 10], tmp_path / "tvm", quantize=False)
     quant = [layer for layer in off.layers.values() if layer.op == "quantize_f32"]
     assert [(layer.extra["inputs"], layer.extra["relu"]) for layer in quant] == [(2, False)]
-    # the ReLU'd depthwise output nothing else reads is quantized inside the depthwise call, row by row
-    assert [layer.extra["relu"] for layer in off.layers.values() if layer.op == "dwconv_q8"] == [True]
+    # the ReLU'd depthwise output nothing else reads is quantized inside the depthwise call (its 3x3 tiles: one
+    # output quantizer)
+    assert [layer.extra["relu"] for layer in off.layers.values() if layer.op == "dwconv3x3_q8"] == [True]
     assert sorted(layer.op for layer in ref_off.layers.values()) == ["conv1x1"] + ["conv1x1_f32"] * 3 + ["dwconv_f32"]
     assert [n for n, _ in planned.calls if n not in planned.externs and "quantize" in n] == ["fused_quantize_transpose"]
     assert planned.arena_bytes <= ref_planned.arena_bytes

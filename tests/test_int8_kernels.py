@@ -326,6 +326,37 @@ def dwconv_q8_cases(rng, n_cases, lib):
     return out
 
 
+def dwconv_q8_tile_case(rng, name, h, wd, c, stride_h, pad, relu, bias=True, zp=None, scale_mag=2e-3, lib=None,
+                        op="dwconv3x3_q8"):
+    """One wrnn_dwconv3x3_s8_q8 (or wrnn_dwconv_s8_q8) call on the shapes of the tile path (3x3, column stride 1,
+    C % 4 == 0, out_w >= 4, one output quantizer for all channels), against numpy."""
+    s = (stride_h, 1)
+    oh, ow = H.conv_out_dim(h, 3, s[0], pad[0], pad[0]), H.conv_out_dim(wd, 3, 1, pad[1], pad[1])
+    x, w = _i8(rng, h, wd, c), _i8(rng, 3, 3, c)
+    zp = rng.integers(-128, 128, c) if zp is None else np.broadcast_to(zp, (c,))
+    scale = ((rng.random(c) - 0.25) * scale_mag).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32) if bias else None
+    qs, qz = np.full(c, rng.uniform(0.01, 0.1), np.float32), np.full(c, rng.integers(-128, 128), np.float32)
+    f = R.dwconv_f32(x, w, zp, scale, b, s, pad, (oh, ow))
+    return (f"{name} {h}x{wd}x{c} s{s} p{pad} relu{int(relu)}",
+            H.dwconv_q8_call(x, w, zp, scale, b, s, pad, (oh, ow), qs, qz, relu, lib, op),
+            R.quantize_f32(f, None, qs, qz, relu))
+
+
+def dwconv_q8_tile_cases(rng, n_cases, lib):
+    """Random windows of the tile path: rows cut by the top / bottom padding (the tiles that leave a kernel row out,
+    and windows with two rows outside, which convert zero-point rows), strides 1-3 down, 1-2 columns of padding,
+    row widths that are not a multiple of 4 (the last tile recomputed), relu, no bias."""
+    out = []
+    for i in range(n_cases):
+        pad = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        h, wd = int(rng.integers(max(1, 3 - 2 * pad[0]), 9)), int(rng.integers(max(2, 6 - 2 * pad[1]), 19))
+        c = int(rng.choice([4, 8, 12, 20, 96]))
+        out.append(dwconv_q8_tile_case(rng, f"dwconv_q8_tile{i}", h, wd, c, int(rng.integers(1, 4)), pad,
+                                       relu=i % 2 == 0, bias=i % 3 != 0, lib=lib))
+    return out
+
+
 def mean_f32_cases(rng, n_cases, lib):
     """wrnn_mean_s8_f32 against int8_ref.mean_f32: whole-map means (SE) and tiling windows (average pool), channel
     tails, zero points at both ends."""
@@ -427,7 +458,7 @@ KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases
            "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases, "gelu": gelu_cases,
            "dwconv_f32": dwconv_f32_cases, "matmul_f32": matmul_f32_cases,
            "quantize_f32": quantize_f32_cases, "conv1x1_q8": conv1x1_q8_cases, "dwconv_q8": dwconv_q8_cases,
-           "mean_f32": mean_f32_cases}
+           "dwconv3x3_q8": dwconv_q8_tile_cases, "mean_f32": mean_f32_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself
@@ -854,3 +885,112 @@ def test_qemu_dwconv_f32_edges_and_throughput(lib, build_dir, tmp_path):
             h, wd, c, kh, kw, s, p = PPOCRV6_DW[int(name.split("/")[1].split()[0])]
             macs = int(np.prod(want.shape[:3])) * kh * kw
             assert macs / insns >= (1.0 if kh == 3 else 0.47), (name, macs / insns)
+
+
+def dwconv_q8_tile_edge_cases(rng, lib, op):
+    """The tile path's edges through `op`, and (wrnn_dwconv_s8_q8 only) calls it leaves to the row-by-row path
+    (per-channel quantizer, a scale too large for the clamp-free quantize): all equal numpy either way."""
+    def t(*args, **kw):
+        return dwconv_q8_tile_case(rng, *args, lib=lib, op=op, **kw)
+
+    out = [t("one row, two outside", 1, 9, 8, 1, (1, 1), False), t("pad 2 top and bottom", 3, 7, 8, 1, (2, 2), True),
+           t("stride 3", 9, 6, 12, 3, (1, 0), False), t("4 wide, 4 channels", 5, 4, 4, 1, (1, 1), True),
+           t("5 wide: last tile again", 4, 5, 4, 2, (1, 1), False, bias=False),
+           t("zero points -128", 4, 11, 8, 1, (1, 1), False, zp=-128),
+           t("zero points 127", 4, 11, 8, 1, (1, 1), True, zp=127)]
+    x = np.full((4, 12, 8), -128, np.int8)  # extreme inputs and weights: the largest exact partial sums
+    w = np.full((3, 3, 8), -128, np.int8)
+    zp, scale, qs, qz = np.full(8, 127), np.full(8, 1e-6, np.float32), np.full(8, 0.05, np.float32), np.zeros(8)
+    f = R.dwconv_f32(x, w, zp, scale, None, (1, 1), (1, 1), (4, 12))
+    out.append(("extreme values", H.dwconv_q8_call(x, w, zp, scale, None, (1, 1), (1, 1), (4, 12), qs,
+                                                   qz.astype(np.float32), False, lib, op),
+                R.quantize_f32(f, None, qs, qz.astype(np.float32), False)))
+    if op == "dwconv_q8":
+        out.append(t("scale too large: row path", 3, 8, 8, 1, (1, 1), False, scale_mag=1e31))
+        name, call, _ = t("per-channel quantizer: row path", 4, 9, 8, 1, (1, 1), False)
+        x, w, zp, scale, b = call.bufs[:5]
+        qs, qz = _q_params(rng, 8, 5.0)
+        f = R.dwconv_f32(x, w, zp, scale, b, (1, 1), (1, 1), (4, 9))
+        out.append((name, H.dwconv_q8_call(x, w, zp, scale, b, (1, 1), (1, 1), (4, 9), qs, qz, False, lib, op),
+                    R.quantize_f32(f, None, qs, qz, False)))
+    return out + [(n.replace("dwconv_q8_tile", op), c, w) for n, c, w in dwconv_q8_tile_cases(rng, 30, lib)]
+
+
+def test_dwconv3x3_q8_takes_only_its_shapes_and_quantizers(lib):
+    """wrnn_dwconv3x3_s8_q8 rejects what its tiles cannot do exactly: other windows / strides / channel counts /
+    rows under 4 pixels (WRNN_EDIM from the scratch size), a per-channel quantizer or a scale beyond the quantize's
+    bound (WRNN_EQUANT); wrnn_dwconv_s8_q8 computes the same calls."""
+    rng = np.random.default_rng(31)
+    for kh, kw, c, st, wd in [(3, 5, 8, (1, 1), 9), (3, 3, 6, (1, 1), 9), (3, 3, 8, (1, 2), 9), (3, 3, 8, (1, 1), 3)]:
+        g = H.geom((5, wd, c), (5, H.conv_out_dim(wd, kw, st[1], 1, 1)), c, (kh, kw), st, (1, 1))
+        assert lib.scratch_bytes("dwconv3x3_q8", g) == -2, (kh, kw, c, st, wd)
+    g = H.geom((5, 9, 8), (5, 9), 8, (3, 3), (1, 1), (1, 1))
+    assert 0 < lib.scratch_bytes("dwconv3x3_q8", g) == 16 * 14 + 48 * 11 < lib.scratch_bytes("dwconv_q8", g) + 1000
+    name, call, want = dwconv_q8_tile_case(rng, "ok", 5, 9, 8, 1, (1, 1), False, lib=lib)
+    assert lib.run(call)[0] == 0 and np.array_equal(lib.run(call)[1], want)
+    x, w, zp, scale, b, qs, qr, qz = call.bufs[:8]
+    for bad in ("per-channel", "huge scale", "zero point"):
+        rcs = [lib.run(H.dwconv_q8_call(x, w, zp, scale * (1e31 if bad == "huge scale" else 1), b, (1, 1), (1, 1),
+                                        (5, 9), qs * (np.arange(8) + 1 if bad == "per-channel" else 1),
+                                        qz + (300 if bad == "zero point" else 0), False, lib, op))[0]
+               for op in ("dwconv3x3_q8", "dwconv_q8")]
+        assert rcs == [-3, -3 if bad == "zero point" else 0], bad
+
+
+@device
+def test_qemu_dwconv_q8_tiles_edges_and_throughput(lib, build_dir, tmp_path):
+    """Helium wrnn_dwconv3x3_s8_q8 and wrnn_dwconv_s8_q8 == numpy bit for bit on the tile path's edges, and the
+    tiles' MACs per executed instruction (the quantize included) on ppocrv6_small's 3x3 layers: >= 1 at stride 1,
+    >= 0.85 at stride 2 down (each input row feeds 1.5 output rows there instead of 3, so its conversion to float
+    weighs twice)."""
+    from wordrec.device import int8_qemu
+
+    rng = np.random.default_rng(23)
+    cases = dwconv_q8_tile_edge_cases(rng, lib, "dwconv3x3_q8") + dwconv_q8_tile_edge_cases(rng, lib, "dwconv_q8")
+    shapes = [s for s in PPOCRV6_DW if s[3] == 3]
+    for i, (h, wd, c, _, _, st, pad) in enumerate(shapes):
+        cases.append(dwconv_q8_tile_case(rng, f"ppocrv6/{i}", h, wd, c, st[0], pad, False, lib=lib))
+    res = int8_qemu.run_qemu([c[1] for c in cases], tmp_path, build_dir, timeout_s=300)
+    for (name, call, want), (rc, got), insns in zip(cases, res["results"], res["insns"]):
+        assert rc == 0 and np.array_equal(got, want), name
+        assert np.array_equal(lib.run(call)[1], want), name
+        if name.startswith("ppocrv6/"):
+            h, wd, c, kh, kw, st, pad = shapes[int(name.split("/")[1].split()[0])]
+            macs = int(np.prod(want.shape)) * kh * kw
+            assert macs / insns >= (1.0 if st[0] == 1 else 0.85), (name, macs / insns)
+
+
+def test_offload_knows_when_dwconv3x3_q8_takes_a_call(lib):
+    """The compiler's mirror of wrnn_dwconv3x3_s8_q8's precondition (offload.dwconv3x3_q8_ok, and its scratch size)
+    gives the kernel's own answer on calls at both sides of every condition."""
+    from wordrec.device.compile.offload import dwconv3x3_q8_ok, dwconv3x3_q8_scratch_bytes
+
+    rng = np.random.default_rng(37)
+    fields = ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top",
+              "pad_left")
+    variants = [("ok", {}), ("per-channel scale", {"qs": True}), ("scale at the bound", {"mag": 1e12}),
+                ("scale past the bound", {"mag": 1e13}), ("infinite bias", {"bias": np.inf}),
+                ("4 wide", {"wd": 4}), ("3 wide", {"wd": 3}), ("6 channels", {"c": 6}), ("5x5", {"k": 5}),
+                ("column stride 2", {"sw": 2}), ("row stride 2", {"sh": 2})]
+    for name, v in variants:
+        c, k, wd, sh, sw = v.get("c", 8), v.get("k", 3), v.get("wd", 9), v.get("sh", 1), v.get("sw", 1)
+        oh, ow = H.conv_out_dim(6, k, sh, 1, 1), H.conv_out_dim(wd, k, sw, 1, 1)
+        x, w = _i8(rng, 6, wd, c), _i8(rng, k, k, c)
+        zp = rng.integers(-128, 128, c)
+        scale = (rng.random(c).astype(np.float32) + 0.5) * np.float32(v.get("mag", 1e-3))
+        bias = rng.standard_normal(c).astype(np.float32)
+        bias[0] = v.get("bias", bias[0])
+        qs = np.full(c, 0.05, np.float32) * (np.arange(1, c + 1) if v.get("qs") else 1)
+        qz = np.full(c, -3, np.float32)
+        g = H.geom(x.shape, (oh, ow), c, (k, k), (sh, sw), (1, 1))
+        gd = dict(zip(fields, g))
+        try:
+            call = H.dwconv_q8_call(x, w, zp, scale, bias, (sh, sw), (1, 1), (oh, ow), qs, qz, False, lib,
+                                    "dwconv3x3_q8")
+            takes = lib.run(call)[0] == 0
+            assert lib.scratch_bytes("dwconv3x3_q8", g) == dwconv3x3_q8_scratch_bytes(gd), name
+        except ConfigError:  # the scratch size already says no
+            takes = False
+        recip = (np.float32(1) / qs).astype(np.float32)
+        assert dwconv3x3_q8_ok(gd, scale, bias, qs, recip, qz) == takes, name
+        assert takes == (name in ("ok", "scale at the bound", "4 wide", "row stride 2")), name

@@ -25,7 +25,8 @@ OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool"
        "add": 8, "conv_scratch": 9, "dwconv_scratch": 10, "matmul": 11, "matmul_scratch": 12,
        "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15, "gelu": 16,
        "matmul_f32": 17, "matmul_f32_scratch": 18, "quantize_f32": 19, "conv1x1_q8": 20, "dwconv_q8": 21,
-       "conv1x1_q8_scratch": 22, "dwconv_q8_scratch": 23, "mean_f32": 24}
+       "conv1x1_q8_scratch": 22, "dwconv_q8_scratch": 23, "mean_f32": 24, "dwconv3x3_q8": 25,
+       "dwconv3x3_q8_scratch": 26}
 HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
 
 
@@ -257,15 +258,17 @@ def conv1x1_q8_call(x, w, in_zp, scale, bias, q_scale, q_zp, relu: bool, lib: Ho
                  scratch, None], (*x.shape[:-1], n))
 
 
-def dwconv_q8_call(x, w, in_zp, scale, bias, stride, pad, out_hw, q_scale, q_zp, relu: bool, lib: HostLib) -> Call:
+def dwconv_q8_call(x, w, in_zp, scale, bias, stride, pad, out_hw, q_scale, q_zp, relu: bool, lib: HostLib,
+                   op: str = "dwconv_q8") -> Call:
     """wrnn_dwconv_s8_q8: wrnn_dwconv_s8_f32's arguments (see dwconv_f32_call) plus the per-channel quantize
-    (q_scale, q_zp [C], relu first if asked), row by row -> int8 [out_h][out_w][C]."""
+    (q_scale, q_zp [C], relu first if asked), row by row -> int8 [out_h][out_w][C]. op="dwconv3x3_q8": the same
+    arguments to wrnn_dwconv3x3_s8_q8 (its own, smaller scratch)."""
     kh, kw, c = w.shape
     g = geom(x.shape, out_hw, c, (kh, kw), stride, pad)
-    scratch = _scratch(lib.scratch_bytes("dwconv_q8", g), "dwconv_q8")
+    scratch = _scratch(lib.scratch_bytes(op, g), op)
     f32 = (lambda a: None if a is None else np.ascontiguousarray(a, np.float32))
-    return Call("dwconv_q8", g + [int(relu)], [_i8(x), _i8(w), _i32(in_zp), f32(scale), f32(bias),
-                                               *_quant_bufs(q_scale, q_zp, c), scratch, None], (*out_hw, c))
+    return Call(op, g + [int(relu)], [_i8(x), _i8(w), _i32(in_zp), f32(scale), f32(bias),
+                                      *_quant_bufs(q_scale, q_zp, c), scratch, None], (*out_hw, c))
 
 
 def mean_f32_call(x, k, scale, zp) -> Call:

@@ -128,6 +128,7 @@ def benchmark_calls(lib: int8_host.HostLib, seed: int = 0) -> list[tuple[str, st
                     int8_host.dwconv_call(r8(12, 80, 128), r8(k, k, 128), None, m, s, *q, (1, 1), (k // 2, k // 2),
                                           (12, 80), lib)))
     out += dwconv_f32_calls(rng, r8)
+    out += dwconv3x3_q8_calls(lib, rng, r8)
     m, s = rq(96)
     out.append(("fc", "FC, 40x120 -> 40x96", 40 * 120 * 96,
                 int8_host.fc_call(r8(40, 120), r8(96, 120), None, m, s, *q)))
@@ -156,6 +157,24 @@ def dwconv_f32_calls(rng, r8) -> list[tuple[str, str, int, Call]]:
         name = "dwconv_f32_3x3" if i == 0 else f"ppocrv6/dw{i - 1}"
         out.append((name, f"depthwise f32-out {kh}x{kw}, {h}x{w}x{c}, stride {st[0]}x{st[1]}, pad {pad[0]}x{pad[1]}",
                     oh * ow * c * kh * kw, call))
+    return out
+
+
+def dwconv3x3_q8_calls(lib, rng, r8) -> list[tuple[str, str, int, Call]]:
+    """wrnn_dwconv3x3_s8_q8 (the depthwise with its output quantize, one quantizer per tensor) on ppocrv6_small's
+    3x3 shapes."""
+    out = []
+    for i, (h, w, c, kh, kw, st, pad) in enumerate(PPOCRV6_DW):
+        if (kh, kw) != (3, 3):
+            continue
+        oh = int8_host.conv_out_dim(h, kh, st[0], pad[0], pad[0])
+        ow = int8_host.conv_out_dim(w, kw, st[1], pad[1], pad[1])
+        call = int8_host.dwconv_q8_call(r8(h, w, c), r8(kh, kw, c), rng.integers(-128, 128, c),
+                                        rng.random(c).astype(np.float32) * 1e-3, rng.standard_normal(c), st, pad,
+                                        (oh, ow), np.full(c, 0.05, np.float32), np.full(c, -3.0, np.float32),
+                                        False, lib, "dwconv3x3_q8")
+        out.append((f"ppocrv6/dwq{i}", f"depthwise 3x3 + quantize, {h}x{w}x{c}, stride {st[0]}x{st[1]}, pad "
+                    f"{pad[0]}x{pad[1]}", oh * ow * c * kh * kw, call))
     return out
 
 

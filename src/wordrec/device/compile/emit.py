@@ -173,7 +173,8 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
         lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
                  f"    int rc = wrnn_dwconv_s8_f32((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
                  f"(const float*){sc}, (const float*){bs}, &g, (float*){out});"]
-    elif layer.op in ("conv1x1_q8", "dwconv_q8"):  # args: the float-output call's, scale, 1 / scale, zp, out, scratch
+    elif layer.op in ("conv1x1_q8", "dwconv_q8", "dwconv3x3_q8"):
+        # args: the float-output call's, then scale, 1 / scale, zero point (per channel), output, scratch
         *ins, qs, qr, qz, out, scratch = (f"t_{a}.data" for a in args)
         quant = (f"{int(layer.extra['relu'])}, (const float*){qs}, (const float*){qr}, (const float*){qz}, "
                  f"{scratch}, (int8_t*){out}")
@@ -188,10 +189,11 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
             x, w, zp, sc, bs = ins
             fields = ", ".join(str(g[f]) for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
                                                       "stride_h", "stride_w", "pad_top", "pad_left"))
+            fn = "wrnn_dwconv3x3_s8_q8" if layer.op == "dwconv3x3_q8" else "wrnn_dwconv_s8_q8"
             lines = ["  {", f"    static const wrnn_geom g = {{{fields}}};",
-                     f"    if (wrnn_dwconv_s8_q8_scratch_bytes(&g) > {layer.scratch_bytes}) {{ "
+                     f"    if ({fn}_scratch_bytes(&g) > {layer.scratch_bytes}) {{ "
                      f"set_error(\"{n}: scratch\"); return {k + 1}; }}",
-                     f"    int rc = wrnn_dwconv_s8_q8((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
+                     f"    int rc = {fn}((const int8_t*){x}, (const int8_t*){w}, (const int32_t*){zp}, "
                      f"(const float*){sc}, (const float*){bs}, &g, {quant});"]
     elif layer.op == "mean_f32":  # args: input (int8 NHWC), output (float), scratch (unused)
         x, out, _ = (f"t_{a}.data" for a in args)

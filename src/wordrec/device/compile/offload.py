@@ -749,6 +749,8 @@ class Offloader:
         g = old.geom
         if old.op == "conv1x1_f32":
             op, scratch = "conv1x1_q8", conv1x1_q8_scratch_bytes(g["out_h"] * g["out_w"], g["out_c"])
+        elif dwconv3x3_q8_ok(g, *(_const(f) for f in inputs.fields[3:5]), *(_const(q) for q in qconsts)):
+            op, scratch = "dwconv3x3_q8", dwconv3x3_q8_scratch_bytes(g)
         else:
             op, scratch = "dwconv_q8", dwconv_q8_scratch_bytes(g)
         name = self._name()
@@ -932,8 +934,32 @@ def conv1x1_q8_scratch_bytes(pixels: int, out_c: int) -> int:
 
 
 def dwconv_q8_scratch_bytes(g: dict) -> int:
-    """wrnn_dwconv_s8_q8_scratch_bytes: one output row of float values."""
-    return 4 * g["out_w"] * g["out_c"]
+    """wrnn_dwconv_s8_q8_scratch_bytes: one output row of float values, or the 3x3 tile path's 14 constant
+    vectors and ring of 3 float rows (out_w + 2 columns x 4 channels) if that is more."""
+    return max(4 * g["out_w"] * g["out_c"], 16 * 14 + 3 * 16 * (g["out_w"] + 2))
+
+
+def dwconv3x3_q8_scratch_bytes(g: dict) -> int:
+    """wrnn_dwconv3x3_s8_q8_scratch_bytes: 14 constant vectors and a ring of 3 float rows of out_w + 2 columns x 4
+    channels."""
+    return 16 * 14 + 48 * (g["out_w"] + 2)
+
+
+def dwconv3x3_q8_ok(g: dict, scale, bias, q_scale, q_recip, q_zp) -> bool:
+    """wrnn_dwconv3x3_s8_q8 takes the call (wrnn.h; else it returns an error): a 3x3 window at column stride 1, C a
+    multiple of 4, out_w >= 4, one output quantizer for all channels, finite scale and bias with (2^19 max|scale| +
+    max|bias|) * q_recip < 1.8e19 (its quantize needs no clamp then). Mirrors the C test; tests/test_int8_kernels
+    holds the two to the same answers."""
+    if (g["k_h"], g["k_w"], g["stride_w"]) != (3, 3, 1) or g["in_c"] % 4 or g["out_w"] < 4 \
+            or any(v is None for v in (scale, bias, q_scale, q_recip, q_zp)):
+        return False
+    qs, qr, qz = (np.asarray(v, np.float32).reshape(-1) for v in (q_scale, q_recip, q_zp))
+    if not (np.all(qs == qs[0]) and np.all(qr == qr[0]) and np.all(qz == qz[0])):
+        return False
+    sc, bs = (np.abs(np.asarray(v, np.float64).reshape(-1)) for v in (scale, bias))
+    if not (np.all(sc < 1e30) and np.all(bs < 1e30)):
+        return False
+    return bool((sc.max() * 524288.0 + bs.max()) * float(qr[0]) < 1.8e19)
 
 
 def check_layers(layers: dict[str, Layer]) -> None:

@@ -86,6 +86,14 @@ int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
       const wrnn_geom g = geom(a);
       return wrnn_dwconv_s8_q8_scratch_bytes(&g);
     }
+    case WRNN_OP_DWCONV3X3_Q8: { /* as WRNN_OP_DWCONV_Q8 */
+      const wrnn_geom g = geom(a);
+      return wrnn_dwconv3x3_s8_q8(b[0], b[1], b[2], b[3], b[4], &g, a[12], b[5], b[6], b[7], b[8], b[9]);
+    }
+    case WRNN_OP_DWCONV3X3_Q8_SCRATCH: { /* geom[12] -> bytes */
+      const wrnn_geom g = geom(a);
+      return wrnn_dwconv3x3_s8_q8_scratch_bytes(&g);
+    }
     case WRNN_OP_MEAN_F32: { /* geom[12], zp | in, scale (one float), out (float) */
       const wrnn_geom g = geom(a);
       return b[1] ? wrnn_mean_s8_f32(b[0], &g, *(const float *)b[1], a[12], b[2]) : WRNN_ENULL;

@@ -786,6 +786,17 @@ static __attribute__((noinline)) void dwf_block_tail(const int8_t *in, const wrn
 }
 #endif
 
+/* One output value of the float-output depthwise, the normative arithmetic: the exact integer sum over the window's
+ * in-image taps (x rows `row` bytes apart, weights `wrow`, pixels `c`), then (float)acc * scale rounded, + bias. */
+static inline float dwf_value(const int8_t *x, const int8_t *w, int32_t nky, int32_t nkx, int32_t row, int32_t wrow,
+                              int32_t c, int32_t zp, float scale, float bias) {
+  int32_t acc = 0;
+  for (int32_t ky = 0; ky < nky; ++ky)
+    for (int32_t kx = 0; kx < nkx; ++kx) acc += (x[ky * row + kx * c] - zp) * w[ky * wrow + kx * c];
+  volatile float prod = (float)acc * scale;
+  return prod + bias;
+}
+
 int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
                        const wrnn_geom *g, float *out) {
   if (!in || !w || !in_zp || !scale || !g || !out) return WRNN_ENULL;
@@ -845,14 +856,9 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
         vstrwq_p_f32(op + c0, f, pr);
       }
 #else
-      for (int32_t ch = 0; ch < c; ++ch) {
-        int32_t acc = 0;
-        for (int32_t ky = 0; ky < nky; ++ky)
-          for (int32_t kx = 0; kx < nkx; ++kx)
-            acc += (x_base[ky * row + kx * c + ch] - in_zp[ch]) * w_base[ky * wrow + kx * c + ch];
-        volatile float prod = (float)acc * scale[ch];
-        op[ch] = prod + (bias ? bias[ch] : 0.0f);
-      }
+      for (int32_t ch = 0; ch < c; ++ch)
+        op[ch] = dwf_value(x_base + ch, w_base + ch, nky, nkx, row, wrow, c, in_zp[ch], scale[ch],
+                           bias ? bias[ch] : 0.0f);
 #endif
     }
   }
@@ -1020,16 +1026,216 @@ int wrnn_conv1x1_s8_q8(const int8_t *in, int32_t pixels, int32_t in_c, const int
   return WRNN_OK;
 }
 
+/* wrnn_dwconv_s8_q8's tile path keeps per channel block 9 weights, the corrections (all rows, rows 1-2, rows
+ * 0-1), scale and bias: float32x4 vectors in its scratch (the scratch size is the same on every path) */
+enum { DWQ_CONSTS = 14 };
+
 int32_t wrnn_dwconv_s8_q8_scratch_bytes(const wrnn_geom *g) {
-  if (!g || !check_geom(g) || (int64_t)g->out_w * g->out_c > INT32_MAX / 4) return WRNN_EDIM;
-  return 4 * g->out_w * g->out_c;
+  if (!g || !check_geom(g) || (int64_t)g->out_w * g->out_c > INT32_MAX / 8) return WRNN_EDIM;
+  /* one float output row, or the tile path's constants and ring if that is more (few channels) */
+  const int32_t row = 4 * g->out_w * g->out_c, tiles = 16 * DWQ_CONSTS + 3 * 16 * (g->out_w + 2);
+  return row > tiles ? row : tiles;
 }
+
+/* The tile path applies: a 3x3 window at column stride 1, whole blocks of 4 channels, a row of >= 4 pixels, one
+ * output quantizer for all channels (per tensor, as an activation's is), and finite scale and bias small enough
+ * that |x * r| < 2^64: |acc| < 2^19 (9 taps of |x - zp| <= 255 times |w| <= 128), so |x| <= 2^19 max |scale| +
+ * max |bias|. Then x is finite, never NaN, and y, the remainder and the quotient stay finite: the clamp-free
+ * epilogue gives wrnn_quantize_f32's integer. */
+static int dwq_ok(const wrnn_geom *g, const float *scale, const float *bias, const float *q_scale,
+                  const float *q_recip, const float *q_zp) {
+  const int32_t c = g->in_c;
+  if (g->k_h != 3 || g->k_w != 3 || g->stride_w != 1 || c % 4 || g->out_w < 4) return 0;
+  double ms = 0.0, mb = 0.0;
+  for (int32_t i = 0; i < c; ++i) {
+    if (q_scale[i] != q_scale[0] || q_recip[i] != q_recip[0] || q_zp[i] != q_zp[0]) return 0;
+    const double a = fabs((double)scale[i]), b = bias ? fabs((double)bias[i]) : 0.0;
+    if (!(a < 1e30) || !(b < 1e30)) return 0; /* also NaN */
+    ms = a > ms ? a : ms, mb = b > mb ? b : mb;
+  }
+  return (ms * 524288.0 + mb) * (double)q_recip[0] < 1.8e19;
+}
+
+#ifdef WRNN_MVE
+/* The 3x3 depthwise with its quantize in the tile (wrnn_dwconv_s8_q8's fast path, wrnn.h). Per block of 4
+ * channels the input rows a window reads are converted to float once into a ring of 3 rows (16 bytes per column,
+ * the columns outside the image holding the zero point, so every window is whole and a tile needs no border
+ * case), and the tile reads them with immediate offsets: per kernel row 6 loads, 12 VFMAs, 3 weight loads. The
+ * sums start at -zp * sum of the 9 weights (exact integers, as in wrnn_dwconv_s8_f32: the zero-point columns add
+ * (zp - zp) * w = 0 exactly what a skipped tap adds), the epilogue is wrnn_dwconv_s8_f32's (acc * scale, + bias)
+ * then wrnn_quantize_f32's with per-tensor r, -s, zp in core registers: y = x * r, x + y * -s, y + that * r,
+ * VCVTN (ties to even, saturating), + zp saturating, two saturating narrows: the same integer as
+ * clamp(rint(y) + zp) for every y the caller lets in (dwq_ok: no +-1024 clamp is needed because |x * r| stays
+ * far below overflow, and x is never NaN). The block's constants: 9 weights, the correction, scale, bias. */
+#define WRNN_DWQ_ROW(P, W0, W1, W2, O0, O1, O2, O3, O4, O5)                                                   \
+  "vldrw.u32 q1, [%[cv], #" W0 "]\n vldrw.u32 q2, [%[cv], #" W1 "]\n vldrw.u32 q3, [%[cv], #" W2 "]\n"          \
+  "vldrw.u32 q0, [" P ", #" O0 "]\n vfma.f32 q4, q0, q1\n"                                                     \
+  "vldrw.u32 q0, [" P ", #" O1 "]\n vfma.f32 q4, q0, q2\n vfma.f32 q5, q0, q1\n"                               \
+  "vldrw.u32 q0, [" P ", #" O2 "]\n vfma.f32 q4, q0, q3\n vfma.f32 q5, q0, q2\n vfma.f32 q6, q0, q1\n"          \
+  "vldrw.u32 q0, [" P ", #" O3 "]\n vfma.f32 q5, q0, q3\n vfma.f32 q6, q0, q2\n vfma.f32 q7, q0, q1\n"          \
+  "vldrw.u32 q0, [" P ", #" O4 "]\n vfma.f32 q6, q0, q3\n vfma.f32 q7, q0, q2\n"                               \
+  "vldrw.u32 q0, [" P ", #" O5 "]\n vfma.f32 q7, q0, q3\n"
+#define WRNN_DWQ_OUT(S, RELU)                                                                                   \
+  RELU "vmul.f32 q2, " S ", %[r]\n vfma.f32 " S ", q2, %[ns]\n vfma.f32 q2, " S ", %[r]\n"                      \
+  "vcvtn.s32.f32 q2, q2\n vqadd.s32 q2, q2, %[z]\n vqmovnb.s32 q1, q2\n vqmovnb.s16 q0, q1\n"                   \
+  "vstrb.32 q0, [%[o]]\n add %[o], %[c]\n"
+/* one tile: ROWS (two or three WRNN_DWQ_ROW) with the sums starting at the correction at cv + CORR */
+#define WRNN_DWQ_TILE(ROWS, CORR, RELU_SETUP, R4, R5, R6, R7)                                                   \
+  "vldrw.u32 q4, [%[cv], #" CORR "]\n vmov q5, q4\n vmov q6, q4\n vmov q7, q4\n" ROWS                          \
+  "vldrw.u32 q0, [%[cv], #160]\n vldrw.u32 q1, [%[cv], #176]\n"                                               \
+  "vmul.f32 q4, q4, q0\n vmul.f32 q5, q5, q0\n vmul.f32 q6, q6, q0\n vmul.f32 q7, q7, q0\n"                    \
+  "vadd.f32 q4, q4, q1\n vadd.f32 q5, q5, q1\n vadd.f32 q6, q6, q1\n vadd.f32 q7, q7, q1\n"                    \
+  RELU_SETUP WRNN_DWQ_OUT("q4", R4) WRNN_DWQ_OUT("q5", R5) WRNN_DWQ_OUT("q6", R6) WRNN_DWQ_OUT("q7", R7)
+#define WRNN_DWQ_LOOP(BODY, STEP)                                                                               \
+  __asm__ volatile("wls lr, %[nt], 2f\n 1:\n" BODY "add %[p0], #" STEP "\n add %[p1], #" STEP "\n"              \
+                   "add %[p2], #" STEP "\n le lr, 1b\n 2:\n"                                                  \
+                   : [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2), [o] "+l"(o)                                 \
+                   : [nt] "r"(nt), [cv] "r"(cv), [c] "r"(c), [r] "r"(r), [ns] "r"(ns), [z] "r"(z)             \
+                   : "lr", "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", \
+                     "d11", "d12", "d13", "d14", "d15")
+/* the kernel rows a tile reads at column offset O0 (bytes): all three, or without row 0 / row 2 (outside) */
+#define WRNN_DWQ_ROW0(O0, O1, O2, O3, O4, O5) WRNN_DWQ_ROW("%[p0]", "0", "16", "32", O0, O1, O2, O3, O4, O5)
+#define WRNN_DWQ_ROW1(O0, O1, O2, O3, O4, O5) WRNN_DWQ_ROW("%[p1]", "48", "64", "80", O0, O1, O2, O3, O4, O5)
+#define WRNN_DWQ_ROW2(O0, O1, O2, O3, O4, O5) WRNN_DWQ_ROW("%[p2]", "96", "112", "128", O0, O1, O2, O3, O4, O5)
+#define WRNN_DWQ_ALL(...) WRNN_DWQ_ROW0(__VA_ARGS__) WRNN_DWQ_ROW1(__VA_ARGS__) WRNN_DWQ_ROW2(__VA_ARGS__)
+#define WRNN_DWQ_TOP(...) WRNN_DWQ_ROW1(__VA_ARGS__) WRNN_DWQ_ROW2(__VA_ARGS__)
+#define WRNN_DWQ_BOT(...) WRNN_DWQ_ROW0(__VA_ARGS__) WRNN_DWQ_ROW1(__VA_ARGS__)
+#define WRNN_DWQ_A "0", "16", "32", "48", "64", "80"
+#define WRNN_DWQ_B "64", "80", "96", "112", "128", "144"
+#define WRNN_DWQ_RELU "vmov.i32 q3, #0\n", "vmaxnm.f32 q4, q4, q3\n", "vmaxnm.f32 q5, q5, q3\n", \
+                      "vmaxnm.f32 q6, q6, q3\n", "vmaxnm.f32 q7, q7, q3\n"
+#define WRNN_DWQ_NORELU "", "", "", "", ""
+/* two tiles per loop step, then one */
+#define WRNN_DWQ_RUN(SET, CORR, ...)                                                                            \
+  do {                                                                                                          \
+    nt = tiles / 2;                                                                                             \
+    WRNN_DWQ_LOOP(WRNN_DWQ_TILE(SET(WRNN_DWQ_A), CORR, __VA_ARGS__)                                             \
+                  WRNN_DWQ_TILE(SET(WRNN_DWQ_B), CORR, __VA_ARGS__), "128");                                    \
+    nt = tiles % 2;                                                                                             \
+    WRNN_DWQ_LOOP(WRNN_DWQ_TILE(SET(WRNN_DWQ_A), CORR, __VA_ARGS__), "64");                                     \
+  } while (0)
+
+enum { DWQ_ALL, DWQ_TOP, DWQ_BOT };
+
+/* tiles tiles of 4 pixels x 4 channels from the ring rows p0..p2 (kernel rows 0..2, at the tile's first column)
+ * into o (pixel stride c bytes). rows: all three, or DWQ_TOP / DWQ_BOT without kernel row 0 / 2 (a row outside the
+ * image: its taps are left out, as wrnn_dwconv_s8_f32 leaves them, with the correction of the other six weights;
+ * cheaper than a row of zero points). relu: max(x, 0) before the quantize, as wrnn_quantize_f32. */
+static void dwq_tiles(const float *p0, const float *p1, const float *p2, const float *cv, int8_t *o, int32_t c,
+                      int32_t tiles, float r, float ns, int32_t z, int relu, int rows) {
+  int32_t nt;
+  if (rows == DWQ_TOP && relu)
+    WRNN_DWQ_RUN(WRNN_DWQ_TOP, "192", WRNN_DWQ_RELU);
+  else if (rows == DWQ_TOP)
+    WRNN_DWQ_RUN(WRNN_DWQ_TOP, "192", WRNN_DWQ_NORELU);
+  else if (rows == DWQ_BOT && relu)
+    WRNN_DWQ_RUN(WRNN_DWQ_BOT, "208", WRNN_DWQ_RELU);
+  else if (rows == DWQ_BOT)
+    WRNN_DWQ_RUN(WRNN_DWQ_BOT, "208", WRNN_DWQ_NORELU);
+  else if (relu)
+    WRNN_DWQ_RUN(WRNN_DWQ_ALL, "144", WRNN_DWQ_RELU);
+  else
+    WRNN_DWQ_RUN(WRNN_DWQ_ALL, "144", WRNN_DWQ_NORELU);
+}
+
+
+/* Columns of a ring row: `left` zero-point columns, `n` converted from the input row, `right` zero-point ones. */
+typedef struct {
+  int32_t left, n, right;
+} dwq_cols;
+
+/* Input row iy of block c0 into a ring row (the zero point throughout when iy is outside the image). Four columns
+ * per step: 17 instructions (gcc's loop took ~8 a column). */
+static void dwq_convert(const int8_t *in, const wrnn_geom *g, const dwq_cols *k, int32_t c0, int32_t iy,
+                        float32x4_t zpf, float *d) {
+  int32_t left = k->left, n = k->n, right = k->right;
+  if (iy < 0 || iy >= g->in_h) left += n + right, n = right = 0;
+  for (int32_t j = 0; j < left; ++j, d += 4) vst1q_f32(d, zpf);
+  if (n) {
+    const int32_t c = g->in_c, quads = n / 4;
+    const int8_t *src = in + ((int64_t)iy * g->in_w + (k->left - g->pad_left)) * c + c0;
+    __asm__ volatile("wls lr, %[q], 2f\n 1:\n vldrb.s32 q0, [%[s]]\n add %[s], %[c]\n vldrb.s32 q1, [%[s]]\n"
+                     "add %[s], %[c]\n vldrb.s32 q2, [%[s]]\n add %[s], %[c]\n vldrb.s32 q3, [%[s]]\n"
+                     "add %[s], %[c]\n vcvt.f32.s32 q0, q0\n vcvt.f32.s32 q1, q1\n vcvt.f32.s32 q2, q2\n"
+                     "vcvt.f32.s32 q3, q3\n vstrw.32 q0, [%[d]], #16\n vstrw.32 q1, [%[d]], #16\n"
+                     "vstrw.32 q2, [%[d]], #16\n vstrw.32 q3, [%[d]], #16\n le lr, 1b\n 2:\n"
+                     : [s] "+l"(src), [d] "+r"(d)
+                     : [q] "r"(quads), [c] "r"(c)
+                     : "lr", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7");
+    for (int32_t j = quads * 4; j < n; ++j, src += c, d += 4) vst1q_f32(d, vcvtq_f32_s32(vldrbq_s32(src)));
+  }
+  for (int32_t j = 0; j < right; ++j, d += 4) vst1q_f32(d, zpf);
+}
+
+static void dwq_run(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
+                    const wrnn_geom *g, int32_t relu, float r, float s, int32_t z, float *scratch, int8_t *out) {
+  const int32_t c = g->in_c, cols = g->out_w + 2, orow = g->out_w * c, sh = g->stride_h, in_h = g->in_h;
+  const int32_t nt = g->out_w / 4, back = 4 * (g->out_w - 4);
+  float *cv = scratch, *ring = scratch + 4 * DWQ_CONSTS;
+  const float32x4_t zero = vdupq_n_f32(0.0f);
+  dwq_cols k; /* input columns [0, in_w) sit at ring columns [pad_left, pad_left + in_w), cut to [0, cols) */
+  k.left = g->pad_left < cols ? g->pad_left : cols;
+  k.n = g->pad_left + g->in_w < cols ? g->in_w : cols - k.left;
+  k.right = cols - k.left - k.n;
+  for (int32_t c0 = 0; c0 < c; c0 += 4) {
+    float32x4_t wrow[3] = {zero, zero, zero}; /* per kernel row: the sum of its 3 weights */
+    for (int32_t t = 0; t < 9; ++t) {
+      const float32x4_t wt = vcvtq_f32_s32(vldrbq_s32(w + t * c + c0));
+      vst1q_f32(cv + 4 * t, wt);
+      wrow[t / 3] = vaddq_f32(wrow[t / 3], wt);
+    }
+    /* -zp * (sum of the weights a tile reads), 0 - v: +0.0 for a zero sum (see dwf_block). Every partial sum
+     * an integer below 2^24, so the order of the additions does not matter. */
+    const float32x4_t zpf = vcvtq_f32_s32(vld1q_s32(in_zp + c0));
+    vst1q_f32(cv + 36, vsubq_f32(zero, vmulq_f32(vaddq_f32(vaddq_f32(wrow[0], wrow[1]), wrow[2]), zpf)));
+    vst1q_f32(cv + 40, vld1q_f32(scale + c0));
+    vst1q_f32(cv + 44, bias ? vld1q_f32(bias + c0) : zero);
+    vst1q_f32(cv + 48, vsubq_f32(zero, vmulq_f32(vaddq_f32(wrow[1], wrow[2]), zpf)));
+    vst1q_f32(cv + 52, vsubq_f32(zero, vmulq_f32(vaddq_f32(wrow[0], wrow[1]), zpf)));
+    /* the window's rows r0..r2 in the ring's three rows (t0..t2: the input row each holds); moving down by sh
+     * keeps 3 - sh of them. A row outside the image is converted (to zero points) only when the tile cannot
+     * leave it out. */
+    float *r0 = ring, *r1 = ring + 4 * cols, *r2 = ring + 8 * cols;
+    int32_t t0 = INT32_MIN, t1 = INT32_MIN, t2 = INT32_MIN;
+    int8_t *o = out + c0;
+    for (int32_t oy = 0, y0 = -g->pad_top; oy < g->out_h; ++oy, y0 += sh, o += orow) {
+      const int in0 = y0 >= 0 && y0 < in_h, in1 = y0 + 1 >= 0 && y0 + 1 < in_h, in2 = y0 + 2 >= 0 && y0 + 2 < in_h;
+      const int rows = in0 && in1 && in2 ? DWQ_ALL : !in0 && in1 && in2 ? DWQ_TOP : in0 && in1 && !in2 ? DWQ_BOT
+                                                                                                  : DWQ_ALL;
+      if (oy > 0 && sh == 1) { /* rotate so the rows still in the window come first */
+        float *p = r0;
+        const int32_t t = t0;
+        r0 = r1, t0 = t1, r1 = r2, t1 = t2, r2 = p, t2 = t;
+      } else if (oy > 0 && sh == 2) {
+        float *p = r0, *q = r1;
+        const int32_t t = t0, u = t1;
+        r0 = r2, t0 = t2, r1 = p, t1 = t, r2 = q, t2 = u;
+      }
+      if (rows != DWQ_TOP && t0 != y0) dwq_convert(in, g, &k, c0, y0, zpf, r0), t0 = y0;
+      if (t1 != y0 + 1) dwq_convert(in, g, &k, c0, y0 + 1, zpf, r1), t1 = y0 + 1;
+      if (rows != DWQ_BOT && t2 != y0 + 2) dwq_convert(in, g, &k, c0, y0 + 2, zpf, r2), t2 = y0 + 2;
+      dwq_tiles(r0, r1, r2, cv, o, c, nt, r, -s, z, relu, rows);
+      if (g->out_w % 4) /* the last 4 pixels again: the same bits for the ones already written */
+        dwq_tiles(r0 + back, r1 + back, r2 + back, cv, o + (g->out_w - 4) * c, c, 1, r, -s, z, relu, rows);
+    }
+  }
+}
+#endif
 
 int wrnn_dwconv_s8_q8(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
                       const wrnn_geom *g, int32_t relu, const float *q_scale, const float *q_recip,
                       const float *q_zp, void *scratch, int8_t *out) {
   if (!in || !w || !in_zp || !scale || !g || !q_scale || !q_recip || !q_zp || !scratch || !out) return WRNN_ENULL;
   if (wrnn_dwconv_s8_q8_scratch_bytes(g) < 0 || g->out_c != g->in_c) return WRNN_EDIM;
+  if (!check_q(g->out_c, q_scale, q_zp)) return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  if (dwq_ok(g, scale, bias, q_scale, q_recip, q_zp)) {
+    for (int32_t i = 0; i < g->in_c; ++i)
+      if (!check_zp(in_zp[i])) return WRNN_EQUANT;
+    dwq_run(in, w, in_zp, scale, bias, g, relu, q_recip[0], q_scale[0], (int32_t)q_zp[0], (float *)scratch, out);
+    return WRNN_OK;
+  }
+#endif
   const int32_t row = g->in_w * g->in_c, orow = g->out_w * g->out_c;
   for (int32_t oy = 0; oy < g->out_h; ++oy) {
     const int32_t y0 = oy * g->stride_h - g->pad_top;
@@ -1042,6 +1248,46 @@ int wrnn_dwconv_s8_q8(const int8_t *in, const int8_t *w, const int32_t *in_zp, c
                              out + (int64_t)oy * orow);
     if (rc != WRNN_OK) return rc;
   }
+  return WRNN_OK;
+}
+
+int32_t wrnn_dwconv3x3_s8_q8_scratch_bytes(const wrnn_geom *g) {
+  if (!g || !check_geom(g) || g->k_h != 3 || g->k_w != 3 || g->stride_w != 1 || g->out_c != g->in_c ||
+      g->in_c % 4 || g->out_w < 4 || g->out_w > (INT32_MAX - 16 * DWQ_CONSTS) / 48 - 2)
+    return WRNN_EDIM;
+  return 16 * DWQ_CONSTS + 48 * (g->out_w + 2);
+}
+
+int wrnn_dwconv3x3_s8_q8(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale,
+                         const float *bias, const wrnn_geom *g, int32_t relu, const float *q_scale,
+                         const float *q_recip, const float *q_zp, void *scratch, int8_t *out) {
+  if (!in || !w || !in_zp || !scale || !g || !q_scale || !q_recip || !q_zp || !scratch || !out) return WRNN_ENULL;
+  if (wrnn_dwconv3x3_s8_q8_scratch_bytes(g) < 0) return WRNN_EDIM;
+  const int32_t c = g->in_c;
+  if (!check_q(c, q_scale, q_zp) || !dwq_ok(g, scale, bias, q_scale, q_recip, q_zp)) return WRNN_EQUANT;
+  for (int32_t i = 0; i < c; ++i)
+    if (!check_zp(in_zp[i])) return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  dwq_run(in, w, in_zp, scale, bias, g, relu, q_recip[0], q_scale[0], (int32_t)q_zp[0], (float *)scratch, out);
+#else
+  const int32_t row = g->in_w * c, wrow = 3 * c;
+  for (int32_t oy = 0; oy < g->out_h; ++oy) {
+    const int32_t y0 = oy * g->stride_h - g->pad_top;
+    const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + 3 > g->in_h ? g->in_h - y0 : 3;
+    for (int32_t ox = 0; ox < g->out_w; ++ox) {
+      const int32_t x0 = ox - g->pad_left;
+      const int32_t kx_lo = x0 < 0 ? -x0 : 0, kx_hi = x0 + 3 > g->in_w ? g->in_w - x0 : 3;
+      const int8_t *xb = in + (y0 + ky_lo) * row + (x0 + kx_lo) * c, *wb = w + ky_lo * wrow + kx_lo * c;
+      int8_t *op = out + ((int64_t)oy * g->out_w + ox) * c;
+      for (int32_t ch = 0; ch < c; ++ch) {
+        float x = dwf_value(xb + ch, wb + ch, ky_hi - ky_lo, kx_hi - kx_lo, row, wrow, c, in_zp[ch], scale[ch],
+                            bias ? bias[ch] : 0.0f);
+        if (relu) x = x > 0.0f ? x : 0.0f;
+        op[ch] = quant1(x, q_scale[ch], q_recip[ch], q_zp[ch]);
+      }
+    }
+  }
+#endif
   return WRNN_OK;
 }
 

@@ -142,8 +142,9 @@ int wrnn_quantize_f32(const float *a, const float *b, int32_t relu, int32_t pixe
 /* A float-output kernel whose result is quantized at once, in bands, so the float tensor between the two calls
  * (4 bytes per value) never exists: each band of the float output goes to scratch, then through the
  * wrnn_quantize_f32 arithmetic (relu optional) into out. Bit for bit the two calls' int8 output (the same
- * functions on the same values). conv1x1: bands of WRNN_BAND_FLOATS / out_c pixels; depthwise: one output row.
- * scratch: the _scratch_bytes functions (4-byte aligned). Errors as the two calls'. */
+ * functions on the same values). conv1x1: bands of WRNN_BAND_FLOATS / out_c pixels; depthwise: one output row,
+ * or wrnn_dwconv3x3_s8_q8's tiles when the call qualifies for them. scratch: the _scratch_bytes functions (4-byte
+ * aligned). Errors as the two calls'. */
 #define WRNN_BAND_FLOATS 8192 /* 32 KB of float band: the 1x1 band fits beside ppocrv6_small's 384 KB arena */
 int32_t wrnn_conv1x1_s8_q8_scratch_bytes(int32_t pixels, int32_t out_c);
 int wrnn_conv1x1_s8_q8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c, int32_t in_zp,
@@ -153,6 +154,19 @@ int32_t wrnn_dwconv_s8_q8_scratch_bytes(const wrnn_geom *g);
 int wrnn_dwconv_s8_q8(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale, const float *bias,
                       const wrnn_geom *g, int32_t relu, const float *q_scale, const float *q_recip,
                       const float *q_zp, void *scratch, int8_t *out);
+
+/* wrnn_dwconv_s8_q8 for a 3x3 window at column stride 1 (any row stride, padding), C a multiple of 4, out_w >= 4,
+ * one output quantizer for all channels (q_scale, q_recip, q_zp each equal across C, as an activation's per-tensor
+ * quantizer) and finite scale and bias with (2^19 max|scale| + max|bias|) * q_recip < 1.8e19: the same int8 as
+ * wrnn_dwconv_s8_q8, in a scratch of 16 * 14 + 48 * (out_w + 2) bytes (not a float output row): per block of 4
+ * channels the input rows a window reads are converted to float once into a ring of 3 rows, and assembly tiles of
+ * 4 pixels x 4 channels quantize in registers. ppocrv6_small's 3x3 layers: 1.05-1.10 MACs per executed instruction
+ * at stride 1, 0.90 at stride 2 down, the quantize included. Other shapes: WRNN_EDIM; other quantizers: WRNN_EQUANT
+ * (wrnn_dwconv_s8_q8 takes them, and takes this path itself when they qualify). */
+int32_t wrnn_dwconv3x3_s8_q8_scratch_bytes(const wrnn_geom *g);
+int wrnn_dwconv3x3_s8_q8(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale,
+                         const float *bias, const wrnn_geom *g, int32_t relu, const float *q_scale,
+                         const float *q_recip, const float *q_zp, void *scratch, int8_t *out);
 
 /* Mean of the dequantized values over windows that tile the input exactly (stride = window, no padding,
  * out_h * k_h == in_h, out_w * k_w == in_w, out_c == in_c): an SE block's spatial mean (one window = the map) or a
