@@ -54,8 +54,8 @@ class G:
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _build(model, shape, tmp, fuse_gelu=True, quantize=True):
-    off = offload.Offloader(fuse_gelu=fuse_gelu, quantize=quantize)
+def _build(model, shape, tmp, fuse_gelu=True, quantize=True, fuse_mlp=True, dq_add=True):
+    off = offload.Offloader(fuse_gelu=fuse_gelu, quantize=quantize, fuse_mlp=fuse_mlp, dq_add=dq_add)
     mod = frontend.import_relax(model, shape, "tiny", offloader=off)
     lowered = plan.lower_memory(mod)
     planned = plan.extract(lowered, externs=set(off.layers))
@@ -446,3 +446,113 @@ def test_se_mean_and_average_pool_read_the_int8_map(tmp_path):
     got = run.probs(x)
     err = np.abs(got.reshape(ref.shape) - ref).max()
     assert err < 0.05 * np.abs(ref).max(), err  # float summation order differs; the int8 levels mostly agree
+
+
+def _mlp_block_model():
+    """A residual block's MLP as NNCF leaves ppocrv6_small's: DQ(x) -> 1x1 (float out) -> GELU -> Q/DQ -> 1x1 ->
+    Q (int8 out) -> DQ -> + DQ(x) (residual); 12 -> 400 -> 12 channels over 6 x 50 pixels: the 32 KB band of the
+    hidden map holds 64 pixels, so 300 take 5 bands, the last one short."""
+    s, z = np.float32(0.04), -3
+    g = G()
+    xd = g.qdq("x", s, z)
+    h = g.node("Conv", [xd, g.wdq(_w(400, 12, 1, 1), RNG.uniform(0.002, 0.01, 400).astype(np.float32)),
+                        g.const(RNG.uniform(-1, 1, 400).astype(np.float32))], kernel_shape=[1, 1])
+    gelu = g.node("Mul", [h, g.node("Add", [g.node("Erf", [g.node("Div", [h, g.const(np.float32(1.4142135))])]),
+                                            g.const(np.float32(1.0))])])
+    y = g.node("Conv", [g.qdq(gelu, np.float32(0.03), -100),
+                        g.wdq(_w(12, 400, 1, 1), RNG.uniform(0.0005, 0.002, 12).astype(np.float32)),
+                        g.const(RNG.uniform(-1, 1, 12).astype(np.float32))], kernel_shape=[1, 1])
+    out = g.node("Add", [g.qdq(y, np.float32(0.05), 2), xd])
+    return g.model(out, [1, 12, 6, 50], [1, 12, 6, 50]), s, z
+
+
+def test_mlp_pair_runs_in_bands_bit_for_bit(tmp_path):
+    """The 1x1 + GELU -> requantizing 1x1 pair with nothing else reading the hidden map becomes one wrnn_mlp_s8
+    call: the build's output equals the two-call build's bit for bit, the hidden map leaves the arena plan, and on
+    QEMU the device equals the host."""
+    model, s, z = _mlp_block_model()
+    shape = [1, 12, 6, 50]
+    off, planned, run = _build(model, shape, tmp_path / "mlp")
+    ref_off, ref_planned, ref_run = _build(model, shape, tmp_path / "two", fuse_mlp=False)
+    assert sorted(layer.op for layer in off.layers.values()) == ["mlp"]
+    assert sorted(layer.op for layer in ref_off.layers.values()) == ["conv1x1", "conv1x1_gelu"]
+    (mlp,) = off.layers.values()
+    assert mlp.macs == sum(layer.macs for layer in ref_off.layers.values())
+    # the hidden map (300 x 400 B) leaves the plan; the scratch holds one band (64 x 400 B) and 412 folded terms;
+    # the packing may give one 12-channel map (3,600 B) a storage of its own that it shared before
+    assert planned.arena_bytes <= ref_planned.arena_bytes - 300 * 400 + 64 * 400 + 4 * (400 + 12) + 300 * 12
+    x = np.concatenate([_grid_input(tuple(shape), s, z)[0] for _ in range(3)]) + RNG.normal(0, 0.02, (3, *shape[1:]))
+    x = x.astype(np.float32)[:, None]
+    got, ref = run.probs(x), ref_run.probs(x)
+    assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+    if not _toolchain():
+        return
+    from wordrec.device.board import sim, toolchain
+    from wordrec.pipeline.config import REPO
+
+    elf = tmp_path / "elf" / "app.elf"
+    elf.parent.mkdir()
+    toolchain.build_elf(tmp_path / "mlp" / "device", elf, "-O3", native.FLOAT_CFLAGS, "auto", "auto")
+    dev = sim.run(elf, x, tmp_path / "run", runner="qemu", timeout_s=120, plugin_dir=REPO / "build" / "qemu")
+    assert np.array_equal(np.asarray(dev["outputs"], np.float32).reshape(got.shape).view(np.uint32),
+                          got.view(np.uint32))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_residual_add_kernel_equals_the_tvm_loop(tmp_path, seed):
+    """quantize(DQ(a) + DQ(b)) of two int8 maps -> wrnn_add_dq_s8 with TVM's own constants: per-tensor and
+    per-channel output quantizers (the latter on NHWC maps from float-output 1x1 convs, as in ppocrv6_small's
+    residual blocks), random scales (7-digit literals that do and do not round-trip), bit for bit the build that
+    leaves the adds to TVM (whose loops the test of tvm_c_float below pins to the same constants)."""
+    rng = np.random.default_rng(seed)
+    g = G()
+    s, z = np.float32(rng.uniform(0.01, 0.1)), int(rng.integers(-20, 20))
+    xd = g.qdq("x", s, z)
+
+    def f32_conv(x, co, ci):
+        return g.node("Conv", [x, g.wdq(_w(co, ci, 1, 1), rng.uniform(0.002, 0.01, co).astype(np.float32)),
+                               g.const(rng.uniform(-1, 1, co).astype(np.float32))], kernel_shape=[1, 1])
+
+    # per-tensor: two requantized copies of the input summed, one scale for the sum
+    plain = g.node("Add", [g.qdq("x", np.float32(rng.uniform(0.01, 0.1)), int(rng.integers(-50, 50))),
+                           g.qdq("x", np.float32(rng.uniform(0.01, 0.1)), int(rng.integers(-50, 50)))])
+    plain = g.qdq(plain, np.float32(rng.uniform(0.02, 0.2)), int(rng.integers(-20, 20)))
+    # per-channel: a residual block's sum of two 1x1 outputs, each held int8 per tensor, the sum per channel
+    c0 = g.qdq(f32_conv(xd, 8, 8), np.float32(rng.uniform(0.02, 0.1)), int(rng.integers(-30, 30)))
+    c1 = g.qdq(f32_conv(g.qdq(c0, np.float32(0.05), 3), 8, 8), np.float32(rng.uniform(0.02, 0.1)), 7)
+    qs, qz = rng.uniform(0.02, 0.1, 8).astype(np.float32), rng.integers(-20, 20, 8).astype(np.int8)
+    res = g.qdq(g.node("Add", [c1, c0]), qs, qz)
+    y = g.node("Add", [f32_conv(res, 8, 8), plain])
+    model = g.model(y, [1, 8, 60, 100], [1, 8, 60, 100])
+    off, _, run = _build(model, [1, 8, 60, 100], tmp_path / "kernel")
+    ref_off, _, ref_run = _build(model, [1, 8, 60, 100], tmp_path / "tvm", dq_add=False)
+    assert sorted(layer.op for layer in off.layers.values() if layer.op == "add_dq") == ["add_dq"] * 2
+    assert "add_dq" not in {layer.op for layer in ref_off.layers.values()}
+    x = np.concatenate([_grid_input((1, 8, 60, 100), s, z)[0] for _ in range(4)]) + rng.normal(0, 0.02, (4, 8, 60, 100))
+    x = x.astype(np.float32)[:, None]
+    got, ref = run.probs(x), ref_run.probs(x)
+    assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+
+
+def test_tvm_c_float_is_the_constant_tvm_loops_compute_with(tmp_path):
+    """TVM's C codegen prints a float32 constant as a "%.6e" literal, which the C compiler rounds to float32:
+    offload.tvm_c_float gives that float32 (wrnn_add_dq_s8 computes with it to reproduce the loop). Scales that do
+    and do not survive 7 digits, built through DQ -> add -> Q loops and read back from the generated C."""
+    import re
+    from fractions import Fraction
+
+    scales = [np.float32(v) for v in (0.0124393096, 1 / 3, 123456.789, 1.0000001, 9.87654321e-5, 0.0731234567)]
+    g = G()
+    y = g.qdq("x", scales[0], 3)
+    for k, v in enumerate(scales[1:]):
+        y = g.node("Add", [y, g.qdq("x", v, k - 2)])
+    _build(g.model(y, [1, 4, 3, 5], [1, 4, 3, 5]), [1, 4, 3, 5], tmp_path, dq_add=False)
+    literals = set(re.findall(r"[-+]?\d\.\d{6}e[-+]\d+f", (tmp_path / "device" / "kernels.c").read_text()))
+    for v in scales:
+        lit = f"{float(v):.6e}f"
+        assert lit in literals, (v, sorted(literals))
+        want = Fraction(lit[:-1])
+        got = offload.tvm_c_float(v)
+        for other in (np.nextafter(got, np.float32(-np.inf)), np.nextafter(got, np.float32(np.inf))):
+            assert abs(Fraction(float(got)) - want) <= abs(Fraction(float(other)) - want)
+    assert offload.tvm_c_float(np.float32(1.0000001)) == np.float32(1.0)  # 7 digits lose the last bit

@@ -453,12 +453,61 @@ def gelu_cases(rng, n_cases, lib):
     return out
 
 
+def mlp_cases(rng, n_cases, lib):
+    """wrnn_mlp_s8 against its two calls (the 1x1 + GELU's two-call reference, then numpy's requantizing 1x1):
+    pixel counts below, at and across band boundaries (hidden widths whose 32 KB band is 1 pixel, 29 pixels, or
+    whole 32-pixel chunks), channel tails, both clamps."""
+    out = []
+    for i in range(n_cases):
+        n1 = int(rng.choice([4, 17, 100, 384, 1100, 40000]))
+        band = max(1, 32768 // n1)
+        band = band - band % 32 if band >= 32 else band
+        p = int(rng.choice([1, 3, band, band + 1, 2 * band + 5, 150]))
+        k, n2 = (int(v) for v in rng.choice(CHANNELS, 2))
+        if n1 * max(k, n2) > 2_000_000:
+            n1 = 4000
+        x, w1, w2 = _i8(rng, p, k), _i8(rng, n1, k), _i8(rng, n2, n1)
+        in_zp = int(rng.integers(-128, 128))
+        scale = (rng.uniform(0.5, 1.5, n1) * 2.0 / (64 * 128 * math.sqrt(k))).astype(np.float32)
+        bias = None if i % 4 == 0 else rng.uniform(-1, 1, n1).astype(np.float32)
+        table = _gelu_table(rng)
+        rc, hidden = lib.run(H.conv1x1_gelu_call(x, w1, in_zp, scale, bias, table, fused=False))
+        assert rc == 0
+        hidden_zp = int(rng.integers(-128, 128))  # the requantizing 1x1 takes any; the graph's is the table's
+        b2 = _bias(rng, n2)
+        mult, shift = _requant_params(rng, n2)
+        _, out_zp, lo, hi = _quant(rng)
+        out.append((f"mlp{i} p{p} k{k} hidden{n1} n{n2}",
+                    H.mlp_call(x, w1, in_zp, scale, bias, table, w2, b2, mult, shift, hidden_zp, out_zp, lo, hi,
+                               lib),
+                    R.conv1x1(hidden[None], w2, b2, mult, shift, hidden_zp, out_zp, lo, hi)[0]))
+    return out
+
+
+def add_dq_cases(rng, n_cases, lib):
+    """wrnn_add_dq_s8 against numpy's float32 arithmetic (each product and the sum rounded once) and
+    int8_ref.quantize_f32: channel tails, extreme zero points, sums far past the output range."""
+    out = []
+    for i in range(n_cases):
+        p, c = int(rng.integers(1, 40)), int(rng.choice(CHANNELS + [4, 96]))
+        a, b = _i8(rng, p, c), _i8(rng, p, c)
+        a_zp, b_zp = (int(v) for v in rng.integers(-128, 128, 2))
+        a_s, b_s = (np.float32(v) for v in rng.uniform(0.001, 0.2, 2))
+        qs, qz = _q_params(rng, c, float(rng.choice([2.0, 10.0, 40.0])))
+        x = ((a.astype(np.int32) - a_zp).astype(np.float32) * a_s).astype(np.float32) + \
+            ((b.astype(np.int32) - b_zp).astype(np.float32) * b_s).astype(np.float32)
+        out.append((f"add_dq{i} p{p} c{c}", H.add_dq_call(a, b, a_zp, a_s, b_zp, b_s, qs, qz),
+                    R.quantize_f32(x.astype(np.float32), None, qs, qz, False)))
+    return out
+
+
 KERNELS = {"requantize": requant_cases, "fc": fc_cases, "conv1x1": conv1x1_cases, "conv": conv_cases,
            "dwconv": dwconv_cases, "avgpool": avgpool_cases, "lut": lut_cases, "mul": mul_cases, "add": add_cases,
            "matmul": matmul_cases, "conv1x1_gelu": conv1x1_gelu_cases, "gelu": gelu_cases,
            "dwconv_f32": dwconv_f32_cases, "matmul_f32": matmul_f32_cases,
            "quantize_f32": quantize_f32_cases, "conv1x1_q8": conv1x1_q8_cases, "dwconv_q8": dwconv_q8_cases,
-           "dwconv3x3_q8": dwconv_q8_tile_cases, "mean_f32": mean_f32_cases}
+           "dwconv3x3_q8": dwconv_q8_tile_cases, "mean_f32": mean_f32_cases, "mlp": mlp_cases,
+           "add_dq": add_dq_cases}
 
 
 # ------------------------------------------------------------------ the arithmetic itself
@@ -853,7 +902,17 @@ def dwconv_f32_edge_cases(rng):
         for kh, kw, s, p in ((3, 3, (1, 1), (1, 1)), (3, 3, (2, 2), (1, 1)), (3, 3, (2, 1), (1, 1)),
                              (3, 3, (1, 1), (0, 2)), (1, 7, (1, 1), (0, 3)), (5, 5, (1, 2), (2, 2))):
             out.append(dwconv_f32_case(rng, "edge", 5, 13, c, kh, kw, s, p, bias=c % 2 == 1))
+    # one kernel row wider than 3 with padding: the row converted with zero-point columns (1x4..1x7, padding 1-3,
+    # widths 4..9 so the last tile is recomputed, row stride 2, one channel tail block, a row wider than the copy)
+    for h, wd, c, kw, sh, pw in ((1, 4, 8, 4, 1, 1), (3, 9, 12, 5, 2, 2), (2, 6, 6, 7, 1, 3), (1, 7, 4, 7, 1, 3),
+                                 (1, 130, 8, 7, 1, 3), (2, 5, 16, 6, 1, 1)):
+        out.append(dwconv_f32_case(rng, "row", h, wd, c, 1, kw, (sh, 1), (0, pw), bias=c % 8 == 0))
     for zp in (-128, 127):  # largest |x - zp| and |zp * sum w|: every partial sum must stay exact in float32
+        name, call, _ = dwconv_f32_case(rng, f"zp{zp}", 1, 11, 8, 1, 7, (1, 1), (0, 3), zp=zp)
+        x, w, zps, scale, bias = call.bufs[:5]
+        x[...] = 127 if zp == -128 else -128
+        w[...] = -128
+        out.append((name, call, _f32_bytes(R.dwconv_f32(x, w, zps, scale, bias, (1, 1), (0, 3), (1, 11)))))
         name, call, _ = dwconv_f32_case(rng, f"zp{zp}", 4, 11, 8, 3, 3, (1, 1), (1, 1), zp=zp)
         x, w, zps, scale, bias = call.bufs[:5]
         x[...] = 127 if zp == -128 else -128
@@ -884,7 +943,7 @@ def test_qemu_dwconv_f32_edges_and_throughput(lib, build_dir, tmp_path):
         if name.startswith("ppocrv6/"):
             h, wd, c, kh, kw, s, p = PPOCRV6_DW[int(name.split("/")[1].split()[0])]
             macs = int(np.prod(want.shape[:3])) * kh * kw
-            assert macs / insns >= (1.0 if kh == 3 else 0.47), (name, macs / insns)
+            assert macs / insns >= (1.0 if kh == 3 else 0.75), (name, macs / insns)
 
 
 def dwconv_q8_tile_edge_cases(rng, lib, op):
@@ -994,3 +1053,12 @@ def test_offload_knows_when_dwconv3x3_q8_takes_a_call(lib):
         recip = (np.float32(1) / qs).astype(np.float32)
         assert dwconv3x3_q8_ok(gd, scale, bias, qs, recip, qz) == takes, name
         assert takes == (name in ("ok", "scale at the bound", "4 wide", "row stride 2")), name
+
+
+def test_offload_sizes_the_mlp_scratch_as_the_kernel(lib):
+    """offload.mlp_scratch_bytes (the plan's size for wrnn_mlp_s8's scratch) == the kernel's own, on hidden widths
+    whose band is 1 pixel, under a chunk, whole chunks, and larger than the map."""
+    from wordrec.device.compile.offload import mlp_scratch_bytes
+
+    for pixels, hidden, out_c in [(960, 192, 48), (240, 768, 192), (7, 1100, 3), (5, 40000, 9), (100, 8, 4)]:
+        assert lib.scratch_bytes("mlp", [pixels, hidden, out_c]) == mlp_scratch_bytes(pixels, hidden, out_c)

@@ -26,7 +26,7 @@ OPS = {"requantize": 0, "conv1x1": 1, "fc": 2, "conv": 3, "dwconv": 4, "avgpool"
        "conv1x1_gelu": 13, "conv1x1_f32_then_gelu": 14, "dwconv_f32": 15, "gelu": 16,
        "matmul_f32": 17, "matmul_f32_scratch": 18, "quantize_f32": 19, "conv1x1_q8": 20, "dwconv_q8": 21,
        "conv1x1_q8_scratch": 22, "dwconv_q8_scratch": 23, "mean_f32": 24, "dwconv3x3_q8": 25,
-       "dwconv3x3_q8_scratch": 26}
+       "dwconv3x3_q8_scratch": 26, "mlp": 27, "mlp_scratch": 28, "add_dq": 29}
 HOST_CFLAGS = ["-O2", "-fPIC", "-shared", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DWRNN_SCALAR"]
 
 
@@ -285,6 +285,32 @@ def gelu_call(x, gelu_table) -> Call:
     """wrnn_gelu_s8: float32 x (any shape) -> int8 levels from gelu_table (int8_ref.gelu_table)."""
     x = np.ascontiguousarray(x, np.float32)
     return Call("gelu", [x.size], [x, np.ascontiguousarray(gelu_table, np.int32), None], x.shape)
+
+
+def mlp_call(x, w1, in_zp, scale1, bias1, gelu_table, w2, bias2, mult2, shift2, hidden_zp, out_zp, act_min, act_max,
+             lib: HostLib) -> Call:
+    """wrnn_mlp_s8: conv1x1_gelu_call's arguments (x [P][K] or [H][W][K], w1 [N1][K], ...) then conv1x1_call's for
+    the second 1x1 (w2 [N2][N1], int32 bias2 / mult2 / shift2, the hidden map's zero point as its input zero
+    point, out_zp, clamp) -> int8 [..., N2], in pixel bands through scratch."""
+    x = _i8(x)
+    k = x.shape[-1]
+    p, n1, n2 = x.size // k, w1.shape[0], w2.shape[0]
+    scratch = _scratch(lib.scratch_bytes("mlp", [p, n1, n2]), "mlp")
+    bufs = [x, _i8(np.asarray(w1).reshape(n1, k)), np.ascontiguousarray(scale1, np.float32),
+            None if bias1 is None else np.ascontiguousarray(bias1, np.float32),
+            np.ascontiguousarray(gelu_table, np.int32), _i8(np.asarray(w2).reshape(n2, n1)), _i32(bias2),
+            _i32(mult2), _i32(shift2), scratch, None]
+    return Call("mlp", [p, k, n1, in_zp, n2, hidden_zp, out_zp, act_min, act_max], bufs, (*x.shape[:-1], n2))
+
+
+def add_dq_call(a, b, a_zp, a_scale, b_zp, b_scale, q_scale, q_zp) -> Call:
+    """wrnn_add_dq_s8: a, b int8 [..., C] (same shape), per-tensor zero points and float32 scales, the per-channel
+    output quantize (q_scale, q_zp [C]) -> int8 [..., C]."""
+    a, b = _i8(a), _i8(b)
+    c = a.shape[-1]
+    return Call("add_dq", [a.size // c, c, a_zp, b_zp],
+                [a, b, np.asarray([a_scale], np.float32), np.asarray([b_scale], np.float32),
+                 *_quant_bufs(q_scale, q_zp, c), None], a.shape)
 
 
 def conv1x1_gelu_call(x, w, in_zp, scale, bias, gelu_table, fused: bool = True) -> Call:

@@ -166,6 +166,18 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
         lines = ["  {", f"    int rc = wrnn_conv1x1_s8_gelu_s8((const int8_t*){x}, {g['in_h'] * g['in_w']}, "
                  f"{g['in_c']}, (const int8_t*){w}, {g['out_c']}, {layer.in_zp}, (const float*){sc}, "
                  f"(const float*){bs}, (const int32_t*){tab}, {scratch}, (int8_t*){out});"]
+    elif layer.op == "mlp":  # args: the conv1x1_gelu call's (input, weights, scale, bias, GELU table), then the
+        # requantizing 1x1's (weights, bias, multipliers, shifts), output (int8), scratch
+        x, w1, sc, bs, tab, w2, b2, m2, s2, out, scratch = (f"t_{a}.data" for a in args)
+        pixels, hidden = g["in_h"] * g["in_w"], layer.extra["hidden_c"]
+        q2 = f"{{{layer.extra['hidden_zp']}, {layer.out_zp}, {layer.act_min}, {layer.act_max}}}"
+        lines = ["  {", f"    static const wrnn_quant q = {q2};",
+                 f"    if (wrnn_mlp_s8_scratch_bytes({pixels}, {hidden}, {g['out_c']}) > {layer.scratch_bytes}) {{ "
+                 f"set_error(\"{n}: scratch\"); return {k + 1}; }}",
+                 f"    int rc = wrnn_mlp_s8((const int8_t*){x}, {pixels}, {g['in_c']}, (const int8_t*){w1}, "
+                 f"{hidden}, {layer.in_zp}, (const float*){sc}, (const float*){bs}, (const int32_t*){tab}, "
+                 f"(const int8_t*){w2}, {g['out_c']}, (const int32_t*){b2}, (const int32_t*){m2}, "
+                 f"(const int32_t*){s2}, &q, {scratch}, (int8_t*){out});"]
     elif layer.op == "dwconv_f32":  # args: input, weights, zero points, scale, bias, output, scratch (unused)
         x, w, zp, sc, bs, out, _ = (f"t_{a}.data" for a in args)
         fields = ", ".join(str(g[f]) for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
@@ -213,6 +225,13 @@ def _layer_call(k: int, layer, args: list[int]) -> list[str]:
         b = f"(const float*)t_{ins[1]}.data" if len(ins) == 2 else "NULL"
         lines = ["  {", f"    int rc = wrnn_quantize_f32({a}, {b}, {int(layer.extra['relu'])}, {g['n']}, {g['c']}, "
                  f"(const float*){sc}, (const float*){inv}, (const float*){zp}, (int8_t*){out});"]
+    elif layer.op == "add_dq":  # args: a, b (int8), scale, 1 / scale, zero point (per channel), output, scratch
+        a, b, sc, inv, zp, out, _ = (f"t_{v}.data" for v in args)
+        ex = layer.extra
+        lines = ["  {", f"    int rc = wrnn_add_dq_s8((const int8_t*){a}, (const int8_t*){b}, {g['n']}, {g['c']}, "
+                 f"{ex['a_zp']}, {float(np.float32(ex['a_scale'])).hex()}f, {ex['b_zp']}, "
+                 f"{float(np.float32(ex['b_scale'])).hex()}f, (const float*){sc}, (const float*){inv}, "
+                 f"(const float*){zp}, (int8_t*){out});"]
     elif layer.op == "gelu":  # args: input (float), GELU table, output, scratch (unused)
         x, tab, out, _ = (f"t_{a}.data" for a in args)
         lines = ["  {", f"    int rc = wrnn_gelu_s8((const float*){x}, {g['n']}, (const int32_t*){tab}, "

@@ -25,6 +25,8 @@ exactly the values the float graph sees.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import onnx
@@ -122,6 +124,36 @@ def _bias_values(expr, channels: int) -> np.ndarray | None:
     return v.reshape(channels).astype(np.float64)
 
 
+def _dataflow(func):
+    """(var -> bound value, var -> the vars of the bindings that use it, val: an expression's bound value when it
+    is a var) over the function's dataflow blocks: what the fusing passes look up."""
+    from tvm import relax
+    from tvm.relax.analysis import get_var2val, udchain
+
+    v2v = get_var2val(func)
+    users: dict = {}
+    for block in func.body.blocks:
+        if isinstance(block, relax.DataflowBlock):
+            for var, uses in udchain(block).items():
+                users[var] = list(uses)
+
+    def val(e):
+        return v2v.get(e, e) if isinstance(e, relax.Var) else e
+
+    return v2v, users, val
+
+
+def tvm_c_float(v) -> np.float32:
+    """The float32 a TVM-generated C loop computes with for float32 constant v: TVM's C codegen prints it as a
+    literal with "%.6e" (7 significant digits; checked on this TVM: 0.0124393096 -> 1.243931e-02f, 1.0000001 ->
+    1.000000e+00f) and the C compiler rounds that decimal to the nearest float32, ties to even. Rounded here from
+    the exact decimal (decimal -> double -> float could round twice)."""
+    exact = Fraction(Decimal(f"{float(np.float32(v)):.6e}"))
+    c = np.float32(float(exact))
+    near = [np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf))]
+    return min(near, key=lambda f: (abs(Fraction(float(f)) - exact), int(np.asarray(f).view(np.uint32)) & 1))
+
+
 def _scalar(expr) -> float | None:
     v = _const(expr)
     return None if v is None or v.size != 1 else float(v.reshape(()))
@@ -165,10 +197,12 @@ def _gelu_table(layer: Layer, erf_div: float, out_scale: float, out_zp: float) -
 class Offloader:
     """Holds the layer specs created while rewriting one module (emit needs them by extern name)."""
 
-    def __init__(self, fuse_gelu: bool = True, quantize: bool = True):
+    def __init__(self, fuse_gelu: bool = True, quantize: bool = True, fuse_mlp: bool = True, dq_add: bool = True):
         self.layers: dict[str, Layer] = {}
         self.skipped: list[str] = []  # quantized convs left float, with the reason
         self.fuse_gelu = fuse_gelu  # False: the unfused conv1x1_f32 + gelu calls (the fused kernel's reference)
+        self.fuse_mlp = fuse_mlp  # False: the MLP pair as two calls (wrnn_mlp_s8's reference)
+        self.dq_add = dq_add  # False: int8 residual adds stay TVM C (wrnn_add_dq_s8's reference)
         self.quantize = quantize  # False: per-channel quantizes stay TVM C (wrnn_quantize_f32's reference)
         self._count = 0
 
@@ -245,11 +279,20 @@ class Offloader:
         # pool before the neck) read it there, in the reduction's own loop, instead of through a float copy of the
         # whole map (module doc of this pass: _int8_reductions)
         func = self._int8_reductions(func)
+        # 3c. a residual block's MLP pair, wrnn_conv1x1_s8_gelu_s8 -> wrnn_conv1x1_s8 with nothing else reading the
+        # hidden map, -> one wrnn_mlp_s8 call in pixel bands: the hidden map (twice the block's width; with the
+        # block's input and output the arena's peak) never exists whole
+        if self.fuse_mlp:
+            func = self._mlp_pass(func)
         # 4. quantize(a + b) / quantize(relu(a)) / quantize(a), channel last, of float tensors the plan holds anyway
         # (a kernel's float output, or a value something else reads too) -> wrnn_quantize_f32: TVM's C loops took
         # 17-23 instructions per element (a divide each), the kernel ~5; nothing new is stored
         if self.quantize:
             func = self._quantize_pass(func)
+        # 4b. quantize(DQ(a) + DQ(b)) of two int8 maps (a residual add held in int8) -> wrnn_add_dq_s8, the same
+        # arithmetic as TVM's loop with TVM's own constants (tvm_c_float): ~6 instructions per element against ~30
+        if self.dq_add:
+            func = self._dq_add_pass(func)
         mod["main"] = func
         return mod
 
@@ -451,18 +494,9 @@ class Offloader:
 
     def _gelu_pass(self, func):
         from tvm import relax
-        from tvm.relax.analysis import get_var2val, udchain
         from tvm.relax.dpl import is_op, rewrite_call, wildcard
 
-        v2v = get_var2val(func)
-        users: dict = {}  # var -> the vars of the bindings that use it (dataflow blocks)
-        for block in func.body.blocks:
-            if isinstance(block, relax.DataflowBlock):
-                for var, uses in udchain(block).items():
-                    users[var] = list(uses)
-
-        def val(e):
-            return v2v.get(e, e) if isinstance(e, relax.Var) else e
+        _, users, val = _dataflow(func)
 
         def op(e, name):
             e = val(e)
@@ -550,6 +584,58 @@ class Offloader:
                                      relax.TensorType((max(layer.scratch_bytes, 4),), "int8")])
         return relax.TupleGetItem(res, 0)
 
+    def _mlp_pass(self, func):
+        """element 0 of a wrnn_conv1x1_s8 call whose input is element 0 of a wrnn_conv1x1_s8_gelu_s8 call, each
+        result read only there -> element 0 of one wrnn_mlp_s8 call with both calls' arguments (their layers merge
+        into one, MACs summed)."""
+        from tvm import relax
+        from tvm.relax.dpl import is_op, is_tuple_get_item, rewrite_call, wildcard
+
+        _, users, val = _dataflow(func)
+
+        def layer_call(e):
+            c = val(e)
+            if isinstance(c, relax.Call) and getattr(c.op, "name", "") == "relax.call_dps_packed" \
+                    and isinstance(c.args[0], relax.ExternFunc):
+                layer = self.layers.get(str(c.args[0].global_symbol))
+                ins = val(c.args[1])
+                if layer is not None and isinstance(ins, relax.Tuple):
+                    return layer, list(ins.fields)
+            return None, None
+
+        def only_user(var) -> bool:
+            return isinstance(var, relax.Var) and len(users.get(var) or []) == 1
+
+        def rewrite(call, m):
+            second, ins2 = layer_call(call.tuple_value)
+            if second is None or second.op != "conv1x1" or call.index != 0 or not only_user(ins2[0]):
+                return call
+            item = val(ins2[0])
+            if not isinstance(item, relax.TupleGetItem) or item.index != 0 or not only_user(item.tuple_value):
+                return call
+            first, ins1 = layer_call(item.tuple_value)
+            if first is None or first.op != "conv1x1_gelu":
+                return call
+            g1, g2 = first.geom, second.geom
+            pixels = g1["in_h"] * g1["in_w"]
+            if g1["out_c"] != g2["in_c"] or pixels != g2["in_h"] * g2["in_w"]:
+                return call
+            name = self._name()
+            scratch = mlp_scratch_bytes(pixels, g1["out_c"], g2["out_c"])
+            layer = Layer(name, "mlp", {**g2, "in_c": g1["in_c"]}, first.in_zp, second.out_zp, second.act_min,
+                          second.act_max, macs=first.macs + second.macs, scratch_bytes=scratch,
+                          onnx_name=" + ".join(n for n in (first.onnx_name, second.onnx_name) if n),
+                          extra={**first.extra, **second.extra, "hidden_c": g1["out_c"], "hidden_zp": second.in_zp})
+            del self.layers[first.name], self.layers[second.name]
+            self.layers[name] = layer
+            shape = tuple(int(v) for v in call.ty.shape)
+            res = relax.call_dps_packed(relax.ExternFunc(name), [*ins1, *ins2[1:]],
+                                        [relax.TensorType(shape, "int8"), relax.TensorType((max(scratch, 4),), "int8")])
+            return relax.TupleGetItem(res, 0)
+
+        return rewrite_call(is_tuple_get_item(is_op("relax.call_dps_packed")(wildcard(), wildcard()), 0), rewrite,
+                            func)
+
     def _fc_f32(self, call, m, p):
         """matmul(DQ(x[.., M, K]), DQ(W[K, N])) (+ b[N]), float output -> wrnn_conv1x1_s8_f32 with M pixels."""
         from tvm import relax
@@ -597,15 +683,9 @@ class Offloader:
 
     def _quantize_pass(self, func):
         from tvm import relax
-        from tvm.relax.analysis import get_var2val, udchain
         from tvm.relax.dpl import is_op, rewrite_call, wildcard
 
-        v2v = get_var2val(func)
-        users: dict = {}
-        for block in func.body.blocks:
-            if isinstance(block, relax.DataflowBlock):
-                for var, uses in udchain(block).items():
-                    users[var] = list(uses)
+        v2v, users, _ = _dataflow(func)
         params = set(func.params)
         var_of = {val: var for var, val in v2v.items()}  # DPL may hand over a bound value instead of its var
 
@@ -660,6 +740,45 @@ class Offloader:
         func = rewrite_call(is_op("relax.quantize")(is_op("relax.nn.relu")(x), s, z),
                             lambda call, m: rewrite(call, m, False, relu=True), func)
         return rewrite_call(is_op("relax.quantize")(x, s, z), lambda call, m: rewrite(call, m, False), func)
+
+    def _dq_add_pass(self, func):
+        """quantize(add(DQ(a, sa, za), DQ(b, sb, zb)), s, z): a, b int8 of the output's shape, per-tensor sa/za/sb/zb,
+        the output quantizer per tensor or per channel on the last axis -> wrnn_add_dq_s8. Each constant as TVM's
+        loop would hold it: scalar scales as the float32 of TVM's C literal (tvm_c_float), per-channel ones exact
+        (TVM passes those as arrays), so the call computes the loop's bits."""
+        from tvm import relax
+        from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+        a, sa, za, b, sb, zb, s, z = (wildcard() for _ in range(8))
+        pat = is_op("relax.quantize")(is_op("relax.add")(is_op("relax.dequantize")(a, sa, za),
+                                                         is_op("relax.dequantize")(b, sb, zb)), s, z)
+
+        def rewrite(call, m):
+            shape = [int(v) for v in call.ty.shape]
+            if str(call.ty.dtype) != "int8" or any(str(m[v].ty.dtype) != "int8" or [int(d) for d in m[v].ty.shape]
+                                                   != shape for v in (a, b)):
+                return call
+            c = shape[-1]
+            consts = [_scalar(m[v]) for v in (sa, za, sb, zb)]
+            sc, zp = _const(m[s]), _const(m[z])
+            if None in consts or sc is None or zp is None or sc.size not in (1, c) or zp.size not in (1, c) \
+                    or (sc.size == c != 1 and int(call.attrs.axis) not in (len(shape) - 1, -1)) or not np.all(sc > 0):
+                return call
+            if sc.size == 1:  # a scalar TVM prints as a literal; a per-channel array it reads as it is
+                sc = tvm_c_float(sc.reshape(()))
+            sc = np.ascontiguousarray(np.broadcast_to(np.asarray(sc, np.float32).reshape(-1), (c,)))
+            zf = np.ascontiguousarray(np.broadcast_to(zp.astype(np.float32).reshape(-1), (c,)))
+            name = self._name()
+            layer = Layer(name, "add_dq", dict(n=int(np.prod(shape[:-1])), c=c), 0, 0, -128, 127, macs=0)
+            layer.extra.update(a_zp=int(consts[1]), a_scale=float(tvm_c_float(consts[0])), b_zp=int(consts[3]),
+                               b_scale=float(tvm_c_float(consts[2])))
+            self.layers[name] = layer
+            qconsts = [relax.const(sc), relax.const((np.float32(1) / sc).astype(np.float32)), relax.const(zf)]
+            res = relax.call_dps_packed(relax.ExternFunc(name), [m[a], m[b], *qconsts],
+                                        [relax.TensorType(tuple(shape), "int8"), relax.TensorType((4,), "int8")])
+            return relax.TupleGetItem(res, 0)
+
+        return rewrite_call(pat, rewrite, func)
 
     def _int8_reductions(self, func):
         """Means of a dequantized int8 map -> wrnn_mean_s8_f32, which reads the int8 map itself: an SE block's
@@ -937,6 +1056,15 @@ def dwconv_q8_scratch_bytes(g: dict) -> int:
     """wrnn_dwconv_s8_q8_scratch_bytes: one output row of float values, or the 3x3 tile path's 14 constant
     vectors and ring of 3 float rows (out_w + 2 columns x 4 channels) if that is more."""
     return max(4 * g["out_w"] * g["out_c"], 16 * 14 + 3 * 16 * (g["out_w"] + 2))
+
+
+def mlp_scratch_bytes(pixels: int, hidden_c: int, out_c: int) -> int:
+    """wrnn_mlp_s8_scratch_bytes: hidden_c + out_c folded int32 terms + one band of the hidden map
+    (WRNN_MLP_BAND_BYTES / hidden_c pixels, cut to whole 32-pixel GEMM chunks when that leaves one, at most
+    `pixels`)."""
+    band = 32768 // hidden_c
+    band = band - band % 32 if band >= 32 else band
+    return 4 * (hidden_c + out_c) + min(max(band, 1), pixels) * hidden_c
 
 
 def dwconv3x3_q8_scratch_bytes(g: dict) -> int:

@@ -94,6 +94,19 @@ int wrnn_call(int32_t op, const int32_t *a, void *const *b) {
       const wrnn_geom g = geom(a);
       return wrnn_dwconv3x3_s8_q8_scratch_bytes(&g);
     }
+    case WRNN_OP_MLP: { /* pixels, in_c, hidden_c, in_zp, out_c, hidden zp, out_zp, act_min, act_max | in, w1,
+                           scale1, bias1, gelu table, w2, bias2, mult2, shift2, scratch, out */
+      const wrnn_quant q = {a[5], a[6], a[7], a[8]};
+      return wrnn_mlp_s8(b[0], a[0], a[1], b[1], a[2], a[3], b[2], b[3], b[4], b[5], a[4], b[6], b[7], b[8], &q,
+                         b[9], b[10]);
+    }
+    case WRNN_OP_MLP_SCRATCH: /* pixels, hidden_c, out_c -> bytes */
+      return wrnn_mlp_s8_scratch_bytes(a[0], a[1], a[2]);
+    case WRNN_OP_ADD_DQ: /* pixels, c, a_zp, b_zp | a, b, a_scale, b_scale (one float each), q_scale, q_recip, q_zp,
+                            out */
+      return b[2] && b[3] ? wrnn_add_dq_s8(b[0], b[1], a[0], a[1], a[2], *(const float *)b[2], a[3],
+                                           *(const float *)b[3], b[4], b[5], b[6], b[7])
+                          : WRNN_ENULL;
     case WRNN_OP_MEAN_F32: { /* geom[12], zp | in, scale (one float), out (float) */
       const wrnn_geom g = geom(a);
       return b[1] ? wrnn_mean_s8_f32(b[0], &g, *(const float *)b[1], a[12], b[2]) : WRNN_ENULL;

@@ -31,6 +31,9 @@ enum {
   WRNN_OP_MEAN_F32 = 24,
   WRNN_OP_DWCONV3X3_Q8 = 25,
   WRNN_OP_DWCONV3X3_Q8_SCRATCH = 26,
+  WRNN_OP_MLP = 27,
+  WRNN_OP_MLP_SCRATCH = 28,
+  WRNN_OP_ADD_DQ = 29,
 };
 #define WRNN_CALL_EOP (-100) /* unknown opcode */
 

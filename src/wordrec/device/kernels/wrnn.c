@@ -537,6 +537,7 @@ int wrnn_matmul_s8s8_f32(const int8_t *a, const int8_t *b, int32_t batch, int32_
  * per 4 channels); at stride 1 the 4 pixels' windows overlap, so each input vector is loaded and converted once per
  * kernel row and feeds up to 4 VFMAs (the four live inputs rotate through registers). */
 #define WRNN_DWF_MAXT 64 /* taps of the float path: 64 float32x4 weights on the stack (1 KB); exact up to 514 */
+#define WRNN_DWF_ROWCOLS 128 /* columns of the converted single-row copy (2 KB of stack); wider: per-pixel borders */
 
 #ifdef WRNN_MVE
 /* FMAs of one 3-tap kernel row for 4 pixels at stride 1: input j (0..5) feeds pixel p with tap j - p. J0 / J5
@@ -595,6 +596,14 @@ int wrnn_matmul_s8s8_f32(const int8_t *a, const int8_t *b, int32_t batch, int32_
   "vcvt.f32.s32 " A ", " A "\n vfma.f32 %q[a1], " B ", q3\n vfma.f32 %q[a2], " C ", q3\n"                        \
   "vfma.f32 %q[a3], " A ", q3\n"
 
+/* The tap loop of a row for 4 pixels: groups of 3 taps (the carried inputs back in q0..q2 after each), then rem
+ * (0..2) more; STEP is one tap (WRNN_DWF_STEP on int8 input, WRNN_DWF_FSTEP on a converted float row). */
+#define WRNN_DWF_TAPS(STEP)                                                                                     \
+  "wls lr, %[groups], 3f\n"                                                                                    \
+  "2:\n" STEP("q0", "q1", "q2") STEP("q1", "q2", "q0") STEP("q2", "q0", "q1") "le lr, 2b\n"                     \
+  "3:\n cmp %[rem], #0\n beq 4f\n" STEP("q0", "q1", "q2") "cmp %[rem], #1\n beq 4f\n" STEP("q1", "q2", "q0")   \
+  "4:\n"
+
 static inline __attribute__((always_inline)) void dwf_row_s1(const int8_t *x, const float32x4_t *w, int32_t c,
                                                              int32_t groups, int32_t rem, float32x4_t *a0,
                                                              float32x4_t *a1, float32x4_t *a2, float32x4_t *a3) {
@@ -602,15 +611,36 @@ static inline __attribute__((always_inline)) void dwf_row_s1(const int8_t *x, co
   __asm__ volatile("vldrb.s32 q0, [%[x]]\n add %[p], %[x], %[c]\n vcvt.f32.s32 q0, q0\n"
                    "vldrb.s32 q1, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q1, q1\n"
                    "vldrb.s32 q2, [%[p]]\n add %[p], %[c]\n vcvt.f32.s32 q2, q2\n"
-                   "wls lr, %[groups], 3f\n"
-                   "2:\n" WRNN_DWF_STEP("q0", "q1", "q2") WRNN_DWF_STEP("q1", "q2", "q0")
-                   WRNN_DWF_STEP("q2", "q0", "q1") "le lr, 2b\n"
-                   "3:\n cmp %[rem], #0\n beq 4f\n" WRNN_DWF_STEP("q0", "q1", "q2")
-                   "cmp %[rem], #1\n beq 4f\n" WRNN_DWF_STEP("q1", "q2", "q0") "4:\n"
+                   WRNN_DWF_TAPS(WRNN_DWF_STEP)
                    : [p] "=&l"(p), [w] "+r"(w), [a0] "+w"(*a0), [a1] "+w"(*a1), [a2] "+w"(*a2), [a3] "+w"(*a3)
                    : [x] "l"(x), [c] "r"(c), [groups] "r"(groups), [rem] "r"(rem)
                    : "lr", "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7");
 }
+
+/* dwf_row_s1 on a row already converted to float, 4 channels per column (16 bytes): a post-incremented load
+ * replaces the byte load, pointer add and conversion (6 instructions per 16 MACs). */
+#define WRNN_DWF_FSTEP(A, B, C)                                                                                 \
+  "vldrw.u32 q3, [%[w]], #16\n vfma.f32 %q[a0], " A ", q3\n vldrw.u32 " A ", [%[p]], #16\n"                     \
+  "vfma.f32 %q[a1], " B ", q3\n vfma.f32 %q[a2], " C ", q3\n vfma.f32 %q[a3], " A ", q3\n"
+
+static inline __attribute__((always_inline)) void dwf_frow(const float *x, const float32x4_t *w, int32_t groups,
+                                                           int32_t rem, float32x4_t *a0, float32x4_t *a1,
+                                                           float32x4_t *a2, float32x4_t *a3) {
+  __asm__ volatile("vldrw.u32 q0, [%[p]], #16\n vldrw.u32 q1, [%[p]], #16\n vldrw.u32 q2, [%[p]], #16\n"
+                   WRNN_DWF_TAPS(WRNN_DWF_FSTEP)
+                   : [p] "+r"(x), [w] "+r"(w), [a0] "+w"(*a0), [a1] "+w"(*a1), [a2] "+w"(*a2), [a3] "+w"(*a3)
+                   : [groups] "r"(groups), [rem] "r"(rem)
+                   : "lr", "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7");
+}
+
+/* Columns of a converted row: `left` zero-point columns, `n` converted from the input row, `right` zero-point ones
+ * (wrnn_dwconv3x3_s8_q8's ring rows, and the single-row path of wrnn_dwconv_s8_f32). */
+typedef struct {
+  int32_t left, n, right;
+} dwq_cols;
+static inline __attribute__((always_inline)) void dwq_convert(const int8_t *in, const wrnn_geom *g,
+                                                              const dwq_cols *k, int32_t c0, int32_t iy,
+                                                              float32x4_t zpf, float *d);
 
 enum { DWF_FULL, DWF_LEFT, DWF_RIGHT, DWF_S2 };
 
@@ -659,6 +689,33 @@ static inline __attribute__((always_inline)) void dwf_block(const int8_t *in, co
   const int right = asm_row && sw == 1 && ox_b == out_w - 1 && (out_w - 1) - pad_left + 2 == in_w;
   float32x4_t cv[6]; /* the tiles' per-pixel corrections, scale, bias (one buffer: a small stack frame) */
   cv[4] = sc, cv[5] = bs;
+  if (kh == 1 && sw == 1 && !tail && kw >= 4 && pad_left > 0 && out_w >= 4 && out_w + kw - 1 <= WRNN_DWF_ROWCOLS) {
+    /* one kernel row wider than 3 with padding (ppocrv6_small's 1x7): the block's input row converted to float
+     * once with zero-point columns at the sides, so every pixel takes the streamed-weights tile (a padded tap
+     * adds (zp - zp) * w = 0, the correction covering all kw taps) instead of the per-pixel path at the borders */
+    float xf[4 * WRNN_DWF_ROWCOLS];
+    dwq_cols k;
+    k.left = pad_left, k.n = in_w < out_w + kw - 1 - pad_left ? in_w : out_w + kw - 1 - pad_left;
+    k.right = out_w + kw - 1 - k.left - k.n;
+    float32x4_t wsum = zero;
+    for (int32_t t = 0; t < kw; ++t) wsum = vaddq_f32(wsum, wf[t]);
+    const float32x4_t corr = vsubq_f32(zero, vmulq_f32(wsum, zpf)); /* 0 - v: see below */
+    for (int32_t oy = 0; oy < out_h; ++oy) {
+      dwq_convert(in, g, &k, c0, oy * sh, zpf, xf);
+      float *orow = out + oy * out_w * c + c0;
+      for (int32_t ox = 0; ox < out_w; ox += 4) {
+        if (ox > out_w - 4) ox = out_w - 4; /* the last 4 pixels again: the same bits for the ones written */
+        float32x4_t a0 = corr, a1 = corr, a2 = corr, a3 = corr;
+        dwf_frow(xf + 4 * ox, wf, kw / 3, kw % 3, &a0, &a1, &a2, &a3);
+        float *op = orow + ox * c;
+        vst1q_f32(op, vaddq_f32(vmulq_f32(a0, sc), bs));
+        vst1q_f32(op + c, vaddq_f32(vmulq_f32(a1, sc), bs));
+        vst1q_f32(op + 2 * c, vaddq_f32(vmulq_f32(a2, sc), bs));
+        vst1q_f32(op + 3 * c, vaddq_f32(vmulq_f32(a3, sc), bs));
+      }
+    }
+    return;
+  }
   for (int32_t oy = 0; oy < out_h; ++oy) {
     const int32_t y0 = oy * sh - pad_top;
     const int32_t ky_lo = y0 < 0 ? -y0 : 0, ky_hi = y0 + kh > in_h ? in_h - y0 : kh;
@@ -994,6 +1051,43 @@ int wrnn_quantize_f32(const float *a, const float *b, int32_t relu, int32_t pixe
   return WRNN_OK;
 }
 
+/* The residual add of two int8 maps as TVM's fused DQ -> add -> Q loop computes it (wrnn.h). */
+#ifdef WRNN_MVE
+static inline __attribute__((always_inline)) void add_dq_block(const int8_t *a, const int8_t *b, int32_t pixels,
+                                                               int32_t c, int32_t a_zp, float a_scale, int32_t b_zp,
+                                                               float b_scale, float32x4_t s, float32x4_t r,
+                                                               float32x4_t z, mve_pred16_t pr, int8_t *out) {
+  for (int32_t p = 0; p < pixels; ++p, a += c, b += c, out += c) {
+    const float32x4_t fa = vmulq_n_f32(vcvtq_f32_s32(vsubq_n_s32(vldrbq_z_s32(a, pr), a_zp)), a_scale);
+    const float32x4_t fb = vmulq_n_f32(vcvtq_f32_s32(vsubq_n_s32(vldrbq_z_s32(b, pr), b_zp)), b_scale);
+    vstrbq_p_s32(out, quant_vec(vaddq_f32(fa, fb), s, r, z), pr);
+  }
+}
+#endif
+
+int wrnn_add_dq_s8(const int8_t *a, const int8_t *b, int32_t pixels, int32_t c, int32_t a_zp, float a_scale,
+                   int32_t b_zp, float b_scale, const float *q_scale, const float *q_recip, const float *q_zp,
+                   int8_t *out) {
+  if (!a || !b || !q_scale || !q_recip || !q_zp || !out) return WRNN_ENULL;
+  if (pixels <= 0 || c <= 0 || (int64_t)pixels * c > INT32_MAX) return WRNN_EDIM;
+  if (!check_zp(a_zp) || !check_zp(b_zp) || !check_q(c, q_scale, q_zp)) return WRNN_EQUANT;
+#ifdef WRNN_MVE
+  for (int32_t c0 = 0; c0 < c; c0 += 4) {
+    const mve_pred16_t pr = vctp32q(c - c0);
+    add_dq_block(a + c0, b + c0, pixels, c, a_zp, a_scale, b_zp, b_scale, vldrwq_z_f32(q_scale + c0, pr),
+                 vldrwq_z_f32(q_recip + c0, pr), vldrwq_z_f32(q_zp + c0, pr), pr, out + c0);
+  }
+#else
+  for (int32_t p = 0; p < pixels; ++p)
+    for (int32_t ch = 0; ch < c; ++ch) {
+      const int64_t i = (int64_t)p * c + ch;
+      volatile float fa = (float)(a[i] - a_zp) * a_scale, fb = (float)(b[i] - b_zp) * b_scale;
+      out[i] = quant1(fa + fb, q_scale[ch], q_recip[ch], q_zp[ch]);
+    }
+#endif
+  return WRNN_OK;
+}
+
 /* Float-output kernels quantized band by band (wrnn.h): the bands are the same functions on sub-problems that
  * compute every output value exactly as the whole call does (pixel bands of the 1x1 GEMM; single output rows of
  * the depthwise conv, its input cut to the rows that row reads, so each window sees the same taps). */
@@ -1139,15 +1233,11 @@ static void dwq_tiles(const float *p0, const float *p1, const float *p2, const f
 }
 
 
-/* Columns of a ring row: `left` zero-point columns, `n` converted from the input row, `right` zero-point ones. */
-typedef struct {
-  int32_t left, n, right;
-} dwq_cols;
-
 /* Input row iy of block c0 into a ring row (the zero point throughout when iy is outside the image). Four columns
  * per step: 17 instructions (gcc's loop took ~8 a column). */
-static void dwq_convert(const int8_t *in, const wrnn_geom *g, const dwq_cols *k, int32_t c0, int32_t iy,
-                        float32x4_t zpf, float *d) {
+static inline __attribute__((always_inline)) void dwq_convert(const int8_t *in, const wrnn_geom *g,
+                                                              const dwq_cols *k, int32_t c0, int32_t iy,
+                                                              float32x4_t zpf, float *d) {
   int32_t left = k->left, n = k->n, right = k->right;
   if (iy < 0 || iy >= g->in_h) left += n + right, n = right = 0;
   for (int32_t j = 0; j < left; ++j, d += 4) vst1q_f32(d, zpf);
@@ -1387,6 +1477,48 @@ int wrnn_conv1x1_s8_gelu_s8(const int8_t *in, int32_t pixels, int32_t in_c, cons
   int32_t *folded = (int32_t *)scratch;
   for (int32_t o = 0; o < out_c; ++o) folded[o] = fold(0, o, w + (int64_t)o * in_c, in_c, in_zp);
   gemm_s8_gelu(in, pixels, w, out_c, in_c, folded, scale, bias, &t, out);
+  return WRNN_OK;
+}
+
+/* Pixels per band of the MLP pair: the hidden band within WRNN_MLP_BAND_BYTES, whole GEMM chunks when it can. */
+static int32_t mlp_band(int32_t pixels, int32_t hidden_c) {
+  int32_t p = WRNN_MLP_BAND_BYTES / hidden_c;
+  if (p >= WRNN_GEMM_CHUNK) p -= p % WRNN_GEMM_CHUNK;
+  return p < 1 ? 1 : (p > pixels ? pixels : p);
+}
+
+int32_t wrnn_mlp_s8_scratch_bytes(int32_t pixels, int32_t hidden_c, int32_t out_c) {
+  if (pixels <= 0 || hidden_c <= 0 || out_c <= 0 || hidden_c > (INT32_MAX - WRNN_MLP_BAND_BYTES) / 8 ||
+      out_c > INT32_MAX / 8)
+    return WRNN_EDIM;
+  const int64_t bytes = 4 * ((int64_t)hidden_c + out_c) + (int64_t)mlp_band(pixels, hidden_c) * hidden_c;
+  return bytes > INT32_MAX ? WRNN_EDIM : (int32_t)bytes;
+}
+
+int wrnn_mlp_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w1, int32_t hidden_c, int32_t in_zp,
+                const float *scale1, const float *bias1, const int32_t *gelu_table, const int8_t *w2, int32_t out_c,
+                const int32_t *bias2, const int32_t *mult2, const int32_t *shift2, const wrnn_quant *q2,
+                void *scratch, int8_t *out) {
+  if (!in || !w1 || !scale1 || !scratch || !out) return WRNN_ENULL;
+  if (pixels <= 0 || in_c <= 0 || wrnn_mlp_s8_scratch_bytes(pixels, hidden_c, out_c) < 0) return WRNN_EDIM;
+  if (!check_zp(in_zp)) return WRNN_EQUANT;
+  gelu_tab t;
+  int rc = gelu_tab_read(gelu_table, &t);
+  if (rc) return rc;
+  rc = check_gemm(in, w2, mult2, shift2, q2, out, pixels, hidden_c, out_c);
+  if (rc) return rc;
+  /* both layers' zero-point terms once per call (gemm_s8 would fold the second's per band: out_c x hidden_c) */
+  int32_t *folded = (int32_t *)scratch, *folded2 = folded + hidden_c;
+  int8_t *band = (int8_t *)(folded2 + out_c);
+  for (int32_t o = 0; o < hidden_c; ++o) folded[o] = fold(0, o, w1 + (int64_t)o * in_c, in_c, in_zp);
+  for (int32_t o = 0; o < out_c; ++o) folded2[o] = fold(bias2, o, w2 + (int64_t)o * hidden_c, hidden_c, q2->in_zp);
+  const int32_t step = mlp_band(pixels, hidden_c);
+  for (int32_t p0 = 0; p0 < pixels; p0 += step) {
+    const int32_t np = pixels - p0 < step ? pixels - p0 : step;
+    gemm_s8_gelu(in + (int64_t)p0 * in_c, np, w1, hidden_c, in_c, folded, scale1, bias1, &t, band);
+    gemm_s8(band, hidden_c, np, w2, out_c, hidden_c, folded2, 0, bias2, mult2, shift2, q2,
+            out + (int64_t)p0 * out_c, out_c);
+  }
   return WRNN_OK;
 }
 

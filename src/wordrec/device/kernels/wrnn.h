@@ -139,6 +139,16 @@ int wrnn_dwconv_s8_f32(const int8_t *in, const int8_t *w, const int32_t *in_zp, 
 int wrnn_quantize_f32(const float *a, const float *b, int32_t relu, int32_t pixels, int32_t c, const float *scale,
                       const float *recip, const float *zp, int8_t *out);
 
+/* A residual add of two int8 maps (NHWC, C last) with its output quantize, as TVM's fused DQ -> add -> Q loop
+ * computes it: out[p][c] = Q(((float)(a - a_zp) * a_scale) + ((float)(b - b_zp) * b_scale)), each operation
+ * rounded to float32 (no FMA), Q = wrnn_quantize_f32's per-channel quantize (q_scale, q_recip, q_zp [C]). The
+ * compiler passes a_scale / b_scale as the float32 that TVM's C literal of the graph's scale denotes (7
+ * significant digits, "%.6e"), so the call is bit for bit the loop it replaces. ~6 instructions per element on
+ * Helium against TVM's ~30 (a divide each). */
+int wrnn_add_dq_s8(const int8_t *a, const int8_t *b, int32_t pixels, int32_t c, int32_t a_zp, float a_scale,
+                   int32_t b_zp, float b_scale, const float *q_scale, const float *q_recip, const float *q_zp,
+                   int8_t *out);
+
 /* A float-output kernel whose result is quantized at once, in bands, so the float tensor between the two calls
  * (4 bytes per value) never exists: each band of the float output goes to scratch, then through the
  * wrnn_quantize_f32 arithmetic (relu optional) into out. Bit for bit the two calls' int8 output (the same
@@ -196,6 +206,20 @@ int wrnn_gelu_s8(const float *x, int32_t n, const int32_t *table, int8_t *out);
 int wrnn_conv1x1_s8_gelu_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w, int32_t out_c,
                             int32_t in_zp, const float *scale, const float *bias, const int32_t *gelu_table,
                             void *scratch, int8_t *out);
+
+/* A residual block's MLP pair in pixel bands: wrnn_conv1x1_s8_gelu_s8 (in -> hidden, in_zp, scale1, bias1,
+ * gelu_table) then wrnn_conv1x1_s8 (hidden -> out, bias2, mult2, shift2, q2 with q2->in_zp the hidden map's zero
+ * point), band by band, so the [pixels][hidden_c] map between them never exists whole (ppocrv6_small: 184,320 B
+ * at every block, the arena's peak with the block's input and output). Bit for bit the two calls (the same
+ * functions on pixel ranges; every output pixel reads only its own input pixel). Bands of WRNN_MLP_BAND_BYTES /
+ * hidden_c pixels (whole 32-pixel GEMM chunks where that leaves one). scratch: wrnn_mlp_s8_scratch_bytes = 4 *
+ * (hidden_c + out_c) (both layers' zero-point terms, folded once) + band * hidden_c. Errors as the two calls'. */
+#define WRNN_MLP_BAND_BYTES 32768
+int32_t wrnn_mlp_s8_scratch_bytes(int32_t pixels, int32_t hidden_c, int32_t out_c);
+int wrnn_mlp_s8(const int8_t *in, int32_t pixels, int32_t in_c, const int8_t *w1, int32_t hidden_c, int32_t in_zp,
+                const float *scale1, const float *bias1, const int32_t *gelu_table, const int8_t *w2, int32_t out_c,
+                const int32_t *bias2, const int32_t *mult2, const int32_t *shift2, const wrnn_quant *q2,
+                void *scratch, int8_t *out);
 
 /* Depthwise k_h x k_w convolution, channel multiplier 1 (g->out_c == g->in_c). w HWC [k_h][k_w][c].
  * scratch: wrnn_dwconv_s8_scratch_bytes(g) bytes, 4-byte aligned: folded bias (4 * c), weights transposed to
