@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
+
+from wordrec.io import atomic_file
 
 WHOLE_COPY = Path(".dvc") / "tmp" / "dvc.lock.whole"  # .dvc/tmp is DVC's own untracked scratch
 
@@ -137,22 +138,21 @@ def heal_lockfile(repo: Path) -> str | None:
     whole = _whole_prefix(text)
     back = [k for k in saved if k not in whole]
     healed = {"schema": "2.0", "stages": {**whole, **{k: saved[k] for k in back}}}
-    tmp = path.with_name(path.name + ".heal")
-    tmp.write_text(yaml.safe_dump(healed, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        f.write(yaml.safe_dump(healed, sort_keys=False))
     return (f"{path}: cut (a DVC process was killed while writing it); kept {len(whole)} whole stage entries, "
             f"{len(back)} from the last whole copy; DVC reruns any stage whose files no longer match its entry")
 
 
 def save_whole_lock(repo: Path) -> None:
     """Copy a whole dvc.lock to WHOLE_COPY (atomically), the source heal_lockfile mends a cut one from."""
-    path, copy = repo / "dvc.lock", repo / WHOLE_COPY
-    if not path.is_file() or _read_lock(path)[1] is None:
+    path = repo / "dvc.lock"
+    if not path.is_file():
         return
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = copy.with_name(copy.name + ".tmp")
-    shutil.copyfile(path, tmp)
-    os.replace(tmp, copy)
+    text, data = _read_lock(path)
+    if data is not None:
+        with atomic_file(repo / WHOLE_COPY) as f:
+            f.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:
