@@ -1055,7 +1055,7 @@ def conv1x1_q8_scratch_bytes(pixels: int, out_c: int) -> int:
 def dwconv_q8_scratch_bytes(g: dict) -> int:
     """wrnn_dwconv_s8_q8_scratch_bytes: one output row of float values, or the 3x3 tile path's 14 constant
     vectors and ring of 3 float rows (out_w + 2 columns x 4 channels) if that is more."""
-    return max(4 * g["out_w"] * g["out_c"], 16 * 14 + 3 * 16 * (g["out_w"] + 2))
+    return max(4 * g["out_w"] * g["out_c"], dwconv3x3_q8_scratch_bytes(g))
 
 
 def mlp_scratch_bytes(pixels: int, hidden_c: int, out_c: int) -> int:

@@ -1124,10 +1124,13 @@ int wrnn_conv1x1_s8_q8(const int8_t *in, int32_t pixels, int32_t in_c, const int
  * 0-1), scale and bias: float32x4 vectors in its scratch (the scratch size is the same on every path) */
 enum { DWQ_CONSTS = 14 };
 
+/* The tile path's scratch: the constants, then the ring of 3 rows of out_w + 2 columns x 4 floats. */
+static int32_t dwq_scratch(int32_t out_w) { return 16 * DWQ_CONSTS + 48 * (out_w + 2); }
+
 int32_t wrnn_dwconv_s8_q8_scratch_bytes(const wrnn_geom *g) {
   if (!g || !check_geom(g) || (int64_t)g->out_w * g->out_c > INT32_MAX / 8) return WRNN_EDIM;
   /* one float output row, or the tile path's constants and ring if that is more (few channels) */
-  const int32_t row = 4 * g->out_w * g->out_c, tiles = 16 * DWQ_CONSTS + 3 * 16 * (g->out_w + 2);
+  const int32_t row = 4 * g->out_w * g->out_c, tiles = dwq_scratch(g->out_w);
   return row > tiles ? row : tiles;
 }
 
@@ -1345,7 +1348,7 @@ int32_t wrnn_dwconv3x3_s8_q8_scratch_bytes(const wrnn_geom *g) {
   if (!g || !check_geom(g) || g->k_h != 3 || g->k_w != 3 || g->stride_w != 1 || g->out_c != g->in_c ||
       g->in_c % 4 || g->out_w < 4 || g->out_w > (INT32_MAX - 16 * DWQ_CONSTS) / 48 - 2)
     return WRNN_EDIM;
-  return 16 * DWQ_CONSTS + 48 * (g->out_w + 2);
+  return dwq_scratch(g->out_w);
 }
 
 int wrnn_dwconv3x3_s8_q8(const int8_t *in, const int8_t *w, const int32_t *in_zp, const float *scale,
